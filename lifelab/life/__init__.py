@@ -1,0 +1,1 @@
+"""The organism: events, environment, state, meaning, behaviour, policy, clock and the loop."""

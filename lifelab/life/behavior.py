@@ -1,0 +1,298 @@
+"""Decision, action, feedback, learning, adaptation and planning (DESIGN.md §1.4, §1.6).
+
+One decision per event. A batch is appraised against the self-state at the start of the tick and
+its impacts are summed and applied once (so a batch of one is exactly the per-event rule). The
+scalar path (:func:`respond`) and the numpy path (:func:`respond_batch`) implement the same rule;
+tests hold them equal.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lifelab.life.events import RECOVERY
+
+__all__ = [
+    "ABSORB",
+    "ACTION_NAMES",
+    "AMPLIFY",
+    "AMPLIFY_GAIN",
+    "DAMPEN",
+    "IGNORE",
+    "FeedbackBook",
+    "adapt",
+    "choose_action",
+    "learn",
+    "potential_sequences",
+    "respond",
+    "respond_batch",
+]
+
+IGNORE, DAMPEN, ABSORB, AMPLIFY = 0, 1, 2, 3
+ACTION_NAMES = ("ignore", "dampen", "absorb", "amplify")
+AMPLIFY_GAIN = 1.5
+DAMPEN_COST = 0.01
+ABSORB_COST = 0.005
+ABSORB_COST_BELOW = 0.8
+
+Kept = list[tuple[int, int, float]]
+
+
+def choose_action(significance: float, threshold: float, stability: float, intensity: float) -> int:
+    """The decision rule: ignore below threshold, else dampen / amplify / absorb by stability."""
+    if significance < threshold:
+        return IGNORE
+    if stability > 0.8:
+        return DAMPEN
+    if stability < 0.3 and intensity > 0.0:
+        return AMPLIFY
+    return ABSORB
+
+
+def action_cost(action: int, coef: dict[str, float]) -> float:
+    """Energy an action costs: dampen 0.01·(1 − c), absorb with c < 0.8 0.005·(1 − c)."""
+    if action == DAMPEN:
+        return DAMPEN_COST * (1.0 - coef["dampen"])
+    if action == ABSORB and coef["absorb"] < ABSORB_COST_BELOW:
+        return ABSORB_COST * (1.0 - coef["absorb"])
+    return 0.0
+
+
+def respond(
+    types: Sequence[int],
+    intensities: Sequence[float],
+    multipliers: Sequence[float],
+    thresholds: Sequence[float],
+    base: tuple[Sequence[float], Sequence[float], Sequence[float]],
+    ctx: float,
+    stability: float,
+    coef: dict[str, float],
+    efficiency: float,
+    kept: Kept,
+) -> tuple[float, float, float, float]:
+    """Appraise, decide and sum impacts for a small batch (the scalar path).
+
+    Appends ``(type, action, significance)`` of every non-ignored event to ``kept`` and returns
+    ``(d_energy, d_stability, d_integrity, energy_cost)``.
+    """
+    # NOTE: appraisal, decision and impact fused into one loop for speed (the per-call overhead
+    # of three stage functions is most of the cost at one event per tick); respond_batch is the
+    # staged numpy twin and tests hold the two equal.
+    base_e, base_s, base_i = base
+    coef_d = coef["dampen"]
+    coef_a = coef["absorb"]
+    d_e = d_s = d_i = cost = 0.0
+    for t, intensity in zip(types, intensities, strict=False):  # equal by construction
+        a = intensity if intensity >= 0.0 else -intensity
+        sig = a * multipliers[t] * ctx
+        if sig > 1.0:
+            sig = 1.0
+        elif sig < 0.0:
+            sig = 0.0
+        if sig < thresholds[t]:
+            continue
+        if stability > 0.8:
+            action = DAMPEN
+            c = coef_d
+            cost += DAMPEN_COST * (1.0 - coef_d)
+        elif stability < 0.3 and intensity > 0.0:
+            action = AMPLIFY
+            c = AMPLIFY_GAIN
+        else:
+            action = ABSORB
+            c = coef_a
+            if coef_a < ABSORB_COST_BELOW:
+                cost += ABSORB_COST * (1.0 - coef_a)
+        m = a * sig * c
+        e = base_e[t] * m
+        if t == RECOVERY:
+            e *= efficiency
+        d_e += e
+        d_s += base_s[t] * m
+        d_i += base_i[t] * m
+        kept.append((t, action, sig))
+    return d_e, d_s, d_i, cost
+
+
+def respond_batch(
+    types: np.ndarray,
+    intensities: np.ndarray,
+    multipliers: np.ndarray,
+    thresholds: np.ndarray,
+    base: np.ndarray,
+    ctx: float,
+    stability: float,
+    coef: dict[str, float],
+    efficiency: float,
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, np.ndarray]:
+    """The numpy path of :func:`respond` for long batches.
+
+    Returns ``(delta[E, S, I], energy_cost, kept_types, kept_actions, kept_significance)``.
+    """
+    absolute = np.abs(intensities)
+    sig = absolute * multipliers[types]
+    sig *= ctx
+    np.clip(sig, 0.0, 1.0, out=sig)
+    kept = np.flatnonzero(sig >= thresholds[types])
+    k_types = types[kept]
+    k_sigs = sig[kept]
+    n = len(kept)
+    coef_d = coef["dampen"]
+    coef_a = coef["absorb"]
+    # Every event sees the same start-of-tick stability, so at most two actions occur per batch.
+    if stability > 0.8:
+        k_actions = np.full(n, DAMPEN, np.int8)
+        gain: np.ndarray | float = coef_d
+        cost = n * DAMPEN_COST * (1.0 - coef_d)
+    else:
+        if stability < 0.3:
+            positive = intensities[kept] > 0.0
+            k_actions = np.where(positive, np.int8(AMPLIFY), np.int8(ABSORB))
+            gain = np.where(positive, AMPLIFY_GAIN, coef_a)
+            n_absorb = n - int(np.count_nonzero(positive))
+        else:
+            k_actions = np.full(n, ABSORB, np.int8)
+            gain = coef_a
+            n_absorb = n
+        cost = n_absorb * ABSORB_COST * (1.0 - coef_a) if coef_a < ABSORB_COST_BELOW else 0.0
+    mult = absolute[kept] * k_sigs
+    mult *= gain
+    if efficiency != 1.0:
+        base = base.copy()  # (n_types, 3): cheaper than scaling the per-event rows
+        base[RECOVERY, 0] *= efficiency
+    delta = mult @ base[k_types]
+    return delta, cost, k_types, k_actions, k_sigs
+
+
+class FeedbackBook:
+    """Pending actions whose outcome becomes a feedback memory when due (3–10 ticks later).
+
+    A record is ``(E0, S0, I0, types, actions, significances)``: the vitals right after the action,
+    and either one event (ints and a float) or several (arrays) acted on in the same tick.
+    """
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending: dict[int, list[tuple[Any, ...]]] = {}
+
+    def add(self, due: int, record: tuple[Any, ...]) -> None:
+        bucket = self.pending.get(due)
+        if bucket is None:
+            self.pending[due] = [record]
+        else:
+            bucket.append(record)
+
+    def pop_due(self, tick: int) -> list[tuple[Any, ...]] | None:
+        return self.pending.pop(tick, None)
+
+    def __len__(self) -> int:
+        total = 0
+        for records in self.pending.values():
+            for r in records:
+                total += len(r[3]) if isinstance(r[3], np.ndarray) else 1
+        return total
+
+    def to_list(self) -> list[list[Any]]:
+        """JSON-ready, sorted by due tick (floats round-trip exactly through JSON)."""
+        out = []
+        for due in sorted(self.pending):
+            for e0, s0, i0, types, actions, sigs in self.pending[due]:
+                if isinstance(types, np.ndarray):
+                    out.append([due, e0, s0, i0, types.tolist(), actions.tolist(), sigs.tolist()])
+                else:
+                    out.append([due, e0, s0, i0, int(types), int(actions), float(sigs)])
+        return out
+
+    def load(self, rows: list[list[Any]]) -> None:
+        self.pending.clear()
+        for due, e0, s0, i0, types, actions, sigs in rows:
+            if isinstance(types, list):
+                record = (
+                    float(e0),
+                    float(s0),
+                    float(i0),
+                    np.asarray(types, np.int64),
+                    np.asarray(actions, np.int8),
+                    np.asarray(sigs, np.float64),
+                )
+            else:
+                record = (float(e0), float(s0), float(i0), int(types), int(actions), float(sigs))
+            self.add(int(due), record)
+
+
+def learn(state: Any, counts: np.ndarray, sig_sums: np.ndarray, action_counts: np.ndarray) -> None:
+    """One learning pass over active *event* entries (DESIGN §1.6).
+
+    Types absent from active memory teach nothing, so their parameters stay as they are.
+    """
+    total = int(counts.sum())
+    if total == 0:
+        return
+    sens = state.sensitivity
+    thr = state.threshold
+    for t in np.flatnonzero(counts).tolist():
+        share = counts[t] / total
+        if share > 0.2:
+            sens[t] = min(1.0, sens[t] + 0.01)
+        elif share < 0.1:
+            sens[t] = max(0.0, sens[t] - 0.01)
+        mean = sig_sums[t] / counts[t]
+        if mean > 0.5:
+            thr[t] = max(0.0, thr[t] - 0.01)
+        elif mean < 0.2:
+            thr[t] = min(1.0, thr[t] + 0.01)
+    coef = state.response_coef
+    for name, action in (("dampen", DAMPEN), ("absorb", ABSORB), ("ignore", IGNORE)):
+        freq = action_counts[action] / total
+        if freq > 0.3:
+            coef[name] = min(1.0, coef[name] + 0.01)
+        elif freq < 0.1:
+            coef[name] = max(0.0, coef[name] - 0.01)
+
+
+def _toward(current: float, target: float) -> float:
+    diff = target - current
+    step = min(abs(diff), 0.01)
+    return current + step if diff > 0 else current - step
+
+
+def adapt(state: Any) -> float:
+    """Move each behaviour value toward its learned value by at most 0.01; return the total move."""
+    moved = 0.0
+    for learned, behavior in (
+        (state.sensitivity, state.behavior_sensitivity),
+        (state.threshold, state.behavior_threshold),
+    ):
+        for t, target in enumerate(learned):
+            new = _toward(behavior[t], target)
+            moved += abs(new - behavior[t])
+            behavior[t] = new
+    bcoef = state.behavior_response_coef
+    for name, target in state.response_coef.items():
+        new = _toward(bcoef[name], target)
+        moved += abs(new - bcoef[name])
+        bcoef[name] = new
+    state.adaptation_history.append((state.ticks, moved))
+    return moved
+
+
+def potential_sequences(recent: Sequence[int], time_ratio: float) -> Counter[int]:
+    """What may come next: types that followed the latest k-type pattern in recent events.
+
+    k is 2, or 3–4 when subjective time runs accelerated (r ≥ 1.1; 4 from r ≥ 1.5).
+    """
+    k = (4 if time_ratio >= 1.5 else 3) if time_ratio >= 1.1 else 2
+    seq = list(recent)
+    if len(seq) <= k:
+        return Counter()
+    pattern = seq[-k:]
+    nexts: Counter[int] = Counter()
+    for i in range(len(seq) - k):
+        if seq[i : i + k] == pattern:
+            nexts[seq[i + k]] += 1
+    return nexts

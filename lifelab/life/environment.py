@@ -1,0 +1,95 @@
+"""The built-in environment: draws events from the 22-type table of DESIGN.md §1.2.
+
+Draw weights are normalised; each type's intensity is uniform on its range. The number of events
+per tick is either a deterministic carry of a fractional rate (``fixed``) or Poisson. Randomness
+comes in blocks from the organism's seeded streams, so two organisms with one seed see one world.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lifelab.life.events import TypeTable
+from lifelab.life.rng import BlockStream
+
+__all__ = ["Environment"]
+
+
+class Environment:
+    """Seeded event source.
+
+    Args:
+        table: The organism's type table (draw weights and intensity ranges).
+        rate: Mean events per tick.
+        mode: ``"fixed"`` or ``"poisson"``.
+        gens: Three generators: types, intensities, counts.
+    """
+
+    __slots__ = (
+        "carry",
+        "counts",
+        "lo",
+        "lo_arr",
+        "mode",
+        "rate",
+        "span",
+        "span_arr",
+        "types",
+        "uniform",
+    )
+
+    def __init__(
+        self, table: TypeTable, rate: float, mode: str, gens: list[np.random.Generator]
+    ) -> None:
+        weights = np.array([0.0 if r.internal else r.draw_weight for r in table.rows])
+        p = weights / weights.sum()
+        n = len(p)
+        self.rate = rate
+        self.mode = mode
+        self.carry = 0.0
+        self.types = BlockStream(gens[0], lambda g, k: g.choice(n, size=k, p=p))
+        self.uniform = BlockStream(gens[1], lambda g, k: g.random(k))
+        self.counts = (
+            BlockStream(gens[2], lambda g, k: g.poisson(rate, k)) if mode == "poisson" else None
+        )
+        self.lo = [r.lo for r in table.rows]
+        self.span = [r.hi - r.lo for r in table.rows]
+        self.lo_arr = np.array(self.lo)
+        self.span_arr = np.array(self.span)
+
+    def count(self) -> int:
+        """How many events the world emits this tick."""
+        if self.counts is not None:
+            return int(self.counts.next())
+        carry = self.carry + self.rate
+        k = int(carry)
+        self.carry = carry - k
+        return k
+
+    def draw_one(self) -> tuple[int, float]:
+        """One event as (type index, intensity)."""
+        t = self.types.next()
+        return t, self.lo[t] + self.span[t] * self.uniform.next()
+
+    def draw(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``k`` events as (type indices, intensities) arrays."""
+        t = self.types.take(k)
+        intensity = self.lo_arr[t] + self.span_arr[t] * self.uniform.take(k)
+        return t, intensity
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "carry": self.carry,
+            "types": self.types.get_state(),
+            "uniform": self.uniform.get_state(),
+            "counts": None if self.counts is None else self.counts.get_state(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.carry = float(state["carry"])
+        self.types.set_state(state["types"])
+        self.uniform.set_state(state["uniform"])
+        if self.counts is not None and state["counts"] is not None:
+            self.counts.set_state(state["counts"])

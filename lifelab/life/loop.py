@@ -1,0 +1,560 @@
+"""Life: the organism and the only module that sequences a tick.
+
+A tick, in order (DESIGN.md §4): advance the clock; perceive a batch (queue, then the world);
+move subjective time; appraise, decide and apply; remember and register feedback; collect due
+feedback; maybe queue a memory echo; periodic decay, learning and adaptation; the weakness policy;
+keep active memory within capacity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from lifelab.config import LifeConfig
+from lifelab.exceptions import EventError, LifeStateError
+from lifelab.life import behavior, meaning, policy
+from lifelab.life.behavior import ABSORB, ACTION_NAMES, AMPLIFY, FeedbackBook
+from lifelab.life.clock import RealtimeClock, SimulatedClock
+from lifelab.life.environment import Environment
+from lifelab.life.events import ECHO, RECOVERY, Event, TypeTable
+from lifelab.life.rng import BlockStream, streams_for_seed
+from lifelab.life.state import SelfState, recovery_efficiency
+from lifelab.memory.active import KIND_EVENT, KIND_FEEDBACK, ActiveMemory
+from lifelab.memory.archive import MemoryArchive
+
+__all__ = ["Life"]
+
+ECHO_BASE_WAIT = 50  # ticks without an echo after which its probability doubles
+FEEDBACK_EPSILON = 0.001
+
+
+class Life:
+    """A continuously-living organism.
+
+    Args:
+        config: The organism's configuration (defaults to ``LifeConfig()``).
+
+    Use :meth:`run` for a fixed number of ticks, or :meth:`start`/:meth:`stop` to live in a
+    background thread (notebooks), feeding it with :meth:`push` from any thread.
+    """
+
+    def __init__(self, config: LifeConfig | None = None) -> None:
+        cfg = config if config is not None else LifeConfig()
+        if not isinstance(cfg, LifeConfig):
+            raise TypeError(f"config must be a LifeConfig, got {type(cfg).__name__}")
+        self.config = cfg
+        self.types = TypeTable()
+        n_types = len(self.types)
+        gens = streams_for_seed(cfg.seed, 5)
+        if cfg.clock == "simulated":
+            # Identity derives from the seed so that two runs of one config have one digest.
+            life_id = uuid.UUID(bytes=gens[4].bytes(16), version=4).hex
+            birth_time = 0.0
+            self._clock: SimulatedClock | RealtimeClock = SimulatedClock(cfg.dt)
+        else:
+            life_id = uuid.uuid4().hex
+            birth_time = time.time()
+            self._clock = RealtimeClock(cfg.tick_interval)
+        self.state = SelfState(
+            life_id=life_id,
+            birth_time=birth_time,
+            n_types=n_types,
+            recent_size=cfg.recent_events_size,
+        )
+        self.archive = MemoryArchive()
+        self.memory = ActiveMemory(
+            cfg.memory_capacity,
+            self.archive.append,
+            min_weight=cfg.min_weight,
+            decay_factor=cfg.decay_factor,
+        )
+        self.environment = Environment(self.types, cfg.events_per_tick, cfg.events_mode, gens[:3])
+        self._uniform = BlockStream(gens[3], lambda g, k: g.random(k))
+        self.feedback = FeedbackBook()
+        self._wait = self._clock.wait
+        self._queue: deque[tuple[int, float]] = deque()
+        self._echo: float | None = None  # intensity of the memory echo queued for next tick
+        self._queue_lock = threading.Lock()
+        self._base = (
+            [r.energy for r in self.types.rows],
+            [r.stability for r in self.types.rows],
+            [r.integrity for r in self.types.rows],
+        )
+        self._base_arr = np.array(self._base).T.copy()  # (n_types, 3)
+        self._weights = [r.meaning_weight for r in self.types.rows]
+        self._refresh_params()
+        # counters
+        self.events_pushed = 0
+        self.events_rejected = 0
+        self.events_dropped = 0
+        self.events_processed = 0
+        self.echoes = 0
+        self.ticks_since_echo = 0
+        self.zero_vital_ticks = 0
+        self.alive = True
+        self.actions = [0, 0, 0, 0]
+        self.errors: Counter[str] = Counter()
+        self.last_error: str | None = None
+        self._kept: list[tuple[int, int, float]] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._run_lock = threading.Lock()
+
+    # -- the tick --------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        s = self.state
+        cfg = self.config
+        dt = self._wait()
+        tick = s.ticks + 1
+        s.ticks = tick
+        age = s.age + dt
+        s.age = age
+
+        types, intensities = self._perceive()
+        n = len(types)
+
+        if n == 0:
+            peak = None
+        elif n == 1:
+            peak = abs(intensities[0])
+        elif isinstance(intensities, np.ndarray):
+            peak = float(np.abs(intensities).max())
+        else:
+            peak = max(map(abs, intensities))
+        s.last_event_intensity = smoothed = meaning.smooth_intensity(s.last_event_intensity, peak)
+        s.subjective_time += dt * meaning.subjective_rate(smoothed, s.stability, s.energy)
+
+        if n:
+            self._respond(types, intensities, n, tick, age)
+        if tick in self.feedback.pending:
+            self._collect_feedback(tick, age)
+        self._maybe_echo()
+
+        if tick % cfg.decay_every == 0:
+            self.memory.decay(age)
+        if tick % cfg.learn_every == 0:
+            behavior.learn(s, *self.memory.type_stats(len(self.types), len(ACTION_NAMES)))
+            self._refresh_params()
+        if tick % cfg.adapt_every == 0:
+            behavior.adapt(s)
+            self._refresh_params()
+
+        if policy.is_weak(s, cfg):
+            s.apply_delta(*policy.weakness_penalty(cfg, dt))
+            self._check_mortality()
+        mem = self.memory
+        if mem.next_id - mem.spilled > cfg.memory_capacity:
+            mem.enforce_capacity()
+
+    def _perceive(self) -> tuple[Any, Any]:
+        """Drain at most ``batch_size`` events: first the queue, then this tick's world events.
+
+        A memory echo rolled last tick comes first and on top of ``batch_size`` (it is internal).
+        """
+        env = self.environment
+        k = env.count()
+        queue = self._queue
+        batch = self.config.batch_size
+        if not queue and k <= batch:
+            # NOTE: fast path for speed: no queue traffic when nothing is waiting.
+            if k == 1:
+                t, intensity = env.draw_one()
+                types: Any = (t,)
+                intensities: Any = (intensity,)
+            elif k == 0:
+                types = intensities = ()
+            else:
+                types, intensities = env.draw(k)
+                if k < self.config.vector_min_batch:
+                    types = types.tolist()
+                    intensities = intensities.tolist()
+        else:
+            if k:
+                drawn_t, drawn_i = env.draw(k)
+                self._enqueue(zip(drawn_t.tolist(), drawn_i.tolist(), strict=True))
+            take = min(batch, len(queue))
+            items = [queue.popleft() for _ in range(take)]
+            types = [t for t, _ in items]
+            intensities = [i for _, i in items]
+            if take >= self.config.vector_min_batch:
+                types = np.array(types, np.int64)
+                intensities = np.array(intensities)
+        echo = self._echo
+        if echo is not None:
+            self._echo = None
+            if isinstance(types, np.ndarray):
+                types = np.concatenate(((ECHO,), types))
+                intensities = np.concatenate(((echo,), intensities))
+            else:
+                types = (ECHO, *types)
+                intensities = (echo, *intensities)
+        return types, intensities
+
+    def _respond(self, types: Any, intensities: Any, n: int, tick: int, age: float) -> None:
+        """Appraise, decide and apply a batch; remember what was not ignored."""
+        s = self.state
+        ctx = meaning.context(s.integrity, s.stability, s.subjective_time / age)
+        if isinstance(types, np.ndarray):
+            delta, cost, k_types, k_actions, k_sigs = behavior.respond_batch(
+                types,
+                intensities,
+                self._mult_arr,
+                self._thr_arr,
+                self._base_arr,
+                ctx,
+                s.stability,
+                s.response_coef,
+                recovery_efficiency(age),
+            )
+            s.apply_delta(float(delta[0]) - cost, float(delta[1]), float(delta[2]))
+            kept = len(k_types)
+            if kept:
+                self.memory.add_batch(
+                    k_types, KIND_EVENT, k_actions, k_sigs, age, s.subjective_time, tick
+                )
+                self._register_feedback_batch(tick, k_types, k_actions, k_sigs)
+                amplified = int(np.count_nonzero(k_actions == AMPLIFY))
+                self.actions[int(k_actions[0]) if not amplified else AMPLIFY] += amplified or kept
+                if amplified and amplified < kept:
+                    self.actions[ABSORB] += kept - amplified
+            s.recent_events.extend(types[-self.config.recent_events_size :].tolist())
+        else:
+            kept_list = self._kept
+            efficiency = recovery_efficiency(age) if RECOVERY in types else 1.0
+            d_e, d_s, d_i, cost = behavior.respond(
+                types,
+                intensities,
+                self._mult,
+                self._thr,
+                self._base,
+                ctx,
+                s.stability,
+                s.response_coef,
+                efficiency,
+                kept_list,
+            )
+            s.apply_delta(d_e - cost, d_s, d_i)
+            if kept_list:
+                self._remember(kept_list, tick, age)
+            s.recent_events.extend(types)
+        self.events_processed += n
+
+    def _remember(self, kept: list[tuple[int, int, float]], tick: int, age: float) -> None:
+        s = self.state
+        mem_add = self.memory.add
+        book = self.feedback
+        subjective = s.subjective_time
+        e0, s0, i0 = s.energy, s.stability, s.integrity
+        lo = self.config.feedback_min_ticks
+        span = self.config.feedback_max_ticks - lo + 1
+        uniform = self._uniform
+        actions = self.actions
+        for t, action, sig in kept:
+            mem_add(t, KIND_EVENT, action, sig, age, subjective, tick)
+            actions[action] += 1
+            book.add(tick + lo + int(uniform.next() * span), (e0, s0, i0, t, action, sig))
+        kept.clear()
+
+    def _register_feedback_batch(
+        self, tick: int, types: np.ndarray, actions: np.ndarray, sigs: np.ndarray
+    ) -> None:
+        """One pending record per distinct delay, grouped by one stable sort (not a mask each)."""
+        s = self.state
+        lo = self.config.feedback_min_ticks
+        span = self.config.feedback_max_ticks - lo + 1
+        delays = (self._uniform.take(len(types)) * span).astype(np.int64)
+        order = np.argsort(delays, kind="stable")
+        bounds = np.searchsorted(delays[order], np.arange(span + 1)).tolist()
+        types, actions, sigs = types[order], actions[order], sigs[order]
+        vitals = (s.energy, s.stability, s.integrity)
+        add = self.feedback.add
+        for d in range(span):
+            a, b = bounds[d], bounds[d + 1]
+            if a < b:
+                add(tick + lo + d, (*vitals, types[a:b], actions[a:b], sigs[a:b]))
+
+    def _collect_feedback(self, tick: int, age: float) -> None:
+        """Due actions whose outcome moved any vital by more than 0.001 become feedback entries."""
+        due = self.feedback.pop_due(tick)
+        if not due:
+            return
+        s = self.state
+        mem = self.memory
+        energy, stability, integrity = s.energy, s.stability, s.integrity
+        batched: list[tuple[Any, ...]] = []
+        for e0, s0, i0, types, actions, sigs in due:
+            d = (energy - e0, stability - s0, integrity - i0)
+            if max(abs(d[0]), abs(d[1]), abs(d[2])) <= FEEDBACK_EPSILON:
+                continue
+            if isinstance(types, np.ndarray):
+                batched.append((types, actions, sigs, d))
+            else:
+                mem.add(types, KIND_FEEDBACK, actions, sigs, age, s.subjective_time, tick, d)
+        if len(batched) == 1:
+            types, actions, sigs, d = batched[0]
+            mem.add_batch(types, KIND_FEEDBACK, actions, sigs, age, s.subjective_time, tick, d)
+        elif batched:
+            counts = [len(b[0]) for b in batched]
+            payload = np.repeat(np.array([b[3] for b in batched]), counts, axis=0)
+            mem.add_batch(
+                np.concatenate([b[0] for b in batched]),
+                KIND_FEEDBACK,
+                np.concatenate([b[1] for b in batched]),
+                np.concatenate([b[2] for b in batched]),
+                age,
+                s.subjective_time,
+                tick,
+                (payload[:, 0], payload[:, 1], payload[:, 2]),
+            )
+
+    def _maybe_echo(self) -> None:
+        """One roll per tick (fix: the reference rolled twice) for a memory echo next tick."""
+        p = self.config.echo_probability
+        if self.ticks_since_echo >= ECHO_BASE_WAIT:
+            p *= 2.0
+        mem = self.memory
+        if mem.next_id - mem.spilled > 0.8 * self.config.memory_capacity:
+            p *= 1.5
+        uniform = self._uniform
+        if uniform.next() < p:
+            self.ticks_since_echo = 0
+            self.echoes += 1
+            self._echo = -0.2 + 0.4 * uniform.next()
+        else:
+            self.ticks_since_echo += 1
+
+    def _check_mortality(self) -> None:
+        s = self.state
+        if s.energy == 0.0 and s.stability == 0.0 and s.integrity == 0.0:
+            self.zero_vital_ticks += 1
+            limit = self.config.mortality_ticks
+            if limit is not None and self.zero_vital_ticks >= limit:
+                self.alive = False
+        else:
+            self.zero_vital_ticks = 0
+
+    def _refresh_params(self) -> None:
+        """Recompute the cached per-type multipliers and thresholds after learning/adaptation."""
+        s = self.state
+        self._mult = meaning.type_multipliers(self._weights, s.sensitivity, s.behavior_sensitivity)
+        self._thr = list(s.behavior_threshold)
+        self._mult_arr = np.array(self._mult)
+        self._thr_arr = np.array(self._thr)
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def _enqueue(self, items: Any) -> None:
+        queue = self._queue
+        cap = self.config.queue_capacity
+        with self._queue_lock:
+            for item in items:
+                if len(queue) < cap:
+                    queue.append(item)
+                else:
+                    self.events_dropped += 1
+
+    def push(self, event: Event | Mapping[str, Any]) -> None:
+        """Queue an event from any thread; bad input raises (and is counted), a full queue drops.
+
+        Raises:
+            EventError: the event's type, intensity or metadata is refused (a ValueError).
+            EventTypeError: the event is not an Event or a mapping (a TypeError).
+        """
+        try:
+            if not isinstance(event, Event):
+                event = Event.from_mapping(event)
+            t = self.types.index(event.type)
+            if self.types.rows[t].internal:
+                raise EventError(f"event type {event.type!r} is internal and cannot be pushed")
+        except (ValueError, TypeError):
+            with self._queue_lock:
+                self.events_rejected += 1
+            raise
+        with self._queue_lock:
+            self.events_pushed += 1
+            if len(self._queue) < self.config.queue_capacity:
+                self._queue.append((t, event.intensity))
+            else:
+                self.events_dropped += 1
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    # -- living --------------------------------------------------------------------------------
+
+    def run(self, ticks: int) -> dict[str, Any]:
+        """Live ``ticks`` ticks in this thread and return :meth:`summary`.
+
+        A stage that raises is counted, costs integrity, and the loop goes on.
+        """
+        if isinstance(ticks, bool) or not isinstance(ticks, int) or ticks < 0:
+            raise ValueError(f"ticks must be a non-negative integer, got {ticks!r}")
+        if not self._run_lock.acquire(blocking=False):
+            raise LifeStateError("this Life is already running (start() or run() in progress)")
+        try:
+            self._clock.begin(self._stop)
+            self._live(ticks)
+        finally:
+            self._run_lock.release()
+        return self.summary()
+
+    def _live(self, ticks: int | None) -> None:
+        tick = self._tick
+        stop = self._stop
+        remaining = ticks
+        while self.alive and not stop.is_set():
+            if remaining is not None:
+                if remaining <= 0:
+                    return
+                # Run in chunks so a stop request is seen within a few thousand ticks.
+                chunk = min(remaining, 4096)
+                remaining -= chunk
+            else:
+                chunk = 4096 if not self._clock.realtime else 1
+            for _ in range(chunk):
+                try:
+                    tick()
+                except Exception as exc:
+                    self._stage_failed(exc)
+                if not self.alive:
+                    return
+
+    def _stage_failed(self, exc: Exception) -> None:
+        """Count a failed stage and take the integrity penalty; never re-raise."""
+        kind = type(exc).__name__
+        self.errors[kind] += 1
+        self.last_error = f"{kind}: {exc}"
+        s = self.state
+        i = s.integrity - self.config.error_integrity_penalty
+        s.integrity = 0.0 if i < 0.0 else i
+
+    def start(self) -> None:
+        """Live in a background daemon thread until :meth:`stop` (paced in real-time mode)."""
+        if not self._run_lock.acquire(blocking=False):
+            raise LifeStateError("this Life is already running (start() or run() in progress)")
+        self._stop.clear()
+
+        def target() -> None:
+            try:
+                self._clock.begin(self._stop)
+                self._live(None)
+            finally:
+                self._run_lock.release()
+
+        self._thread = threading.Thread(target=target, name="lifelab-life", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> dict[str, Any]:
+        """Stop a background run started with :meth:`start`, wait for it, return the summary."""
+        thread = self._thread
+        if thread is None:
+            raise LifeStateError("stop() without start()")
+        self._stop.set()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise LifeStateError(f"the life thread did not stop within {timeout} s")
+        self._thread = None
+        self._stop.clear()
+        return self.summary()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def plan(self) -> dict[str, int]:
+        """Types that may come next, by how often they followed the latest pattern."""
+        nexts = behavior.potential_sequences(self.state.recent_events, self.state.time_ratio)
+        return {self.types.names[t]: c for t, c in nexts.most_common()}
+
+    def is_weak(self) -> bool:
+        return policy.is_weak(self.state, self.config)
+
+    @property
+    def entries_written(self) -> int:
+        return self.memory.next_id
+
+    def summary(self) -> dict[str, Any]:
+        """The run summary of DESIGN.md §5 (real-time runs add lateness, drift and CPU)."""
+        s = self.state
+        out: dict[str, Any] = {
+            "run_dir": self.config.run_dir,
+            "ticks": s.ticks,
+            "digest": self.digest(),
+            "energy": s.energy,
+            "integrity": s.integrity,
+            "stability": s.stability,
+            "memory_active": len(self.memory),
+            "archive_size": len(self.archive),
+            "entries_written": self.entries_written,
+            "events_processed": self.events_processed,
+            "events_rejected": self.events_rejected,
+            "events_dropped": self.events_dropped,
+            "age_s": s.age,
+            "subjective_time_s": s.subjective_time,
+            "time_perception": s.time_perception,
+            "weak": self.is_weak(),
+            "alive": self.alive,
+            "errors": sum(self.errors.values()),
+            "actions": dict(zip(ACTION_NAMES[1:], self.actions[1:], strict=True)),
+        }
+        out.update(self._clock.stats())
+        return out
+
+    def canonical(self) -> dict[str, Any]:
+        """Everything the digest covers, JSON-ready (no paths, no wall-clock readings)."""
+        state = self.state.to_dict()
+        if self._clock.realtime:
+            state.pop("birth_time")
+        return {
+            "state": state,
+            "feedback": self.feedback.to_list(),
+            "queue": list(self._queue),
+            "echo": self._echo,
+            "rng": {
+                "environment": self.environment.get_state(),
+                "uniform": self._uniform.get_state(),
+            },
+            "counters": {
+                "entries_written": self.memory.next_id,
+                "spilled": self.memory.spilled,
+                "archive_size": len(self.archive),
+                "events_processed": self.events_processed,
+                "echoes": self.echoes,
+                "ticks_since_echo": self.ticks_since_echo,
+                "zero_vital_ticks": self.zero_vital_ticks,
+                "actions": self.actions,
+            },
+        }
+
+    def digest(self) -> str:
+        """Hex digest of the canonical state and the active memory columns."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(json.dumps(self.canonical(), sort_keys=True, default=_json_default).encode())
+        for name, col in self.memory.export().items():
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(col).tobytes())
+        return h.hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")

@@ -1,0 +1,82 @@
+"""The organism's one seeded random source, drawn in blocks.
+
+Calling numpy's generator per tick costs ~1 µs per call; drawing 4096 values at once and handing
+them out from a Python list costs ~30 ns each. A stream's exact position is (generator state before
+the current block, index in the block), so a snapshot stores those two and resume regenerates the
+same block: no block contents need saving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BlockStream", "streams_for_seed"]
+
+BLOCK = 4096
+
+
+class BlockStream:
+    """Values from ``fill(generator, n)`` handed out one at a time or in slices."""
+
+    __slots__ = ("_fill", "_gen", "_state_before", "array", "index", "values")
+
+    def __init__(self, gen: np.random.Generator, fill: Callable[[np.random.Generator, int], Any]):
+        self._gen = gen
+        self._fill = fill
+        self._state_before: dict[str, Any] = {}
+        self.array: np.ndarray = np.empty(0)
+        self.values: list[Any] = []
+        self.index = 0
+        self._refill()
+
+    def _refill(self) -> None:
+        self._state_before = self._gen.bit_generator.state
+        self.array = np.asarray(self._fill(self._gen, BLOCK))
+        self.values = self.array.tolist()
+        self.index = 0
+
+    def next(self) -> Any:
+        """One value (the hot path inlines this; see Life._tick)."""
+        i = self.index
+        if i == BLOCK:
+            self._refill()
+            i = 0
+        self.index = i + 1
+        return self.values[i]
+
+    def take(self, k: int) -> np.ndarray:
+        """The next ``k`` values as an array (a view when they sit in one block)."""
+        i = self.index
+        if i + k <= BLOCK:
+            self.index = i + k
+            return self.array[i : i + k]
+        parts = []
+        while k > 0:
+            if self.index == BLOCK:
+                self._refill()
+            j = min(BLOCK, self.index + k)
+            parts.append(self.array[self.index : j])
+            k -= j - self.index
+            self.index = j
+        return np.concatenate(parts)
+
+    def refill_if_empty(self) -> None:
+        if self.index == BLOCK:
+            self._refill()
+
+    def get_state(self) -> dict[str, Any]:
+        """JSON-ready position of the stream."""
+        return {"state_before": self._state_before, "index": self.index}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._gen.bit_generator.state = state["state_before"]
+        self._refill()
+        self.index = int(state["index"])
+
+
+def streams_for_seed(seed: int, n: int) -> list[np.random.Generator]:
+    """``n`` independent generators spawned from one seed (one seed, separate streams)."""
+    return [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(n)]

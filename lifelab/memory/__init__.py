@@ -1,0 +1,1 @@
+"""Active memory (columnar) and archives."""

@@ -1,0 +1,298 @@
+"""Active memory: a columnar (struct-of-arrays) store with decay, spill and activation.
+
+One numpy array per field, no Python object per entry. Entries keep their write order (id order)
+in the columns, which is what "ties oldest first" relies on. Single entries are written straight
+into the columns (twelve scalar stores, ~1 µs): staging them in a list and converting in bulk was
+measured slower at the rates the loop writes (~2.5 µs per entry with flushes of ten).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["COLUMNS", "KIND_EVENT", "KIND_FEEDBACK", "ActiveMemory"]
+
+KIND_EVENT = 0
+KIND_FEEDBACK = 1
+
+# Column name -> dtype. 64 bytes per entry, every column included (DESIGN §1.7, issue 7 target).
+COLUMNS: dict[str, np.dtype[Any]] = {
+    "id": np.dtype(np.int64),
+    "event_type": np.dtype(np.int16),
+    "kind": np.dtype(np.int8),
+    "action": np.dtype(np.int8),
+    "significance": np.dtype(np.float64),
+    "weight": np.dtype(np.float64),
+    "timestamp": np.dtype(np.float64),
+    "subjective_timestamp": np.dtype(np.float64),
+    "tick": np.dtype(np.int64),
+    "feedback_energy": np.dtype(np.float32),
+    "feedback_stability": np.dtype(np.float32),
+    "feedback_integrity": np.dtype(np.float32),
+}
+SECONDS_PER_DAY = 86_400.0
+
+Spill = Callable[[dict[str, np.ndarray]], None]
+
+
+class ActiveMemory:
+    """The organism's active memories, bounded by ``capacity``; what leaves goes to ``spill``.
+
+    Args:
+        capacity: Most entries kept after :meth:`enforce_capacity`.
+        spill: Called with a dict of column arrays (copies) for every batch of entries leaving.
+        min_weight: Entries whose weight decays below this spill.
+        decay_factor: ``f`` in ``w <- w·f·1/(1 + age_s/86400)·(0.5 + 0.5·sig)``.
+    """
+
+    __slots__ = (
+        "_cols",
+        "_n",
+        "_ordered",
+        "_size",
+        "capacity",
+        "decay_factor",
+        "min_weight",
+        "next_id",
+        "spill",
+        "spilled",
+    )
+
+    def __init__(
+        self,
+        capacity: int,
+        spill: Spill,
+        *,
+        min_weight: float = 0.1,
+        decay_factor: float = 0.99,
+    ) -> None:
+        self.capacity = capacity
+        self.spill = spill
+        self.min_weight = min_weight
+        self.decay_factor = decay_factor
+        self.next_id = 0  # entries ever written; the next entry's id
+        self.spilled = 0  # entries ever handed to ``spill``
+        self._n = 0
+        self._size = min(capacity, 1024)
+        self._cols: dict[str, np.ndarray] = {
+            name: np.empty(self._size, dtype) for name, dtype in COLUMNS.items()
+        }
+        self._ordered = tuple(self._cols.values())  # COLUMNS order, for add()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def add(
+        self,
+        event_type: int,
+        kind: int,
+        action: int,
+        significance: float,
+        timestamp: float,
+        subjective_timestamp: float,
+        tick: int,
+        feedback: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    ) -> int:
+        """Write one entry (weight 1.0) and return its id."""
+        i = self._n
+        if i == self._size:
+            self._reserve(i + 1)
+        entry_id = self.next_id
+        (c_id, c_type, c_kind, c_action, c_sig, c_weight, c_ts, c_sts, c_tick, c_fe, c_fs, c_fi) = (
+            self._ordered
+        )
+        c_id[i] = entry_id
+        c_type[i] = event_type
+        c_kind[i] = kind
+        c_action[i] = action
+        c_sig[i] = significance
+        c_weight[i] = 1.0
+        c_ts[i] = timestamp
+        c_sts[i] = subjective_timestamp
+        c_tick[i] = tick
+        c_fe[i], c_fs[i], c_fi[i] = feedback
+        self._n = i + 1
+        self.next_id = entry_id + 1
+        return entry_id
+
+    def add_batch(
+        self,
+        event_type: np.ndarray,
+        kind: int,
+        action: np.ndarray | int,
+        significance: np.ndarray,
+        timestamp: float,
+        subjective_timestamp: float,
+        tick: int,
+        feedback: tuple[Any, Any, Any] = (0.0, 0.0, 0.0),
+    ) -> None:
+        """Write ``len(event_type)`` entries that share a time and a kind, vectorised.
+
+        ``feedback`` holds three floats or three per-entry arrays.
+        """
+        k = len(event_type)
+        if k == 0:
+            return
+        start = self._n
+        self._reserve(start + k)
+        end = start + k
+        c = self._cols
+        c["id"][start:end] = np.arange(self.next_id, self.next_id + k)
+        c["event_type"][start:end] = event_type
+        c["kind"][start:end] = kind
+        c["action"][start:end] = action
+        c["significance"][start:end] = significance
+        c["weight"][start:end] = 1.0
+        c["timestamp"][start:end] = timestamp
+        c["subjective_timestamp"][start:end] = subjective_timestamp
+        c["tick"][start:end] = tick
+        c["feedback_energy"][start:end] = feedback[0]
+        c["feedback_stability"][start:end] = feedback[1]
+        c["feedback_integrity"][start:end] = feedback[2]
+        self.next_id += k
+        self._n = end
+
+    def _reserve(self, size: int) -> None:
+        if size <= self._size:
+            return
+        new = max(size, 2 * self._size)
+        for name, col in self._cols.items():
+            grown = np.empty(new, col.dtype)
+            grown[: self._n] = col[: self._n]
+            self._cols[name] = grown
+        self._size = new
+        self._ordered = tuple(self._cols.values())
+
+    # -- decay and spill ---------------------------------------------------------------------
+
+    def decay(self, now: float) -> int:
+        """Apply one decay pass at life time ``now`` and spill entries under ``min_weight``.
+
+        ``w ← w · f · 1/(1 + age_s/86400) · (0.5 + 0.5·sig)``, computed as
+        ``w · (sig + 1)·(f/2)·86400 / (86400 + now − timestamp)`` (the same factor in five array
+        operations instead of nine: at a few hundred entries each numpy call costs more than the
+        arithmetic). Returns the number of entries spilled.
+        """
+        n = self._n
+        if n == 0:
+            return 0
+        c = self._cols
+        factor = c["significance"][:n] + 1.0
+        factor *= 0.5 * self.decay_factor * SECONDS_PER_DAY
+        factor /= (now + SECONDS_PER_DAY) - c["timestamp"][:n]
+        weight = c["weight"][:n]
+        weight *= factor
+        gone = weight < self.min_weight
+        if not gone.any():
+            return 0
+        return self._spill_mask(gone)
+
+    def enforce_capacity(self) -> int:
+        """Spill the lowest-weight entries (ties: oldest first) until ``capacity`` is respected."""
+        excess = self.next_id - self.spilled - self.capacity
+        if excess <= 0:
+            return 0
+        n = self._n
+        weight = self._cols["weight"][:n]
+        kth = np.partition(weight, excess - 1)[excess - 1]
+        gone = weight < kth
+        need = excess - int(np.count_nonzero(gone))
+        if need:
+            # Columns are in id order, so the first equal-weight positions are the oldest.
+            gone[np.flatnonzero(weight == kth)[:need]] = True
+        return self._spill_mask(gone)
+
+    def _spill_mask(self, gone: np.ndarray) -> int:
+        # Index arrays, not boolean masks: col[idx] costs ~0.4 µs per column where col[:n][mask]
+        # costs ~1.5 µs, and a spill touches every column twice.
+        gone_idx = np.flatnonzero(gone)
+        k = len(gone_idx)
+        if k == 0:
+            return 0
+        keep_idx = np.flatnonzero(~gone)
+        m = len(keep_idx)
+        c = self._cols
+        out = {name: col[gone_idx] for name, col in c.items()}
+        for col in c.values():
+            col[:m] = col[keep_idx]
+        self._n = m
+        self.spilled += k
+        self.spill(out)
+        return k
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        # every entry ever written is either active or spilled (DESIGN §2, invariant 4)
+        return self.next_id - self.spilled
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Read-only views of the live columns (valid until the next write)."""
+        n = self._n
+        out = {}
+        for name, col in self._cols.items():
+            view = col[:n]
+            view.flags.writeable = False
+            out[name] = view
+        return out
+
+    def nbytes(self) -> int:
+        """Bytes held by the column arrays (allocated, not only live rows)."""
+        return sum(col.nbytes for col in self._cols.values())
+
+    def activation(self, event_type: int, k: int) -> dict[str, np.ndarray]:
+        """The top-``k`` active event entries of one type by significance (highest first)."""
+        n = self._n
+        c = self._cols
+        idx = np.flatnonzero((c["event_type"][:n] == event_type) & (c["kind"][:n] == KIND_EVENT))
+        if len(idx) > k:
+            # stable sort on -significance: equal significance keeps write order (oldest first)
+            idx = idx[np.argsort(-c["significance"][idx], kind="stable")[:k]]
+        else:
+            idx = idx[np.argsort(-c["significance"][idx], kind="stable")]
+        return {name: col[idx] for name, col in c.items()}
+
+    def summary(self, event_type: int) -> tuple[float, float, int]:
+        """(weight-averaged significance, max significance, count) of one type's event entries."""
+        n = self._n
+        c = self._cols
+        mask = (c["event_type"][:n] == event_type) & (c["kind"][:n] == KIND_EVENT)
+        count = int(np.count_nonzero(mask))
+        if count == 0:
+            return 0.0, 0.0, 0
+        sig = c["significance"][:n][mask]
+        w = c["weight"][:n][mask]
+        total = float(w.sum())
+        mean = float((w * sig).sum() / total) if total > 0 else float(sig.mean())
+        return mean, float(sig.max()), count
+
+    def type_stats(self, n_types: int, n_actions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Counts and significance sums per type, and action counts, over active event entries."""
+        n = self._n
+        c = self._cols
+        events = c["kind"][:n] == KIND_EVENT
+        types = c["event_type"][:n][events]
+        counts = np.bincount(types, minlength=n_types)
+        sig_sums = np.bincount(types, weights=c["significance"][:n][events], minlength=n_types)
+        actions = np.bincount(c["action"][:n][events], minlength=n_actions)
+        return counts, sig_sums, actions
+
+    # -- snapshot support ------------------------------------------------------------------------
+
+    def export(self) -> dict[str, np.ndarray]:
+        """Copies of the live columns, for snapshots and digests."""
+        n = self._n
+        return {name: col[:n].copy() for name, col in self._cols.items()}
+
+    def load(self, columns: dict[str, np.ndarray], next_id: int, spilled: int) -> None:
+        """Replace the contents with exported columns (used by resume)."""
+        n = len(columns["id"])
+        self._n = 0
+        self._reserve(max(n, 1))
+        for name, dtype in COLUMNS.items():
+            self._cols[name][:n] = np.asarray(columns[name], dtype=dtype)
+        self._n = n
+        self.next_id = next_id
+        self.spilled = spilled

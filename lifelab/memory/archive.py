@@ -1,0 +1,96 @@
+"""Archives: where entries that leave active memory go. Nothing is ever deleted.
+
+This module holds the in-memory archive, which keeps spilled columns in a list of chunks. It is the
+reference behaviour for search (a brute-force filter) that durable archives must match.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from lifelab.memory.active import COLUMNS
+
+__all__ = ["SORT_KEYS", "Archive", "MemoryArchive", "filter_columns"]
+
+SORT_KEYS = ("timestamp", "significance", "weight", "id")
+
+
+class Archive(Protocol):
+    """What the organism needs from an archive."""
+
+    def append(self, columns: dict[str, np.ndarray]) -> None: ...
+
+    def __len__(self) -> int: ...
+
+    def search(self, **query: Any) -> dict[str, np.ndarray]: ...
+
+
+def filter_columns(
+    cols: dict[str, np.ndarray],
+    *,
+    event_type: int | None = None,
+    min_sig: float | None = None,
+    max_sig: float | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    min_weight: float | None = None,
+    max_weight: float | None = None,
+    sort: str = "timestamp",
+    descending: bool = False,
+    limit: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Brute-force search over columns: every bound inclusive; ties broken by id."""
+    if sort not in SORT_KEYS:
+        raise ValueError(f"sort must be one of {list(SORT_KEYS)}, got {sort!r}")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    mask = np.ones(len(cols["id"]), dtype=bool)
+    if event_type is not None:
+        mask &= cols["event_type"] == event_type
+    for name, lo, hi in (
+        ("significance", min_sig, max_sig),
+        ("timestamp", since, until),
+        ("weight", min_weight, max_weight),
+    ):
+        if lo is not None:
+            mask &= cols[name] >= lo
+        if hi is not None:
+            mask &= cols[name] <= hi
+    idx = np.flatnonzero(mask)
+    key = cols[sort][idx]
+    ids = cols["id"][idx]
+    order = np.lexsort((ids, -key)) if descending else np.lexsort((ids, key))
+    idx = idx[order]
+    if limit is not None:
+        idx = idx[:limit]
+    return {name: col[idx] for name, col in cols.items()}
+
+
+class MemoryArchive:
+    """An archive held in RAM: chunks of spilled columns, concatenated on read."""
+
+    def __init__(self) -> None:
+        self._chunks: list[dict[str, np.ndarray]] = []
+        self._count = 0
+
+    def append(self, columns: dict[str, np.ndarray]) -> None:
+        self._chunks.append(columns)
+        self._count += len(columns["id"])
+
+    def __len__(self) -> int:
+        return self._count
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every archived entry, as columns in archive order."""
+        if not self._chunks:
+            return {name: np.empty(0, dtype) for name, dtype in COLUMNS.items()}
+        if len(self._chunks) > 1:
+            merged = {name: np.concatenate([c[name] for c in self._chunks]) for name in COLUMNS}
+            self._chunks = [merged]
+        return self._chunks[0]
+
+    def search(self, **query: Any) -> dict[str, np.ndarray]:
+        """Entries matching the query (see :func:`filter_columns`)."""
+        return filter_columns(self.columns(), **query)

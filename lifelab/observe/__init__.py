@@ -1,0 +1,1 @@
+"""Observability: benchmarks now; metrics and profiles join here."""

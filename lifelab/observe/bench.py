@@ -1,0 +1,148 @@
+"""``lifelab bench loop``: throughput, tick latency, memory and GC figures of the tick loop.
+
+Method (DESIGN.md §3): warm-up ticks are excluded; the GC mode is applied after warm-up; the
+throughput pass runs untimed ticks in ten equal chunks (``rate_by_decile``); a separate latency
+pass times single ticks with ``perf_counter_ns`` (its timer overhead, ~0.1 µs, is inside the
+percentiles but not inside ``ticks_per_s``). A bare loop that does the minimum a tick must do
+(draw an event, clamp three vitals, append three columns) gives a same-run yardstick.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from lifelab.config import LifeConfig
+from lifelab.life.events import builtin_types
+from lifelab.life.loop import Life
+from lifelab.observe.gcmode import GcWatch, apply_gc_mode, parse_gc_mode
+
+__all__ = ["bare_loop", "bench_loop", "peak_rss_mb"]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_loop(
+    *,
+    ticks: int = 200_000,
+    events_per_tick: float = 1.0,
+    batch_size: int = 64,
+    memory_capacity: int = 10_000,
+    gc: str = "default",
+    warmup: int | None = None,
+    latency_ticks: int | None = None,
+    seed: int = 0,
+    baseline: bool = False,
+    progress: Callable[[int], None] | None = None,
+    **config: Any,
+) -> dict[str, Any]:
+    """Benchmark the loop on the simulated clock and return the ``bench loop`` JSON keys."""
+    if ticks < 10:
+        raise ValueError(f"ticks must be >= 10 (ten deciles), got {ticks}")
+    mode = parse_gc_mode(gc)
+    cfg = LifeConfig(
+        seed=seed,
+        events_per_tick=events_per_tick,
+        batch_size=batch_size,
+        memory_capacity=memory_capacity,
+        **config,
+    )
+    life = Life(cfg)
+    life.run(warmup if warmup is not None else min(20_000, max(1_000, ticks // 10)))
+    apply_gc_mode(mode)
+    events0 = life.events_processed
+    chunk = ticks // 10
+    rates = []
+    with GcWatch() as watch:
+        t0 = time.perf_counter()
+        for _ in range(10):
+            c0 = time.perf_counter()
+            life.run(chunk)
+            rates.append(chunk / (time.perf_counter() - c0))
+            if progress is not None:
+                progress(chunk)
+        wall = time.perf_counter() - t0
+    events = life.events_processed - events0
+    lat = _latency_pass(life, latency_ticks if latency_ticks is not None else min(ticks, 100_000))
+    out: dict[str, Any] = {
+        "ticks": chunk * 10,
+        "events": events,
+        "wall_s": wall,
+        "ticks_per_s": chunk * 10 / wall,
+        "events_per_s": events / wall,
+        "tick_p50_us": float(np.percentile(lat, 50)) / 1e3,
+        "tick_p99_us": float(np.percentile(lat, 99)) / 1e3,
+        "tick_max_us": float(lat.max()) / 1e3,
+        "peak_rss_mb": peak_rss_mb(),
+        "gc_collections": sum(watch.collections),
+        "gc_collections_by_gen": list(watch.collections),
+        "gc_pause_ms": watch.pause_ms,
+        "rate_by_decile": rates,
+        "last_decile_ratio": rates[-1] / rates[0],
+        "memory_active": len(life.memory),
+        "archive_size": len(life.archive),
+        "events_per_tick": events_per_tick,
+        "batch_size": batch_size,
+        "memory_capacity": memory_capacity,
+        "gc": gc,
+    }
+    if baseline:
+        bare = bare_loop(min(ticks, 1_000_000), seed=seed)
+        out["baseline_ticks_per_s"] = bare
+        out["ratio_to_baseline"] = out["ticks_per_s"] / bare
+    return out
+
+
+def _latency_pass(life: Life, n: int) -> np.ndarray:
+    """Per-tick wall times (ns) of ``n`` single ticks, errors handled as in Life.run."""
+    tick = life._tick
+    clock = time.perf_counter_ns
+    samples = [0] * n
+    for i in range(n):
+        t0 = clock()
+        try:
+            tick()
+        except Exception as exc:
+            life._stage_failed(exc)
+        samples[i] = clock() - t0
+    return np.asarray(samples, dtype=np.int64)
+
+
+def bare_loop(ticks: int, seed: int = 0) -> float:
+    """Ticks/s of the minimum a tick must do: draw an event, clamp three vitals, append 3 columns.
+
+    The yardstick for "how close to what CPython can do" (issue 7 compares the loop to it).
+    """
+    rows = builtin_types()[:-1]
+    p = np.array([r.draw_weight for r in rows])
+    rng = np.random.default_rng(seed)
+    types = rng.choice(len(rows), size=ticks, p=p / p.sum()).tolist()
+    intensities = rng.random(ticks).tolist()
+    base_e = [r.energy for r in rows]
+    base_s = [r.stability for r in rows]
+    base_i = [r.integrity for r in rows]
+    col_t: list[int] = []
+    col_i: list[float] = []
+    col_k: list[int] = []
+    energy, stability, integrity = 100.0, 1.0, 1.0
+    t0 = time.perf_counter()
+    for k in range(ticks):
+        t = types[k]
+        x = intensities[k]
+        e = energy + base_e[t] * x
+        energy = 0.0 if e < 0.0 else 100.0 if e > 100.0 else e
+        s = stability + base_s[t] * x
+        stability = 0.0 if s < 0.0 else 1.0 if s > 1.0 else s
+        i = integrity + base_i[t] * x
+        integrity = 0.0 if i < 0.0 else 1.0 if i > 1.0 else i
+        col_t.append(t)
+        col_i.append(x)
+        col_k.append(k)
+    return ticks / (time.perf_counter() - t0)
