@@ -11,7 +11,11 @@ import time
 
 import numpy as np
 
-__all__ = ["RealtimeClock", "SimulatedClock"]
+__all__ = ["ClockStopped", "RealtimeClock", "SimulatedClock"]
+
+
+class ClockStopped(Exception):
+    """Raised by a clock's wait() when a stop was requested during the wait: no tick runs."""
 
 
 class SimulatedClock:
@@ -67,7 +71,9 @@ class RealtimeClock:
         now = time.perf_counter()
         if now < deadline:
             if self._stop is not None:
-                self._stop.wait(deadline - now)
+                if self._stop.wait(deadline - now):
+                    self._k -= 1
+                    raise ClockStopped
             else:
                 time.sleep(deadline - now)
             now = time.perf_counter()

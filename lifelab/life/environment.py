@@ -7,6 +7,7 @@ comes in blocks from the organism's seeded streams, so two organisms with one se
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,8 @@ class Environment:
     """
 
     __slots__ = (
+        "_den",
+        "_num",
         "carry",
         "counts",
         "lo",
@@ -48,7 +51,12 @@ class Environment:
         n = len(p)
         self.rate = rate
         self.mode = mode
-        self.carry = 0.0
+        # Fixed mode carries the rate as an exact fraction, so 0.1 events/tick gives exactly one
+        # event per ten ticks (a float carry loses events to rounding).
+        frac = Fraction(rate).limit_denominator(1_000_000)
+        self._num = frac.numerator
+        self._den = frac.denominator
+        self.carry = 0
         self.types = BlockStream(gens[0], lambda g, k: g.choice(n, size=k, p=p))
         self.uniform = BlockStream(gens[1], lambda g, k: g.random(k))
         self.counts = (
@@ -63,9 +71,7 @@ class Environment:
         """How many events the world emits this tick."""
         if self.counts is not None:
             return int(self.counts.next())
-        carry = self.carry + self.rate
-        k = int(carry)
-        self.carry = carry - k
+        k, self.carry = divmod(self.carry + self._num, self._den)
         return k
 
     def draw_one(self) -> tuple[int, float]:
@@ -88,7 +94,7 @@ class Environment:
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.carry = float(state["carry"])
+        self.carry = int(state["carry"])
         self.types.set_state(state["types"])
         self.uniform.set_state(state["uniform"])
         if self.counts is not None and state["counts"] is not None:
