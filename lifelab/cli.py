@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -70,55 +71,71 @@ def _add_json(p: argparse.ArgumentParser) -> None:
 # -- run -----------------------------------------------------------------------------------------
 
 
-def _add_life_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="seed of the organism's generator (0)")
-    p.add_argument("--run-dir", default=None, help="run directory (default: under data/runs/)")
-    p.add_argument(
-        "--events-per-tick",
-        type=_number,
-        default=1.0,
-        help="mean events the environment emits per tick (1)",
-    )
+_LIFE_OPTIONS: dict[str, tuple[Any, Any, str]] = {
+    # flag: (type, default for run, help)
+    "--seed": (int, 0, "seed of the organism's generator (0)"),
+    "--events-per-tick": (_number, 1.0, "mean events the environment emits per tick (1)"),
+    "--batch-size": (_positive_int, 64, "most events drained per tick (64)"),
+    "--memory-capacity": (_positive_int, 10_000, "active memory capacity (10000)"),
+    "--snapshot-every": (int, 1000, "ticks between snapshots, 0 for none (1000)"),
+    "--log-every": (int, 1000, "ticks between tick-summary log lines, 0 for none (1000)"),
+    "--dt": (_number, 1.0, "simulated seconds per tick (1.0)"),
+    "--interval": (_number, 0.01, "seconds between ticks with --realtime (0.01)"),
+}
+_CONFIG_FIELD = {
+    "seed": "seed",
+    "events_per_tick": "events_per_tick",
+    "batch_size": "batch_size",
+    "memory_capacity": "memory_capacity",
+    "snapshot_every": "snapshot_every",
+    "log_every": "log_every",
+    "dt": "dt",
+    "interval": "tick_interval",
+}
+
+
+def _add_life_options(p: argparse.ArgumentParser, *, resume: bool = False) -> None:
+    for flag, (kind, default, text) in _LIFE_OPTIONS.items():
+        if resume and flag == "--seed":
+            continue
+        p.add_argument(flag, type=kind, default=None if resume else default, help=text)
     p.add_argument(
         "--poisson",
         action="store_true",
+        default=None,
         help="draw the number of events per tick from a Poisson law",
     )
-    p.add_argument(
-        "--batch-size", type=_positive_int, default=64, help="most events drained per tick (64)"
-    )
-    p.add_argument(
-        "--memory-capacity",
-        type=_positive_int,
-        default=10_000,
-        help="active memory capacity (10000)",
-    )
-    p.add_argument("--snapshot-every", type=int, default=0, help="ticks between snapshots (0: off)")
-    p.add_argument("--dt", type=_number, default=1.0, help="simulated seconds per tick (1.0)")
-    p.add_argument("--realtime", action="store_true", help="pace ticks on the wall clock")
-    p.add_argument(
-        "--interval",
-        type=_number,
-        default=0.01,
-        help="seconds between ticks with --realtime (0.01)",
-    )
+    if not resume:
+        p.add_argument(
+            "--run-dir",
+            default=None,
+            help="run directory (default: data/runs/<timestamp>-<life id>)",
+        )
+        p.add_argument("--realtime", action="store_true", help="pace ticks on the wall clock")
 
 
 def _config_from(args: argparse.Namespace) -> Any:
     from lifelab.config import LifeConfig
 
+    values = {field: getattr(args, dest) for dest, field in _CONFIG_FIELD.items()}
     return LifeConfig(
-        seed=args.seed,
         clock="realtime" if args.realtime else "simulated",
-        dt=args.dt,
-        tick_interval=args.interval,
-        events_per_tick=args.events_per_tick,
         events_mode="poisson" if args.poisson else "fixed",
-        batch_size=args.batch_size,
-        memory_capacity=args.memory_capacity,
-        snapshot_every=args.snapshot_every,
         run_dir=args.run_dir,
+        **values,
     )
+
+
+def _overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Only the options given on the command line (resume keeps the run's own config)."""
+    out = {
+        field: getattr(args, dest)
+        for dest, field in _CONFIG_FIELD.items()
+        if getattr(args, dest, None) is not None
+    }
+    if args.poisson:
+        out["events_mode"] = "poisson"
+    return out
 
 
 def _live(life: Any, ticks: int) -> dict[str, Any]:
@@ -142,8 +159,73 @@ def _live(life: Any, ticks: int) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     from lifelab.life.loop import Life
 
-    life = Life(_config_from(args))
-    return _live(life, args.ticks)
+    config = _config_from(args)
+    life = Life(config) if config.run_dir else Life.create_run(config)
+    try:
+        _live(life, args.ticks)
+    finally:
+        life.close()
+    return life.summary()
+
+
+def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
+    import warnings
+
+    from lifelab.life.loop import Life
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        life = Life.resume(args.run_dir, **_overrides_from(args))
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    try:
+        _live(life, args.ticks)
+    finally:
+        life.close()
+    out = life.summary()
+    out["corrupt_files"] = [str(p) for p in life.corrupt_files]
+    return out
+
+
+def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
+    from lifelab.store.inspect import inspect_run
+
+    return inspect_run(args.run_dir)
+
+
+def cmd_search(args: argparse.Namespace) -> dict[str, Any]:
+    from lifelab.store.inspect import search_run
+
+    result = search_run(
+        args.run_dir,
+        event_type=args.type,
+        min_sig=args.min_sig,
+        max_sig=args.max_sig,
+        since=args.since,
+        until=args.until,
+        limit=args.limit,
+        sort=args.sort,
+        descending=args.desc,
+    )
+    if not args.json:
+        _print_rows(result["rows"])
+        print(f"({result['count']} rows)")
+    return result
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    keys = list(rows[0])
+    cells = [[_cell(r[k]) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    print("  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True)))
+    for c in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 # -- bench -----------------------------------------------------------------------------------------
@@ -154,6 +236,11 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
     from lifelab.observe.gcmode import parse_gc_mode
 
     parse_gc_mode(args.gc)  # refuse a bad mode before any work
+    extra = _parse_sets(args.set)
+    if args.snapshot_every:
+        extra["snapshot_every"] = args.snapshot_every
+    if args.log_every:
+        extra["log_every"] = args.log_every
     with _progress(args.ticks, "bench loop") as bar:
         return bench_loop(
             ticks=args.ticks,
@@ -164,7 +251,28 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed,
             baseline=args.baseline,
             progress=bar.update,
+            **extra,
         )
+
+
+def _parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """``--set key=value`` LifeConfig overrides; values parsed as JSON, else kept as strings."""
+    from lifelab.config import LifeConfig
+
+    known = set(LifeConfig.__dataclass_fields__)
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in known:
+            raise ValueError(f"--set: unknown LifeConfig field {key!r}; known: {sorted(known)}")
+        try:
+            out[key] = json.loads(text)
+        except ValueError:
+            out[key] = text
+    return out
 
 
 # -- parser ----------------------------------------------------------------------------------------
@@ -187,6 +295,50 @@ def build_parser() -> argparse.ArgumentParser:
     _add_life_options(p)
     _add_json(p)
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser(
+        "resume",
+        help="live N more ticks from a run's newest intact snapshot",
+        description="Resume a run directory from its newest intact snapshot; "
+        "options given here override the run's config.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--ticks", type=_positive_int, default=10_000, help="ticks to live (10000)")
+    _add_life_options(p, resume=True)
+    _add_json(p)
+    p.set_defaults(handler=cmd_resume)
+
+    p = sub.add_parser(
+        "inspect",
+        help="what a run directory holds (read-only)",
+        description="Report ticks, digest, snapshots, memory and archive sizes "
+        "and corrupt files of a run directory without changing it.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    _add_json(p)
+    p.set_defaults(handler=cmd_inspect)
+
+    p = sub.add_parser(
+        "search",
+        help="search a run's archive (read-only)",
+        description="Search the archived memories of a run directory.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--type", default=None, help="event type name")
+    p.add_argument("--min-sig", type=_number, default=None, help="lowest significance")
+    p.add_argument("--max-sig", type=_number, default=None, help="highest significance")
+    p.add_argument("--since", type=_number, default=None, help="earliest life-clock timestamp")
+    p.add_argument("--until", type=_number, default=None, help="latest life-clock timestamp")
+    p.add_argument("--limit", type=int, default=20, help="most rows (20)")
+    p.add_argument(
+        "--sort",
+        choices=("timestamp", "significance", "weight"),
+        default="timestamp",
+        help="sort key (timestamp)",
+    )
+    p.add_argument("--desc", action="store_true", help="sort descending")
+    _add_json(p)
+    p.set_defaults(handler=cmd_search)
 
     bench = sub.add_parser(
         "bench",
@@ -217,6 +369,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--baseline", action="store_true", help="also time a bare minimal loop and report the ratio"
     )
+    p.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=0,
+        help="snapshot every K ticks into a temporary run directory (0: off)",
+    )
+    p.add_argument(
+        "--log-every", type=int, default=0, help="log a tick summary every K ticks (0: off)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any other LifeConfig field, e.g. --set min_weight=0.01 (repeatable)",
+    )
     _add_json(p)
     p.set_defaults(handler=cmd_bench_loop)
     return parser
@@ -234,10 +401,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"lifelab {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(result, default=str))
-    else:
-        _print_table(result)
+    try:
+        if args.json:
+            print(json.dumps(result, default=str))
+        else:
+            _print_table(result)
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `lifelab ... | head`: not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return 0
 
 

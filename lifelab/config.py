@@ -60,6 +60,10 @@ _RULES: dict[str, _Rule] = {
     "snapshot_every": _Rule(int, 0, 2**62),
     "snapshot_keep": _Rule(int, 1, 10_000),
     "run_dir": _Rule(str, optional=True),
+    "log_every": _Rule(int, 0, 2**62),
+    "log_decisions": _Rule(bool),
+    "log_max_bytes": _Rule(int, 4096, 2**40),
+    "log_max_files": _Rule(int, 1, 1000),
     "vector_min_batch": _Rule(int, 1, 1_000_000),
 }
 
@@ -98,6 +102,10 @@ class LifeConfig:
         snapshot_every: Ticks between snapshots (0: only on request and clean shutdown).
         snapshot_keep: How many snapshots to keep in the run directory.
         run_dir: Run directory; None lets the store choose one under ``data/runs/``.
+        log_every: Ticks between tick-summary log records (0: none); needs a run directory.
+        log_decisions: Also log every non-ignored decision (costly; for debugging).
+        log_max_bytes: Size at which the log file rotates.
+        log_max_files: Rotated log files kept (disk use ≤ log_max_bytes × log_max_files).
         vector_min_batch: Batches at least this long take the numpy path (same semantics).
     """
 
@@ -130,6 +138,10 @@ class LifeConfig:
     snapshot_every: int = 0
     snapshot_keep: int = 3
     run_dir: str | None = field(default=None)
+    log_every: int = 1000
+    log_decisions: bool = False
+    log_max_bytes: int = 8 * 1024 * 1024
+    log_max_files: int = 5
     vector_min_batch: int = 16
 
     def __post_init__(self) -> None:
@@ -178,6 +190,9 @@ def _check(name: str, value: Any, rule: _Rule) -> Any:
         if not math.isfinite(value):
             raise ConfigError(f"{where} must be finite, got {value!r}")
         value = float(value)
+    elif kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigTypeError(f"{where} must be true or false, got {value!r}")
     elif kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigTypeError(

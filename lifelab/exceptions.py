@@ -7,6 +7,8 @@ meaning, so ``except ValueError`` in user code keeps working (the attrs model).
 from __future__ import annotations
 
 __all__ = [
+    "ArchiveError",
+    "ArchiveSchemaError",
     "ConfigError",
     "ConfigTypeError",
     "EventError",
@@ -43,3 +45,11 @@ class LifeStateError(LifelabError, RuntimeError):
 
 class StageError(LifelabError, RuntimeError):
     """A tick stage raised; the loop counted it and kept running."""
+
+
+class ArchiveError(LifelabError, OSError):
+    """The archive could not be opened, or rows could not be committed to it."""
+
+
+class ArchiveSchemaError(LifelabError, ValueError):
+    """A file is not a lifelab archive, or has a schema version this lifelab cannot read."""

@@ -8,14 +8,12 @@ keep active memory within capacity.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import threading
 import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,18 +22,27 @@ from lifelab.config import LifeConfig
 from lifelab.exceptions import EventError, LifeStateError
 from lifelab.life import behavior, meaning, policy
 from lifelab.life.behavior import ABSORB, ACTION_NAMES, AMPLIFY, FeedbackBook
-from lifelab.life.clock import RealtimeClock, SimulatedClock
+from lifelab.life.clock import ClockStopped, RealtimeClock, SimulatedClock
+from lifelab.life.digest import digest_of
 from lifelab.life.environment import Environment
 from lifelab.life.events import ECHO, RECOVERY, Event, TypeTable
 from lifelab.life.rng import BlockStream, streams_for_seed
 from lifelab.life.state import SelfState, recovery_efficiency
 from lifelab.memory.active import KIND_EVENT, KIND_FEEDBACK, ActiveMemory
-from lifelab.memory.archive import MemoryArchive
+from lifelab.memory.archive import Archive, MemoryArchive
+from lifelab.store.persistence import NEVER, Persistence
+from lifelab.store.rundir import DEFAULT_ROOT, RunDir
+from lifelab.store.snapshot import Capture, load_newest
 
 __all__ = ["Life"]
 
 ECHO_BASE_WAIT = 50  # ticks without an echo after which its probability doubles
 FEEDBACK_EPSILON = 0.001
+
+
+def _seeded_life_id(gen: np.random.Generator) -> str:
+    """A uuid4-shaped id drawn from the identity stream of the organism's seed."""
+    return uuid.UUID(bytes=gen.bytes(16), version=4).hex
 
 
 class Life:
@@ -48,7 +55,13 @@ class Life:
     background thread (notebooks), feeding it with :meth:`push` from any thread.
     """
 
-    def __init__(self, config: LifeConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: LifeConfig | None = None,
+        *,
+        _run: RunDir | None = None,
+        _life_id: str | None = None,
+    ) -> None:
         cfg = config if config is not None else LifeConfig()
         if not isinstance(cfg, LifeConfig):
             raise TypeError(f"config must be a LifeConfig, got {type(cfg).__name__}")
@@ -58,11 +71,11 @@ class Life:
         gens = streams_for_seed(cfg.seed, 5)
         if cfg.clock == "simulated":
             # Identity derives from the seed so that two runs of one config have one digest.
-            life_id = uuid.UUID(bytes=gens[4].bytes(16), version=4).hex
+            life_id = _seeded_life_id(gens[4])
             birth_time = 0.0
             self._clock: SimulatedClock | RealtimeClock = SimulatedClock(cfg.dt)
         else:
-            life_id = uuid.uuid4().hex
+            life_id = _life_id or uuid.uuid4().hex
             birth_time = time.time()
             self._clock = RealtimeClock(cfg.tick_interval)
         self.state = SelfState(
@@ -71,7 +84,13 @@ class Life:
             n_types=n_types,
             recent_size=cfg.recent_events_size,
         )
-        self.archive = MemoryArchive()
+        self.persistence: Persistence | None = None
+        self.corrupt_files: list[Path] = []
+        self.archive: Archive = MemoryArchive()
+        if cfg.run_dir is not None:
+            run = _run or RunDir.create(cfg.run_dir, cfg.to_dict(), life_id=life_id)
+            self.persistence = Persistence(run, cfg, self.types.names)
+            self.archive = self.persistence.archive
         self.memory = ActiveMemory(
             cfg.memory_capacity,
             self.archive.append,
@@ -93,6 +112,8 @@ class Life:
         self._base_arr = np.array(self._base).T.copy()  # (n_types, 3)
         self._weights = [r.meaning_weight for r in self.types.rows]
         self._refresh_params()
+        # NOTE: policy.is_weak inlined in _tick for speed; this tuple is its thresholds.
+        self._weak_at = (cfg.weak_energy, cfg.weak_stability, cfg.weak_integrity)
         # counters
         self.events_pushed = 0
         self.events_rejected = 0
@@ -109,6 +130,11 @@ class Life:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._run_lock = threading.Lock()
+        self._io_due = NEVER
+        self._log_decisions = cfg.log_decisions and self.persistence is not None
+        if self.persistence is not None:
+            self.persistence.schedule(0)
+            self._io_due = self.persistence.next_due
 
     # -- the tick --------------------------------------------------------------------------------
 
@@ -150,12 +176,39 @@ class Life:
             behavior.adapt(s)
             self._refresh_params()
 
-        if policy.is_weak(s, cfg):
+        weak_e, weak_s, weak_i = self._weak_at
+        if s.energy <= weak_e or s.stability <= weak_s or s.integrity <= weak_i:
             s.apply_delta(*policy.weakness_penalty(cfg, dt))
-            self._check_mortality()
+            if cfg.mortality_ticks is not None:
+                self._check_mortality()
         mem = self.memory
         if mem.next_id - mem.spilled > cfg.memory_capacity:
             mem.enforce_capacity()
+        if tick >= self._io_due:
+            self._io(tick)
+
+    def _io(self, tick: int) -> None:
+        """Hand a snapshot capture or a tick-summary record to the writer threads."""
+        store = self.persistence
+        assert store is not None
+        cfg = self.config
+        if cfg.snapshot_every and tick % cfg.snapshot_every == 0:
+            store.snapshot_async(self.capture())
+        if cfg.log_every and tick % cfg.log_every == 0:
+            s = self.state
+            store.log(
+                "tick",
+                tick,
+                energy=s.energy,
+                stability=s.stability,
+                integrity=s.integrity,
+                memory_active=len(self.memory),
+                archive_size=len(self.archive),
+                events_processed=self.events_processed,
+                queue_depth=len(self._queue),
+            )
+        store.schedule(tick)
+        self._io_due = store.next_due
 
     def _perceive(self) -> tuple[Any, Any]:
         """Drain at most ``batch_size`` events: first the queue, then this tick's world events.
@@ -224,6 +277,8 @@ class Life:
                     k_types, KIND_EVENT, k_actions, k_sigs, age, s.subjective_time, tick
                 )
                 self._register_feedback_batch(tick, k_types, k_actions, k_sigs)
+                if self._log_decisions:
+                    self._log_kept(tick, k_types.tolist(), k_actions.tolist(), k_sigs.tolist())
                 amplified = int(np.count_nonzero(k_actions == AMPLIFY))
                 self.actions[int(k_actions[0]) if not amplified else AMPLIFY] += amplified or kept
                 if amplified and amplified < kept:
@@ -246,9 +301,18 @@ class Life:
             )
             s.apply_delta(d_e - cost, d_s, d_i)
             if kept_list:
+                if self._log_decisions:
+                    self._log_kept(tick, *zip(*kept_list, strict=True))
                 self._remember(kept_list, tick, age)
             s.recent_events.extend(types)
         self.events_processed += n
+
+    def _log_kept(self, tick: int, types: Any, actions: Any, sigs: Any) -> None:
+        """One ``decision`` log record per non-ignored event (only with log_decisions)."""
+        log = self.persistence.log  # type: ignore[union-attr]
+        names = self.types.names
+        for t, a, sig in zip(types, actions, sigs, strict=True):
+            log("decision", tick, event_type=names[t], action=ACTION_NAMES[a], significance=sig)
 
     def _remember(self, kept: list[tuple[int, int, float]], tick: int, age: float) -> None:
         s = self.state
@@ -426,6 +490,8 @@ class Life:
             for _ in range(chunk):
                 try:
                     tick()
+                except ClockStopped:
+                    return
                 except Exception as exc:
                     self._stage_failed(exc)
                 if not self.alive:
@@ -439,6 +505,15 @@ class Life:
         s = self.state
         i = s.integrity - self.config.error_integrity_penalty
         s.integrity = 0.0 if i < 0.0 else i
+        # The failed stage may have skipped the end of the tick; the capacity bound must hold
+        # after every tick all the same (DESIGN §2 invariant 5).
+        mem = self.memory
+        if mem.next_id - mem.spilled > self.config.memory_capacity:
+            mem.enforce_capacity()
+        if self.persistence is not None and self.errors[kind] == 1:
+            # logged once per kind (counted always), so a failing stage cannot flood the logs
+            self.persistence.log("error", s.ticks, error=kind, message=str(exc))
+            self.persistence.logs.request_flush("error")
 
     def start(self) -> None:
         """Live in a background daemon thread until :meth:`stop` (paced in real-time mode)."""
@@ -536,25 +611,135 @@ class Life:
                 "echoes": self.echoes,
                 "ticks_since_echo": self.ticks_since_echo,
                 "zero_vital_ticks": self.zero_vital_ticks,
-                "actions": self.actions,
+                "actions": list(self.actions),
             },
         }
 
     def digest(self) -> str:
         """Hex digest of the canonical state and the active memory columns."""
-        h = hashlib.blake2b(digest_size=16)
-        h.update(json.dumps(self.canonical(), sort_keys=True, default=_json_default).encode())
-        for name, col in self.memory.export().items():
-            h.update(name.encode())
-            h.update(np.ascontiguousarray(col).tobytes())
-        return h.hexdigest()
+        return digest_of(self.canonical(), self.memory.export())
 
+    # -- persistence -----------------------------------------------------------------------------
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+    def capture(self) -> Capture:
+        """Copies of everything needed to resume exactly (cheap: the tick thread only copies)."""
+        extra: dict[str, Any] = {
+            "config": self.config.to_dict(),
+            "type_names": list(self.types.names),
+            "events_pushed": self.events_pushed,
+            "events_rejected": self.events_rejected,
+            "events_dropped": self.events_dropped,
+            "errors": dict(self.errors),
+            "alive": self.alive,
+        }
+        if self._clock.realtime:
+            extra["birth_time"] = self.state.birth_time
+        return Capture(self.state.ticks, self.canonical(), self.memory.export(), extra)
+
+    def _restore(self, capture: Capture) -> None:
+        """Load a capture into this freshly built organism (same config and type table)."""
+        c = capture.canonical
+        names = capture.extra.get("type_names")
+        if names is not None and list(names) != list(self.types.names):
+            raise LifeStateError(
+                f"snapshot event types {names} differ from this organism's {list(self.types.names)}"
+            )
+        state = dict(c["state"])
+        state.setdefault("birth_time", capture.extra.get("birth_time", self.state.birth_time))
+        self.state.load(state)
+        self.feedback.load(c["feedback"])
+        self._queue.clear()
+        self._queue.extend((int(t), float(i)) for t, i in c["queue"])
+        self._echo = None if c["echo"] is None else float(c["echo"])
+        self.environment.set_state(c["rng"]["environment"])
+        self._uniform.set_state(c["rng"]["uniform"])
+        counters = c["counters"]
+        self.memory.load(capture.columns, counters["entries_written"], counters["spilled"])
+        self.events_processed = counters["events_processed"]
+        self.echoes = counters["echoes"]
+        self.ticks_since_echo = counters["ticks_since_echo"]
+        self.zero_vital_ticks = counters["zero_vital_ticks"]
+        self.actions = [int(a) for a in counters["actions"]]
+        extra = capture.extra
+        self.events_pushed = int(extra.get("events_pushed", 0))
+        self.events_rejected = int(extra.get("events_rejected", 0))
+        self.events_dropped = int(extra.get("events_dropped", 0))
+        self.errors = Counter({str(k): int(v) for k, v in extra.get("errors", {}).items()})
+        self.alive = bool(extra.get("alive", True))
+        self._refresh_params()
+        if self.persistence is not None:
+            self.persistence.schedule(self.state.ticks)
+            self._io_due = self.persistence.next_due
+
+    def snapshot(self) -> Path:
+        """Write a snapshot now (synchronously) and return its path; needs a run directory."""
+        if self.persistence is None:
+            raise LifeStateError("snapshot() needs a run directory (LifeConfig(run_dir=...))")
+        if self.running:
+            raise LifeStateError("stop() the background run before snapshot()")
+        return self.persistence.snapshot_now(self.capture())
+
+    def close(self) -> Path | None:
+        """Clean shutdown: final snapshot, logs flushed, archive committed. Idempotent.
+
+        Returns the final snapshot's path (None without a run directory or when already closed).
+        """
+        if self.running:
+            self.stop()
+        if self.persistence is None:
+            return None
+        return self.persistence.close(self.capture())
+
+    def __enter__(self) -> Life:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def run_dir(self) -> Path | None:
+        return None if self.persistence is None else self.persistence.path
+
+    @classmethod
+    def create_run(cls, config: LifeConfig, root: str | Path = DEFAULT_ROOT) -> Life:
+        """A Life in a new run directory ``<root>/<UTC timestamp>-<life_id[:8]>``."""
+        if config.clock == "simulated":
+            life_id = _seeded_life_id(streams_for_seed(config.seed, 5)[4])
+        else:
+            life_id = uuid.uuid4().hex
+        path = RunDir.default_path(life_id, root)
+        return cls(config.replace(run_dir=str(path)), _life_id=life_id)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, **overrides: Any) -> Life:
+        """Continue a run from its newest intact snapshot (corrupt ones are skipped, warned).
+
+        ``overrides`` change LifeConfig fields for the rest of the run (not seed or clock).
+        Archive rows spilled after that snapshot are rolled back: the replay writes them again.
+        """
+        run = RunDir.open(run_dir)
+        meta = run.read_meta()
+        for fixed in ("seed", "clock", "run_dir"):
+            if fixed in overrides:
+                raise LifeStateError(f"{fixed} cannot change on resume")
+        values = {**meta["config"], **overrides, "run_dir": str(run.path)}
+        config = LifeConfig.from_mapping(values)
+        capture, corrupt = load_newest(run.snapshots)
+        life = cls(config, _run=run)
+        life.corrupt_files = corrupt
+        archive = life.persistence.archive  # type: ignore[union-attr]
+        if capture is None:
+            archive.rollback_after(-1)  # nothing is covered: the replay starts from birth
+        else:
+            life._restore(capture)
+            counters = capture.canonical["counters"]
+            # Entries spill out of id order: roll back ids written after the snapshot *and* the
+            # snapshot's active ids that reached the archive before the crash.
+            last_id = counters["entries_written"] - 1
+            archive.rollback_after(last_id, active_ids=capture.columns["id"])
+            if len(archive) != counters["archive_size"]:
+                raise LifeStateError(
+                    f"{run.archive} holds {len(archive)} rows where the snapshot covers "
+                    f"{counters['archive_size']}: the archive lost committed rows"
+                )
+        return life

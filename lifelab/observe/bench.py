@@ -10,8 +10,11 @@ percentiles but not inside ``ticks_per_s``). A bare loop that does the minimum a
 from __future__ import annotations
 
 import resource
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,18 +46,54 @@ def bench_loop(
     progress: Callable[[int], None] | None = None,
     **config: Any,
 ) -> dict[str, Any]:
-    """Benchmark the loop on the simulated clock and return the ``bench loop`` JSON keys."""
+    """Benchmark the loop on the simulated clock and return the ``bench loop`` JSON keys.
+
+    With ``snapshot_every`` or ``log_every`` in ``config`` the organism gets a temporary run
+    directory (removed afterwards), so persistence costs are inside the figures.
+    """
     if ticks < 10:
         raise ValueError(f"ticks must be >= 10 (ten deciles), got {ticks}")
     mode = parse_gc_mode(gc)
+    persist = bool(config.get("snapshot_every") or config.get("log_every"))
+    config.setdefault("log_every", 0)
+    tmp = tempfile.mkdtemp(prefix="lifelab-bench-") if persist else None
     cfg = LifeConfig(
         seed=seed,
         events_per_tick=events_per_tick,
         batch_size=batch_size,
         memory_capacity=memory_capacity,
+        run_dir=None if tmp is None else str(Path(tmp) / "run"),
         **config,
     )
     life = Life(cfg)
+    try:
+        out = _measure(life, ticks, mode, warmup, latency_ticks, progress)
+    finally:
+        life.close()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    out.update(
+        events_per_tick=events_per_tick,
+        batch_size=batch_size,
+        memory_capacity=memory_capacity,
+        gc=gc,
+        persistence=persist,
+    )
+    if baseline:
+        bare = bare_loop(min(ticks, 1_000_000), seed=seed)
+        out["baseline_ticks_per_s"] = bare
+        out["ratio_to_baseline"] = out["ticks_per_s"] / bare
+    return out
+
+
+def _measure(
+    life: Life,
+    ticks: int,
+    mode: str | tuple[int, int, int],
+    warmup: int | None,
+    latency_ticks: int | None,
+    progress: Callable[[int], None] | None,
+) -> dict[str, Any]:
     life.run(warmup if warmup is not None else min(20_000, max(1_000, ticks // 10)))
     apply_gc_mode(mode)
     events0 = life.events_processed
@@ -71,7 +110,7 @@ def bench_loop(
         wall = time.perf_counter() - t0
     events = life.events_processed - events0
     lat = _latency_pass(life, latency_ticks if latency_ticks is not None else min(ticks, 100_000))
-    out: dict[str, Any] = {
+    return {
         "ticks": chunk * 10,
         "events": events,
         "wall_s": wall,
@@ -88,16 +127,7 @@ def bench_loop(
         "last_decile_ratio": rates[-1] / rates[0],
         "memory_active": len(life.memory),
         "archive_size": len(life.archive),
-        "events_per_tick": events_per_tick,
-        "batch_size": batch_size,
-        "memory_capacity": memory_capacity,
-        "gc": gc,
     }
-    if baseline:
-        bare = bare_loop(min(ticks, 1_000_000), seed=seed)
-        out["baseline_ticks_per_s"] = bare
-        out["ratio_to_baseline"] = out["ticks_per_s"] / bare
-    return out
 
 
 def _latency_pass(life: Life, n: int) -> np.ndarray:

@@ -1,0 +1,611 @@
+"""The durable archive: spilled entries in one SQLite file, written off the tick thread.
+
+The tick thread only puts the spilled column dict into a bounded queue; a daemon writer thread
+drains whatever is queued, converts it with ``.tolist()`` and inserts it with one ``executemany``
+per transaction. A full queue blocks :meth:`SQLiteArchive.append` (backpressure) rather than drop
+rows, and a failed transaction is retried, never dropped. Searches use their own read connection
+(WAL lets them run while the writer commits) and return exactly what
+:func:`lifelab.memory.archive.filter_columns` returns (DESIGN §2, invariant 6).
+
+File layout, schema version 1::
+
+    meta(key TEXT PRIMARY KEY, value TEXT)     -- format = lifelab-archive, schema_version = 1
+    event_types(idx INTEGER PRIMARY KEY, name)  -- the type table, so the file describes itself
+    entries(id INTEGER PRIMARY KEY, …)          -- every column of COLUMNS, in COLUMNS order
+    indexes on entries: (event_type, timestamp), (timestamp), (significance)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import numbers
+import operator
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from lifelab.exceptions import ArchiveError, ArchiveSchemaError
+from lifelab.memory.active import COLUMNS
+from lifelab.memory.archive import SORT_KEYS
+
+__all__ = ["SCHEMA_VERSION", "SQLiteArchive"]
+
+logger = logging.getLogger(__name__)
+
+# Schema history. Bump SCHEMA_VERSION when the layout changes and keep a reader for every older
+# version (STYLE rule 5):
+#   1 (lifelab 0.1): meta, event_types and entries (the 12 COLUMNS; float columns declared without
+#     a type), indexes (event_type, timestamp), (timestamp), (significance).
+SCHEMA_VERSION = 1
+_READABLE_VERSIONS = frozenset({1})
+FORMAT = "lifelab-archive"
+
+# Float columns are declared without a type on purpose: with REAL affinity SQLite stores an
+# integral float as an integer and -0.0 comes back as 0.0, which would break the bit-exact round
+# trip. Without affinity a Python float is always stored as an 8-byte IEEE double.
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE event_types (idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+    """CREATE TABLE entries (
+        id INTEGER PRIMARY KEY,
+        event_type INTEGER NOT NULL,      -- int16, index into event_types
+        kind INTEGER NOT NULL,            -- int8
+        action INTEGER NOT NULL,          -- int8
+        significance NOT NULL,            -- float64
+        weight NOT NULL,                  -- float64, at the time of the spill
+        timestamp NOT NULL,               -- float64, life seconds
+        subjective_timestamp NOT NULL,    -- float64
+        tick INTEGER NOT NULL,            -- int64
+        feedback_energy NOT NULL,         -- float32
+        feedback_stability NOT NULL,      -- float32
+        feedback_integrity NOT NULL       -- float32
+    )""",
+    "CREATE INDEX entries_type_time ON entries (event_type, timestamp)",
+    "CREATE INDEX entries_time ON entries (timestamp)",
+    "CREATE INDEX entries_sig ON entries (significance)",
+)
+_NAMES = tuple(COLUMNS)
+_INSERT = f"INSERT INTO entries ({', '.join(_NAMES)}) VALUES ({', '.join('?' * len(_NAMES))})"
+_SELECT = f"SELECT {', '.join(_NAMES)} FROM entries"
+_ROW = np.dtype(list(COLUMNS.items()))  # one fetched row, for the list-of-tuples -> arrays step
+# The range clauses of search(), in the order of its bound arguments; inclusive like filter_columns.
+_RANGE_SQL = (
+    "significance >= ?",
+    "significance <= ?",
+    "timestamp >= ?",
+    "timestamp <= ?",
+    "weight >= ?",
+    "weight <= ?",
+)
+
+# Waits between attempts at one transaction; after the last the rows stay queued in memory.
+_RETRY_DELAYS_S = (0.01, 0.05, 0.2, 0.5)
+_BUSY_TIMEOUT_S = 5.0
+_READONLY_CACHE_KIB = 16 * 1024  # inspection only searches: a modest cache
+
+_STOP = object()  # queue item: finish what is queued, then end the writer thread
+_WAKE = object()  # queue item: retry rows that failed before (sent by flush)
+
+
+class SQLiteArchive:
+    """An append-only archive of spilled entries in one SQLite file that survives restarts.
+
+    Satisfies :class:`lifelab.memory.archive.Archive`. ``append`` is meant for one producer (the
+    tick thread); ``search``, ``columns`` and ``count`` may be called from any thread.
+
+    Args:
+        path: The archive file; created with its schema when missing, appended to when it exists.
+        type_names: Event type names by index. An existing file's names must be a prefix of them
+            (types are only ever added at the end); new ones are recorded in the file.
+        queue_max: Most batches waiting for the writer; a full queue blocks ``append``.
+        coalesce_s: After the first queued batch the writer gathers more for up to this long
+            before committing, so small spills share one transaction (fewer commits and fewer
+            GIL hand-offs to the tick thread); ``flush`` cuts the wait short.
+        cache_mb: SQLite page cache per connection, allocated only as pages are used. The
+            significance index takes rows in random order, so inserts slow down once it outgrows
+            the cache: that index takes about 25 MB per million rows, and at a million rows 64 MB
+            inserted about twice as fast as SQLite's 2 MB default (on a shared, busy machine).
+
+    Raises:
+        ArchiveSchemaError: The file is not a lifelab archive, has a schema version this lifelab
+            cannot read, or holds event types that ``type_names`` does not extend.
+        ArchiveError: The file cannot be opened.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        type_names: Sequence[str],
+        queue_max: int = 4096,
+        coalesce_s: float = 0.02,
+        cache_mb: int = 64,
+    ) -> None:
+        for name, value in (("queue_max", queue_max), ("cache_mb", cache_mb)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        self._cache_kib = cache_mb * 1024
+        self._coalesce_s = coalesce_s
+        self._open(Path(path), tuple(type_names), queue_max, readonly=False)
+
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> SQLiteArchive:
+        """Open an archive for inspection: never writes, starts no thread, takes types from it."""
+        self = cls.__new__(cls)
+        self._cache_kib = _READONLY_CACHE_KIB
+        self._open(Path(path), None, 1, readonly=True)
+        return self
+
+    def _open(
+        self, path: Path, type_names: tuple[str, ...] | None, queue_max: int, *, readonly: bool
+    ) -> None:
+        self.path = path
+        self.readonly = readonly
+        self.errors = 0  # failed transaction attempts in the writer thread
+        self.last_error: BaseException | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._wconn: sqlite3.Connection | None = None
+        self._queue: queue.Queue[Any] = queue.Queue(queue_max)
+        self._cv = threading.Condition()
+        self._enqueued = 0  # queue items put, and processed by the writer (flush compares them)
+        self._processed = 0
+        self._unwritten: list[dict[str, np.ndarray]] = []  # batches whose retries all failed
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        if readonly:
+            self._rconn = _connect(path, readonly=True, cache_kib=self._cache_kib)
+            try:
+                names = _read_schema(self._rconn, path)
+                if names is None:
+                    raise ArchiveSchemaError(
+                        f"{path} is an empty SQLite file, not a lifelab archive"
+                    )
+            except BaseException:
+                self._rconn.close()
+                raise
+        else:
+            assert type_names is not None
+            self._wconn = _connect(path, readonly=False, cache_kib=self._cache_kib)
+            try:
+                names = _prepare(self._wconn, path, type_names)
+                self._rconn = _connect(path, readonly=False, cache_kib=self._cache_kib)
+                self._rconn.execute("PRAGMA query_only = ON")
+            except BaseException:
+                self._wconn.close()
+                raise
+        self.type_names: tuple[str, ...] = names
+        self._type_index = {name: i for i, name in enumerate(names)}
+        self._count, self._high_water = self._committed_extent()
+        if not readonly:
+            self._thread = threading.Thread(
+                target=self._run, name="lifelab-archive-writer", daemon=True
+            )
+            self._thread.start()
+
+    # -- writing (tick thread) --------------------------------------------------------------------
+
+    def append(self, columns: dict[str, np.ndarray]) -> None:
+        """Queue a batch of spilled rows (a dict of COLUMNS arrays, not mutated afterwards).
+
+        Blocks while the queue is full; never drops rows. ``len`` counts them at once.
+        """
+        if self._closed or self._thread is None:
+            raise ArchiveError(f"{self.path}: cannot append, the archive is closed or read-only")
+        ids = columns["id"]
+        n = len(ids)
+        if n == 0:
+            return
+        # Checked here, not in the writer, where a bad batch could only fail over and over.
+        if columns.keys() != COLUMNS.keys() or any(len(columns[k]) != n for k in _NAMES):
+            raise ValueError(
+                f"append needs equal-length arrays for exactly {list(_NAMES)}, got "
+                f"{ {k: len(v) for k, v in columns.items()} }"
+            )
+        top = int(ids.max())
+        self._enqueue(columns)
+        self._count += n
+        if top > self._high_water:
+            self._high_water = top
+
+    def _enqueue(self, item: Any) -> None:
+        self._queue.put(item)  # blocks when full: backpressure
+        with self._cv:
+            self._enqueued += 1
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every row appended so far is committed.
+
+        Raises:
+            ArchiveError: Rows could not be committed after retries (they stay in memory and are
+                retried by the next flush), or ``timeout`` seconds passed first.
+        """
+        if self._thread is None:
+            return
+        if not self._closed:
+            # ends the writer's coalescing wait, and retries rows that failed before
+            self._enqueue(_WAKE)
+        with self._cv:
+            target = self._enqueued
+            if not self._cv.wait_for(lambda: self._processed >= target, timeout):
+                raise ArchiveError(
+                    f"{self.path}: flush timed out after {timeout} s with "
+                    f"{target - self._processed} batches still queued"
+                )
+        if self._unwritten:
+            raise self._stuck_error()
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer and close the file. Safe to call twice.
+
+        Raises:
+            ArchiveError: Some rows could not be committed (the thread is stopped regardless).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._enqueue(_STOP)
+            self._thread.join()
+        with self._read_lock:
+            self._rconn.close()
+        if self._wconn is not None:
+            with self._write_lock:
+                self._wconn.close()
+        if self._unwritten:
+            raise self._stuck_error()
+
+    def __enter__(self) -> SQLiteArchive:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def rollback_after(self, max_id: int, *, active_ids: np.ndarray | None = None) -> int:
+        """Delete every row with id > ``max_id`` in one transaction; return how many went.
+
+        Used on resume: the snapshot records the archive's high-water mark and the rows written
+        after it are replayed. Entries spill out of id order, so an entry that was still active at
+        the snapshot (id ≤ ``max_id`` possible) may also have reached the archive before a crash;
+        pass the snapshot's active ids as ``active_ids`` to delete those too, or replay would
+        insert them twice.
+        """
+        if self._wconn is None or self._closed:
+            raise ArchiveError(f"{self.path}: cannot roll back, the archive is closed or read-only")
+        self.flush()
+        max_id = operator.index(max_id)
+        conn = self._wconn
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                removed = conn.execute("DELETE FROM entries WHERE id > ?", (max_id,)).rowcount
+                if active_ids is not None:
+                    old = [(i,) for i in np.asarray(active_ids).tolist() if i <= max_id]
+                    removed += conn.executemany("DELETE FROM entries WHERE id = ?", old).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+        self._count, self._high_water = self._committed_extent()
+        return removed
+
+    # -- the writer thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        """Drain the queue: one transaction per group of whatever was queued."""
+        limit = self._queue.maxsize
+        get = self._queue.get
+        while True:
+            items = [get()]
+            deadline = time.monotonic() + self._coalesce_s
+            while len(items) < limit and items[-1] is not _WAKE and items[-1] is not _STOP:
+                remaining = deadline - time.monotonic()
+                try:
+                    items.append(get(timeout=remaining) if remaining > 0 else get(block=False))
+                except queue.Empty:
+                    break
+            try:
+                self._write([it for it in items if isinstance(it, dict)])
+            finally:
+                with self._cv:
+                    self._processed += len(items)
+                    self._cv.notify_all()
+            if any(it is _STOP for it in items):
+                return
+
+    def _write(self, batches: list[dict[str, np.ndarray]]) -> None:
+        """Commit earlier failed batches and these, in order; on repeated failure keep them all."""
+        pending = self._unwritten + batches
+        if not pending:
+            return
+        for delay in (*_RETRY_DELAYS_S, None):
+            try:
+                rows: list[tuple[Any, ...]] = []
+                for batch in pending:
+                    rows.extend(zip(*[batch[name].tolist() for name in _NAMES], strict=True))
+                self._commit(rows)
+            except Exception as exc:  # kept, counted and raised later by flush/close
+                self.errors += 1
+                self.last_error = exc
+                logger.warning("archive %s: commit failed: %r", self.path, exc)
+                if delay is None:
+                    break
+                time.sleep(delay)
+            else:
+                self._unwritten = []
+                return
+        self._unwritten = pending
+
+    def _commit(self, rows: list[tuple[Any, ...]]) -> None:
+        conn = self._wconn
+        assert conn is not None
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._insert(rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert rows inside the open transaction (a seam that tests slow down or break)."""
+        assert self._wconn is not None
+        self._wconn.executemany(_INSERT, rows)
+
+    def _stuck_error(self) -> ArchiveError:
+        rows = sum(len(batch["id"]) for batch in self._unwritten)
+        hint = ""
+        if isinstance(self.last_error, sqlite3.IntegrityError):
+            hint = " (a NaN, which SQLite stores as NULL, or an id archived twice)"
+        return ArchiveError(
+            f"{self.path}: {rows} rows could not be committed after "
+            f"{len(_RETRY_DELAYS_S) + 1} attempts; last error: {self.last_error!r}{hint}. "
+            "They are kept in memory and retried by the next flush."
+        )
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Rows appended so far, committed or still queued (read-only: rows in the file)."""
+        if self.readonly:
+            return self.count()
+        return self._count
+
+    @property
+    def high_water(self) -> int:
+        """The largest id appended so far, -1 when there is none."""
+        if self.readonly:
+            return self._committed_extent()[1]
+        return self._high_water
+
+    def count(self) -> int:
+        """Rows committed to the file."""
+        return self._query_one("SELECT COUNT(*) FROM entries")
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every archived entry, as COLUMNS arrays in id order."""
+        return self._fetch(f"{_SELECT} ORDER BY id", ())
+
+    def search(
+        self,
+        *,
+        event_type: int | str | None = None,
+        min_sig: float | None = None,
+        max_sig: float | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        min_weight: float | None = None,
+        max_weight: float | None = None,
+        sort: str = "timestamp",
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Entries matching the query; exactly :func:`~lifelab.memory.archive.filter_columns`.
+
+        Every bound is inclusive; ``event_type`` is a type index or name; rows are sorted by
+        ``sort`` (descending when asked) with ties broken by id ascending.
+        """
+        if sort not in SORT_KEYS:
+            raise ValueError(f"sort must be one of {list(SORT_KEYS)}, got {sort!r}")
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        bounds = (min_sig, max_sig, since, until, min_weight, max_weight)
+        clauses: list[str] = []
+        params: list[Any] = []
+        if event_type is not None:
+            clauses.append("event_type = ?")
+            params.append(self._type_code(event_type))
+        # Column names come from fixed strings (_RANGE_SQL, SORT_KEYS); every value is bound.
+        for clause, value in zip(_RANGE_SQL, bounds, strict=True):
+            if value is not None:
+                clauses.append(clause)
+                params.append(float(value))
+        sql = _SELECT
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        direction = "DESC" if descending else "ASC"
+        sql += f" ORDER BY id {direction}" if sort == "id" else f" ORDER BY {sort} {direction}, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(operator.index(limit))
+        return self._fetch(sql, params)
+
+    def _type_code(self, event_type: int | str) -> int | float:
+        if isinstance(event_type, str):
+            try:
+                return self._type_index[event_type]
+            except KeyError:
+                raise ValueError(
+                    f"unknown event type {event_type!r}; this archive knows {list(self.type_names)}"
+                ) from None
+        if isinstance(event_type, numbers.Integral):
+            return int(event_type)
+        return float(event_type)
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> dict[str, np.ndarray]:
+        self.flush()
+        with self._reading():
+            rows = self._rconn.execute(sql, params).fetchall()
+        table = np.array(rows, dtype=_ROW)
+        return {name: np.ascontiguousarray(table[name]) for name in _NAMES}
+
+    def _query_one(self, sql: str) -> Any:
+        with self._reading():
+            return self._rconn.execute(sql).fetchone()[0]
+
+    def _committed_extent(self) -> tuple[int, int]:
+        with self._reading():
+            count, top = self._rconn.execute("SELECT COUNT(*), MAX(id) FROM entries").fetchone()
+        return count, -1 if top is None else top
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        with self._read_lock:
+            if self._closed:
+                raise ArchiveError(f"{self.path}: the archive is closed")
+            yield
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.readonly else "closed" if self._closed else "open"
+        return f"SQLiteArchive({str(self.path)!r}, {mode})"
+
+
+# -- opening and checking files --------------------------------------------------------------------
+
+
+def _connect(path: Path, *, readonly: bool, cache_kib: int) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), shareable across threads."""
+    if readonly:
+        if not path.is_file():
+            raise ArchiveError(f"{path}: no archive file there")
+        # A cleanly closed archive has no -wal file: read it as immutable so that SQLite creates
+        # no -wal/-shm beside it. A live (or crashed) writer leaves a -wal that must be read.
+        wal = path.with_name(path.name + "-wal")
+        target = path.resolve().as_uri() + ("?mode=ro" if wal.exists() else "?mode=ro&immutable=1")
+    else:
+        target = str(path)
+    try:
+        conn = sqlite3.connect(
+            target,
+            uri=readonly,
+            timeout=_BUSY_TIMEOUT_S,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        raise ArchiveError(f"{path}: cannot open the archive: {exc}") from exc
+    try:
+        # PRAGMA takes no bound parameters; the value is an int we validated. Negative means KiB.
+        conn.execute(f"PRAGMA cache_size = {-int(cache_kib)}")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise _open_error(path, exc) from exc
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection, path: Path, type_names: tuple[str, ...]) -> tuple[str, ...]:
+    """Check (or create) the schema, record new type names, switch to WAL; return the names."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")  # check and create atomically
+    except sqlite3.DatabaseError as exc:
+        raise _open_error(path, exc) from exc
+    try:
+        existing = _read_schema(conn, path)
+        if existing is None:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("format", FORMAT), ("schema_version", str(SCHEMA_VERSION))],
+            )
+            existing = ()
+        if type_names[: len(existing)] != existing:
+            raise ArchiveSchemaError(
+                f"{path} holds event types {list(existing)}; the given type names "
+                f"{list(type_names)} must start with them (types are only added at the end)"
+            )
+        conn.executemany(
+            "INSERT INTO event_types (idx, name) VALUES (?, ?)",
+            list(enumerate(type_names))[len(existing) :],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: safe against crashes of lifelab
+    return type_names
+
+
+def _read_schema(conn: sqlite3.Connection, path: Path) -> tuple[str, ...] | None:
+    """The type names of the lifelab archive behind ``conn``; None when the database is empty."""
+    try:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        if not tables:
+            return None
+        if "meta" not in tables:
+            raise ArchiveSchemaError(
+                f"{path} is an SQLite database but not a lifelab archive "
+                f"(no meta table; it holds {sorted(tables)})"
+            )
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        if meta.get("format") != FORMAT:
+            raise ArchiveSchemaError(
+                f"{path} is not a lifelab archive (meta format is {meta.get('format')!r}, "
+                f"expected {FORMAT!r})"
+            )
+        raw = meta.get("schema_version")
+        try:
+            version = int(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            version = None
+        if version is not None and version > SCHEMA_VERSION:
+            raise ArchiveSchemaError(
+                f"{path} has archive schema version {version}, newer than this lifelab reads "
+                f"(versions {sorted(_READABLE_VERSIONS)}); open it with a newer lifelab"
+            )
+        if version not in _READABLE_VERSIONS:
+            raise ArchiveSchemaError(
+                f"{path} has an unknown archive schema version {raw!r}; this lifelab reads "
+                f"versions {sorted(_READABLE_VERSIONS)}"
+            )
+        columns = tuple(row[1] for row in conn.execute("PRAGMA table_info(entries)"))
+        if columns != _NAMES:
+            raise ArchiveSchemaError(
+                f"{path}: schema version {version} expects entries columns {list(_NAMES)}, "
+                f"the file has {list(columns)}"
+            )
+        rows = conn.execute("SELECT idx, name FROM event_types ORDER BY idx").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise _open_error(path, exc) from exc
+    if [idx for idx, _ in rows] != list(range(len(rows))):
+        raise ArchiveSchemaError(f"{path}: event_types indexes are not 0..{len(rows) - 1}")
+    return tuple(name for _, name in rows)
+
+
+def _open_error(path: Path, exc: sqlite3.DatabaseError) -> ArchiveError | ArchiveSchemaError:
+    """Not-a-database and missing tables are schema errors; anything else is an I/O error."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_NOTADB" or "no such table" in str(exc) or "no such column" in str(exc):
+        return ArchiveSchemaError(f"{path} is not a lifelab archive ({exc})")
+    return ArchiveError(f"{path}: cannot read the archive: {exc}")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")

@@ -1,0 +1,1 @@
+"""Persistence: run directories, snapshots and logs."""

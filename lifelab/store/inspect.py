@@ -1,0 +1,82 @@
+"""Read-only views of a run directory: what ``lifelab inspect`` and ``lifelab search`` print.
+
+Nothing here writes: snapshots are read and verified, the archive is opened read-only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from lifelab.store.rundir import RunDir
+from lifelab.store.snapshot import SnapshotError, list_snapshots, read_snapshot
+
+__all__ = ["inspect_run", "search_run"]
+
+
+def inspect_run(run_dir: str | Path) -> dict[str, Any]:
+    """ticks, digest, snapshots, memory_active, archive_size, entries_written, corrupt_files."""
+    from lifelab.memory.sqlite_archive import SQLiteArchive
+
+    run = RunDir.open(run_dir)
+    snapshots = list_snapshots(run.snapshots)
+    corrupt: list[str] = []
+    newest = None
+    for path in reversed(snapshots):
+        try:
+            newest = read_snapshot(path)
+            break
+        except SnapshotError as exc:
+            corrupt.append(str(path))
+            warnings.warn(f"corrupt snapshot: {exc}", RuntimeWarning, stacklevel=2)
+    archive_size = 0
+    if run.archive.exists():
+        try:
+            archive = SQLiteArchive.open_readonly(run.archive)
+        except (OSError, ValueError):
+            corrupt.append(str(run.archive))
+        else:
+            try:
+                archive_size = archive.count()
+            finally:
+                archive.close()
+    counters = newest.canonical["counters"] if newest else {}
+    state = newest.canonical["state"] if newest else {}
+    return {
+        "run_dir": str(run.path),
+        "ticks": newest.ticks if newest else 0,
+        "digest": newest.digest if newest else None,
+        "snapshots": [p.name for p in snapshots],
+        "memory_active": len(newest.columns["id"]) if newest else 0,
+        "archive_size": archive_size,
+        "archive_size_at_snapshot": counters.get("archive_size", 0),
+        "entries_written": counters.get("entries_written", 0),
+        "energy": state.get("energy"),
+        "integrity": state.get("integrity"),
+        "stability": state.get("stability"),
+        "corrupt_files": corrupt,
+    }
+
+
+def search_run(run_dir: str | Path, *, event_type: str | None = None, **query: Any) -> dict:
+    """Archive rows matching the query, as JSON-ready dicts with the type's name."""
+    from lifelab.memory.sqlite_archive import SQLiteArchive
+
+    run = RunDir.open(run_dir)
+    archive = SQLiteArchive.open_readonly(run.archive)
+    try:
+        names = list(archive.type_names)
+        if event_type is not None and event_type not in names:
+            raise ValueError(f"unknown event type {event_type!r}; this run knows {names}")
+        cols = archive.search(
+            event_type=None if event_type is None else names.index(event_type), **query
+        )
+    finally:
+        archive.close()
+    rows = []
+    for i in range(len(cols["id"])):
+        row = {name: col[i].item() for name, col in cols.items()}
+        row["event_type"] = names[row["event_type"]]
+        rows.append(row)
+    return {"count": len(rows), "rows": rows}

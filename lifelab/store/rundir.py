@@ -1,0 +1,139 @@
+"""Run directories: one folder holds everything a run writes.
+
+Layout::
+
+    <run_dir>/
+      run.json                 # format version, lifelab version, the LifeConfig, creation time
+      snapshots/snap-<tick>.lls
+      archive.sqlite           # the durable archive (plus SQLite's -wal/-shm while open)
+      logs/life.jsonl          # structured logs, rotated by size
+      metrics/                 # metric dumps (observability)
+
+Nothing is created at import time, and nothing is written outside the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lifelab.exceptions import LifelabError
+
+__all__ = ["DEFAULT_ROOT", "RUN_FORMAT_VERSION", "RunDir", "RunDirError"]
+
+DEFAULT_ROOT = Path("data") / "runs"
+RUN_FORMAT_VERSION = 1  # 1: run.json + snapshots/ + archive.sqlite + logs/ + metrics/
+RUN_FILE = "run.json"
+
+
+class RunDirError(LifelabError, OSError):
+    """A run directory is missing, not a lifelab run, or would be overwritten."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunDir:
+    """Paths of one run directory."""
+
+    path: Path
+
+    @property
+    def run_file(self) -> Path:
+        return self.path / RUN_FILE
+
+    @property
+    def snapshots(self) -> Path:
+        return self.path / "snapshots"
+
+    @property
+    def archive(self) -> Path:
+        return self.path / "archive.sqlite"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics"
+
+    @classmethod
+    def default_path(cls, life_id: str, root: Path | str = DEFAULT_ROOT) -> Path:
+        """``<root>/<UTC timestamp>-<first 8 hex of life_id>``."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        return Path(root) / f"{stamp}-{life_id[:8]}"
+
+    @classmethod
+    def create(cls, path: Path | str, config: dict[str, Any], *, life_id: str) -> RunDir:
+        """Make a new run directory; refuses one that already holds a run (never overwrite)."""
+        from lifelab import __version__
+
+        run = cls(Path(path))
+        if run.run_file.exists():
+            raise RunDirError(
+                f"{run.path} already holds a run; resume it (lifelab resume) or pick another dir"
+            )
+        for folder in (run.path, run.snapshots, run.logs, run.metrics):
+            folder.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format_version": RUN_FORMAT_VERSION,
+            "lifelab_version": __version__,
+            "life_id": life_id,
+            "created_unix_s": time.time(),
+            "config": config,
+        }
+        _atomic_write_text(run.run_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        return run
+
+    @classmethod
+    def open(cls, path: Path | str) -> RunDir:
+        """An existing run directory, checked for its run file and format version."""
+        run = cls(Path(path))
+        if not run.path.is_dir():
+            raise RunDirError(f"no run directory at {run.path}")
+        meta = run.read_meta()
+        version = meta.get("format_version")
+        if version != RUN_FORMAT_VERSION:
+            raise RunDirError(
+                f"{run.run_file}: run format version {version!r} is not supported "
+                f"(this lifelab reads version {RUN_FORMAT_VERSION})"
+            )
+        return run
+
+    def read_meta(self) -> dict[str, Any]:
+        try:
+            meta = json.loads(self.run_file.read_text())
+        except FileNotFoundError:
+            raise RunDirError(f"{self.path} is not a lifelab run (no {RUN_FILE})") from None
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"{self.run_file} is unreadable: {exc}") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+            raise RunDirError(f"{self.run_file} is not a lifelab run file")
+        return meta
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)

@@ -1,0 +1,314 @@
+"""Snapshots: the complete organism in one atomic, versioned, checksummed file. Never pickle.
+
+File layout (``.lls``, little-endian)::
+
+    b"LIFELABS"                     8-byte magic
+    header length                   uint32
+    header                          UTF-8 JSON: schema_version, ticks, digest, n_entries,
+                                    columns [{name, dtype, offset, nbytes}], canonical, extra
+    payload                         the active-memory columns, raw bytes, back to back
+    blake2b-256 of all of the above 32 bytes
+
+A partial or bit-flipped file fails the trailer check; a hand-edited header fails the digest
+check (the digest is recomputed from what was loaded). The tick thread only *captures* (copies
+the arrays); encoding, writing, fsync and retention happen in a writer thread.
+
+Schema history:
+    1 — first version (lifelab 0.1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import re
+import struct
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lifelab.exceptions import LifelabError
+from lifelab.life.digest import digest_of
+from lifelab.memory.active import COLUMNS
+from lifelab.store.rundir import fsync_dir
+
+__all__ = [
+    "SNAPSHOT_VERSION",
+    "Capture",
+    "SnapshotError",
+    "SnapshotWriter",
+    "list_snapshots",
+    "load_newest",
+    "read_snapshot",
+    "write_snapshot",
+]
+
+MAGIC = b"LIFELABS"
+SNAPSHOT_VERSION = 1
+_TRAILER = 32
+_NAME = re.compile(r"^snap-(\d{12})\.lls$")
+MAX_HEADER_BYTES = 256 * 1024 * 1024
+
+
+class SnapshotError(LifelabError, ValueError):
+    """A snapshot file is corrupt, truncated, of an unknown version, or inconsistent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """What the tick thread hands to the writer: copies, nothing shared with the live organism."""
+
+    ticks: int
+    canonical: dict[str, Any]
+    columns: dict[str, np.ndarray]
+    extra: dict[str, Any] = field(default_factory=dict)
+    digest: str = ""  # filled when read back from a file (verified against the content)
+
+
+def snapshot_name(ticks: int) -> str:
+    return f"snap-{ticks:012d}.lls"
+
+
+def encode(capture: Capture) -> bytes:
+    """The file bytes of a capture (runs in the writer thread)."""
+    columns = []
+    blobs = []
+    offset = 0
+    for name, dtype in COLUMNS.items():
+        data = np.ascontiguousarray(capture.columns[name], dtype=dtype).tobytes()
+        columns.append({"name": name, "dtype": dtype.str, "offset": offset, "nbytes": len(data)})
+        blobs.append(data)
+        offset += len(data)
+    header = {
+        "schema_version": SNAPSHOT_VERSION,
+        "ticks": capture.ticks,
+        "digest": digest_of(capture.canonical, capture.columns),
+        "n_entries": len(capture.columns["id"]),
+        "columns": columns,
+        "canonical": capture.canonical,
+        "extra": capture.extra,
+    }
+    head = json.dumps(header, sort_keys=True, allow_nan=False).encode()
+    body = b"".join([MAGIC, struct.pack("<I", len(head)), head, *blobs])
+    return body + hashlib.blake2b(body, digest_size=_TRAILER).digest()
+
+
+def decode(data: bytes, source: str = "<bytes>") -> Capture:
+    """Parse and verify snapshot bytes; SnapshotError names the file and what is wrong."""
+    if len(data) < len(MAGIC) + 4 + _TRAILER or not data.startswith(MAGIC):
+        raise SnapshotError(f"{source}: not a lifelab snapshot (bad magic or too short)")
+    body, trailer = data[:-_TRAILER], data[-_TRAILER:]
+    if hashlib.blake2b(body, digest_size=_TRAILER).digest() != trailer:
+        raise SnapshotError(f"{source}: checksum mismatch (truncated or corrupted file)")
+    (head_len,) = struct.unpack_from("<I", body, len(MAGIC))
+    start = len(MAGIC) + 4
+    if head_len > min(MAX_HEADER_BYTES, len(body) - start):
+        raise SnapshotError(f"{source}: header length {head_len} exceeds the file")
+    try:
+        header = json.loads(body[start : start + head_len])
+    except ValueError as exc:
+        raise SnapshotError(f"{source}: header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise SnapshotError(f"{source}: header is not a JSON object")
+    version = header.get("schema_version")
+    if version != SNAPSHOT_VERSION:
+        newer = isinstance(version, int) and version > SNAPSHOT_VERSION
+        raise SnapshotError(
+            f"{source}: snapshot schema version {version!r} is "
+            f"{'newer than' if newer else 'not'} supported (this lifelab reads "
+            f"version {SNAPSHOT_VERSION}{'; upgrade lifelab' if newer else ''})"
+        )
+    payload = memoryview(body)[start + head_len :]
+    columns = _decode_columns(header, payload, source)
+    canonical = header.get("canonical")
+    ticks = header.get("ticks")
+    if not isinstance(canonical, dict) or not isinstance(ticks, int) or ticks < 0:
+        raise SnapshotError(f"{source}: header lacks a canonical state or a tick count")
+    _check_canonical(canonical, source)
+    digest = digest_of(canonical, columns)
+    if digest != header.get("digest"):
+        raise SnapshotError(f"{source}: digest mismatch (the state was edited or is inconsistent)")
+    extra = header.get("extra") if isinstance(header.get("extra"), dict) else {}
+    return Capture(ticks=ticks, canonical=canonical, columns=columns, extra=extra, digest=digest)
+
+
+def _decode_columns(header: dict[str, Any], payload: memoryview, source: str) -> dict[str, Any]:
+    specs = header.get("columns")
+    n = header.get("n_entries")
+    if not isinstance(specs, list) or not isinstance(n, int) or n < 0:
+        raise SnapshotError(f"{source}: bad column table")
+    by_name = {s.get("name"): s for s in specs if isinstance(s, dict)}
+    if set(by_name) != set(COLUMNS):
+        raise SnapshotError(f"{source}: columns {sorted(map(str, by_name))} != {sorted(COLUMNS)}")
+    out = {}
+    for name, dtype in COLUMNS.items():
+        spec = by_name[name]
+        offset, nbytes = spec.get("offset"), spec.get("nbytes")
+        if spec.get("dtype") != dtype.str or nbytes != n * dtype.itemsize:
+            raise SnapshotError(f"{source}: column {name} has a wrong dtype or length")
+        if not isinstance(offset, int) or offset < 0 or offset + nbytes > len(payload):
+            raise SnapshotError(f"{source}: column {name} lies outside the file")
+        out[name] = np.frombuffer(payload[offset : offset + nbytes], dtype=dtype).copy()
+    for name in ("significance", "weight", "timestamp", "subjective_timestamp"):
+        if not np.isfinite(out[name]).all():
+            raise SnapshotError(f"{source}: column {name} holds NaN or inf")
+    if n and (out["weight"].min() < 0 or out["significance"].max() > 1):
+        raise SnapshotError(f"{source}: weights or significances out of range")
+    return out
+
+
+def _check_canonical(canonical: dict[str, Any], source: str) -> None:
+    """Range checks on the vitals and counters (values never trusted from disk)."""
+    state = canonical.get("state")
+    if not isinstance(state, dict):
+        raise SnapshotError(f"{source}: no state in the snapshot")
+    bounds = {"energy": (0.0, 100.0), "integrity": (0.0, 1.0), "stability": (0.0, 1.0)}
+    for name, (lo, hi) in bounds.items():
+        value = state.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not lo <= value <= hi:
+            raise SnapshotError(f"{source}: state.{name} = {value!r} is outside [{lo}, {hi}]")
+    for name in ("ticks",):
+        value = state.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise SnapshotError(f"{source}: state.{name} = {value!r} is not a tick count")
+    for name in ("age", "subjective_time"):
+        value = state.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+            raise SnapshotError(f"{source}: state.{name} = {value!r} is not a time")
+
+
+def write_snapshot(directory: Path, capture: Capture) -> Path:
+    """Atomically write a capture: temp file, fsync, rename, fsync the directory."""
+    data = encode(capture)
+    final = directory / snapshot_name(capture.ticks)
+    tmp = directory / (final.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    fsync_dir(directory)
+    return final
+
+
+def read_snapshot(path: Path) -> Capture:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SnapshotError(f"{path}: unreadable ({exc})") from None
+    return decode(data, str(path))
+
+
+def list_snapshots(directory: Path) -> list[Path]:
+    """Snapshot files, oldest first (by tick in the name)."""
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if _NAME.match(p.name)]
+    return sorted(found, key=lambda p: p.name)
+
+
+def load_newest(directory: Path) -> tuple[Capture | None, list[Path]]:
+    """The newest intact snapshot and the corrupt files skipped on the way (each warned about)."""
+    corrupt = []
+    for path in reversed(list_snapshots(directory)):
+        try:
+            return read_snapshot(path), corrupt
+        except SnapshotError as exc:
+            warnings.warn(f"skipping corrupt snapshot: {exc}", RuntimeWarning, stacklevel=2)
+            corrupt.append(path)
+    return None, corrupt
+
+
+class SnapshotWriter:
+    """Encodes and writes captures in a daemon thread, keeping the newest ``keep`` snapshots.
+
+    ``submit`` never blocks the tick thread: with ``pending`` captures already waiting it skips
+    the new one and counts it (the next snapshot supersedes it anyway).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        keep: int = 3,
+        pending: int = 2,
+        prepare: Callable[[], None] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.prepare = prepare  # called before each write, in the writing thread
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in self.directory.glob("*.tmp"):
+            stale.unlink(missing_ok=True)  # a crash mid-write leaves only temp files behind
+        self.keep = keep
+        self.written = 0
+        self.skipped = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self.last_path: Path | None = None
+        self._queue: queue.Queue[Capture | None] = queue.Queue(pending)
+        self._thread = threading.Thread(target=self._work, name="lifelab-snapshots", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def submit(self, capture: Capture) -> bool:
+        """Queue a capture; False (and counted) if the writer is still busy with older ones."""
+        try:
+            self._queue.put_nowait(capture)
+        except queue.Full:
+            self.skipped += 1
+            return False
+        return True
+
+    def write_now(self, capture: Capture) -> Path:
+        """Wait for queued captures, then write this one synchronously (clean shutdown)."""
+        self.flush()
+        if self.prepare is not None:
+            self.prepare()
+        path = write_snapshot(self.directory, capture)
+        self.written += 1
+        self.last_path = path
+        self._retain()
+        return path
+
+    def flush(self) -> None:
+        self._queue.join()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+
+    def _work(self) -> None:
+        while True:
+            capture = self._queue.get()
+            try:
+                if capture is None:
+                    return
+                for attempt in range(3):
+                    try:
+                        if self.prepare is not None:
+                            self.prepare()
+                        self.last_path = write_snapshot(self.directory, capture)
+                        self.written += 1
+                        self._retain()
+                        break
+                    except OSError as exc:
+                        self.errors += 1
+                        self.last_error = f"{type(exc).__name__}: {exc}"
+                        threading.Event().wait(0.05 * (attempt + 1))
+            finally:
+                self._queue.task_done()
+
+    def _retain(self) -> None:
+        snaps = list_snapshots(self.directory)
+        for old in snaps[: max(0, len(snaps) - self.keep)]:
+            old.unlink(missing_ok=True)
