@@ -165,7 +165,12 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
         _live(life, args.ticks)
     finally:
         life.close()
-    return life.summary()
+    out = life.summary()
+    if args.metrics:
+        out["metrics"] = life.metrics.summary()
+        if not args.json:
+            print(life.metrics.stage_frame())
+    return out
 
 
 def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
@@ -293,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ticks", type=_positive_int, default=10_000, help="ticks to live (10000)")
     _add_life_options(p)
+    p.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also print the built-in metrics (stage timings, counters, GC)",
+    )
     _add_json(p)
     p.set_defaults(handler=cmd_run)
 

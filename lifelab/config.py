@@ -65,6 +65,7 @@ _RULES: dict[str, _Rule] = {
     "log_max_bytes": _Rule(int, 4096, 2**40),
     "log_max_files": _Rule(int, 1, 1000),
     "vector_min_batch": _Rule(int, 1, 1_000_000),
+    "metrics_every": _Rule(int, 0, 1_000_000),
 }
 
 
@@ -107,6 +108,7 @@ class LifeConfig:
         log_max_bytes: Size at which the log file rotates.
         log_max_files: Rotated log files kept (disk use ≤ log_max_bytes × log_max_files).
         vector_min_batch: Batches at least this long take the numpy path (same semantics).
+        metrics_every: Time every k-th tick stage by stage for ``life.metrics`` (0: off).
     """
 
     seed: int = 0
@@ -143,6 +145,7 @@ class LifeConfig:
     log_max_bytes: int = 8 * 1024 * 1024
     log_max_files: int = 5
     vector_min_batch: int = 16
+    metrics_every: int = 16
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -64,12 +64,24 @@ class GcWatch:
             self.pause_ns += time.perf_counter_ns() - self._start
             self.collections[info["generation"]] += 1
 
+    def install(self) -> None:
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def remove(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    @property
+    def installed(self) -> bool:
+        return self._callback in gc.callbacks
+
     def __enter__(self) -> GcWatch:
-        gc.callbacks.append(self._callback)
+        self.install()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        gc.callbacks.remove(self._callback)
+        self.remove()
 
     @property
     def pause_ms(self) -> float:

@@ -1,0 +1,227 @@
+"""Built-in metrics: stage timings in fixed-size log histograms, counters, gauges, GC.
+
+Cheap by construction: every ``metrics_every``-th tick (default 16) is timed stage by stage with
+``perf_counter_ns``; the others pay one ``is not None`` test per stage boundary. Histograms have a
+fixed number of buckets (8 per power of two, ≤ 6 % relative error), so nothing grows with time.
+Counters and gauges are read from the organism when asked, never kept twice.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import time
+from typing import TYPE_CHECKING
+
+from lifelab.observe.gcmode import GcWatch
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from lifelab.life.loop import Life
+
+__all__ = ["STAGES", "LogHistogram", "Metrics"]
+
+# Stage boundaries of Life._tick, in order.
+STAGES = ("perceive", "time", "respond", "remember", "feedback", "periodic", "policy", "io")
+
+_SUB = 8  # buckets per power of two
+_BUCKETS = 16 + 40 * _SUB  # exact below 16, then up to 2**45 ns (~10 h)
+
+
+class LogHistogram:
+    """Counts of non-negative integers (ns) in log-spaced buckets; fixed memory."""
+
+    __slots__ = ("count", "counts", "max", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * _BUCKETS
+        self.count = 0
+        self.total = 0
+        self.max = 0
+
+    @staticmethod
+    def index(value: int) -> int:
+        """Bucket of a value: exact below 16, else (octave, top three mantissa bits)."""
+        if value < 16:
+            return value if value > 0 else 0
+        b = value.bit_length()
+        i = 16 + ((b - 5) << 3) + ((value >> (b - 4)) & 7)
+        return i if i < _BUCKETS else _BUCKETS - 1
+
+    @staticmethod
+    def bounds(index: int) -> tuple[float, float]:
+        """[low, high) of a bucket."""
+        if index < 16:
+            return float(index), float(index + 1)
+        octave, sub = divmod(index - 16, _SUB)
+        width = 1 << (octave + 1)
+        low = (8 + sub) * width
+        return float(low), float(low + width)
+
+    def record(self, value: int) -> None:
+        self.counts[self.index(value)] += 1
+        self.count += 1
+        self.total += value
+        if value > self.max:
+            self.max = value
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0–100), interpolated inside its bucket; 0.0 when empty."""
+        if self.count == 0:
+            return 0.0
+        rank = q / 100.0 * self.count
+        seen = 0
+        for i, c in enumerate(self.counts):
+            if c and seen + c >= rank:
+                low, high = self.bounds(i)
+                value = low + (high - low) * max(0.0, rank - seen) / c
+                return min(value, float(self.max))
+            seen += c
+        return float(self.max)
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def merge(self, other: LogHistogram) -> None:
+        for i, c in enumerate(other.counts):
+            self.counts[i] += c
+        self.count += other.count
+        self.total += other.total
+        self.max = max(self.max, other.max)
+
+
+class Metrics:
+    """The organism's metrics (``life.metrics``)."""
+
+    def __init__(self, life: Life, sample_every: int) -> None:
+        self._life = life
+        self.sample_every = sample_every
+        self.stages = {name: LogHistogram() for name in STAGES}
+        self.tick = LogHistogram()
+        self.gc = GcWatch()
+        self._marks: list[int] = []
+        # Gaps between sampled ticks are drawn uniformly from [1, 2k - 1] (mean k): a fixed
+        # stride aliases with periodic work (every 16th tick hits every 10-tick decay 1 time in
+        # 5, not 1 in 10). Its own generator: metrics never touch the organism's randomness.
+        self._gaps = random.Random(0x11FE)
+
+    def next_gap(self) -> int:
+        k = self.sample_every
+        return self._gaps.randint(1, 2 * k - 1)
+
+    # -- the tick (hot path) ----------------------------------------------------------------------
+
+    def begin_tick(self) -> list[int]:
+        marks = self._marks
+        marks.clear()
+        marks.append(time.perf_counter_ns())
+        return marks
+
+    def end_tick(self, marks: list[int]) -> None:
+        stages = self.stages
+        prev = marks[0]
+        for name, mark in zip(STAGES, marks[1:], strict=True):
+            stages[name].record(mark - prev)
+            prev = mark
+        self.tick.record(marks[-1] - marks[0])
+
+    # -- GC accounting during runs ------------------------------------------------------------
+
+    def watch_gc(self, on: bool) -> None:
+        """Install (or remove) the gc callback; Life does it around run()/start()."""
+        if on:
+            self.gc.install()
+        else:
+            self.gc.remove()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, float]:
+        """metric name (units in the name) -> value."""
+        life = self._life
+        out: dict[str, float] = {
+            "ticks": life.state.ticks,
+            "sampled_ticks": self.tick.count,
+            "sample_every": self.sample_every,
+            "tick_p50_us": self.tick.percentile(50) / 1e3,
+            "tick_p99_us": self.tick.percentile(99) / 1e3,
+            "tick_mean_us": self.tick.mean / 1e3,
+            "tick_max_us": self.tick.max / 1e3,
+        }
+        total = sum(h.total for h in self.stages.values()) or 1
+        for name, h in self.stages.items():
+            out[f"stage_{name}_p50_us"] = h.percentile(50) / 1e3
+            out[f"stage_{name}_p99_us"] = h.percentile(99) / 1e3
+            out[f"stage_{name}_mean_us"] = h.mean / 1e3
+            out[f"stage_{name}_share"] = h.total / total
+        persistence = life.persistence
+        out.update(
+            events_processed=life.events_processed,
+            events_pushed=life.events_pushed,
+            events_rejected=life.events_rejected,
+            events_dropped=life.events_dropped,
+            entries_written=life.memory.next_id,
+            entries_spilled=life.memory.spilled,
+            errors=sum(life.errors.values()),
+            queue_depth=life.queue_depth,
+            memory_active=len(life.memory),
+            archive_size=len(life.archive),
+            memory_bytes=life.memory.nbytes(),
+            rss_peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            rss_mb=_rss_mb(),
+            gc_collections_gen0=self.gc.collections[0],
+            gc_collections_gen1=self.gc.collections[1],
+            gc_collections_gen2=self.gc.collections[2],
+            gc_pause_ms=self.gc.pause_ms,
+        )
+        if persistence is not None:
+            snaps = persistence.snapshots
+            log_stats = persistence.logs.stats()
+            out.update(
+                snapshots_written=snaps.written,
+                snapshots_skipped=snaps.skipped,
+                snapshot_errors=snaps.errors,
+                log_records=log_stats["records_written"],
+                log_flushes=sum(log_stats["flushes"].values()),
+                log_dropped=log_stats["dropped"],
+                archive_errors=getattr(persistence.archive, "errors", 0),
+            )
+        return out
+
+    def frame(self) -> pl.DataFrame:
+        """One row per metric: ``metric`` (units in the name) and ``value`` (float)."""
+        import polars as pl
+
+        items = self.summary()
+        return pl.DataFrame(
+            {"metric": list(items), "value": [float(v) for v in items.values()]},
+            schema={"metric": pl.String, "value": pl.Float64},
+        )
+
+    def stage_frame(self) -> pl.DataFrame:
+        """One row per stage: p50/p99/mean in µs and share of the sampled tick time."""
+        import polars as pl
+
+        total = sum(h.total for h in self.stages.values()) or 1
+        return pl.DataFrame(
+            {
+                "stage": list(self.stages),
+                "p50_us": [h.percentile(50) / 1e3 for h in self.stages.values()],
+                "p99_us": [h.percentile(99) / 1e3 for h in self.stages.values()],
+                "mean_us": [h.mean / 1e3 for h in self.stages.values()],
+                "share": [h.total / total for h in self.stages.values()],
+                "samples": [h.count for h in self.stages.values()],
+            }
+        )
+
+
+def _rss_mb() -> float:
+    """Current resident set size (Linux /proc), else the peak."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

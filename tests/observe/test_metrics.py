@@ -1,0 +1,144 @@
+"""Built-in metrics: log histograms, stage timings, GC accounting, the metrics frame."""
+
+from __future__ import annotations
+
+import gc
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lifelab.config import LifeConfig
+from lifelab.life.loop import Life
+from lifelab.observe.gcmode import GcWatch
+from lifelab.observe.metrics import STAGES, LogHistogram
+
+
+def test_bucket_edges_contain_their_values():
+    """Every value lands in the bucket whose [low, high) holds it; buckets are ordered."""
+    for value in [0, 1, 7, 15, 16, 17, 31, 32, 100, 1_000, 123_456, 10**9, 2**40]:
+        low, high = LogHistogram.bounds(LogHistogram.index(value))
+        assert low <= value < high
+    lows = [LogHistogram.bounds(i)[0] for i in range(300)]
+    assert lows == sorted(lows) and len(set(lows)) == len(lows)
+
+
+def test_bucket_width_is_at_most_one_eighth_of_its_low_edge():
+    """Relative resolution: each bucket above 16 is ≤ 1/8 of its lower bound wide."""
+    for i in range(16, 300):
+        low, high = LogHistogram.bounds(i)
+        assert (high - low) / low <= 1 / 8 + 1e-12
+
+
+@given(st.lists(st.integers(0, 10**8), min_size=50, max_size=400))
+def test_percentiles_match_numpy_within_bucket_resolution(values):
+    """p50/p90/p99 agree with numpy's to the histogram's 12.5 % bucket resolution."""
+    h = LogHistogram()
+    for v in values:
+        h.record(v)
+    assert h.count == len(values) and h.total == sum(values) and h.max == max(values)
+    for q in (50, 90, 99):
+        exact = float(np.percentile(values, q, method="inverted_cdf"))
+        got = h.percentile(q)
+        assert got <= max(values)
+        assert abs(got - exact) <= max(2.0, 0.13 * exact), (q, got, exact)
+
+
+def test_empty_histogram_reads_zero():
+    """An empty histogram has percentiles and mean of zero, not an error."""
+    h = LogHistogram()
+    assert h.percentile(99) == 0.0 and h.mean == 0.0
+
+
+def test_merge_adds_counts():
+    """Merging two histograms equals recording both streams into one."""
+    a, b, both = LogHistogram(), LogHistogram(), LogHistogram()
+    for v in range(0, 5000, 7):
+        a.record(v)
+        both.record(v)
+    for v in range(3, 90_000, 113):
+        b.record(v)
+        both.record(v)
+    a.merge(b)
+    assert a.counts == both.counts and a.total == both.total and a.max == both.max
+
+
+def test_gc_watch_counts_collections_and_pause():
+    """GcWatch counts a forced collection per generation and a non-negative pause."""
+    with GcWatch() as watch:
+        gc.collect(0)
+        gc.collect(2)
+    assert watch.collections[0] >= 1 and watch.collections[2] >= 1
+    assert watch.pause_ms >= 0.0
+    assert not watch.installed
+
+
+def test_life_samples_stages_and_frames():
+    """A run fills stage histograms; frame() has one row per metric with units in names."""
+    life = Life(LifeConfig(seed=1, metrics_every=4, events_per_tick=2))
+    life.run(2_000)
+    m = life.metrics
+    assert 250 < m.tick.count < 800  # ~ticks / 4, drawn gaps
+    assert all(m.stages[s].count == m.tick.count for s in STAGES)
+    shares = [m.summary()[f"stage_{s}_share"] for s in STAGES]
+    assert math.isclose(sum(shares), 1.0, rel_tol=1e-9)
+    frame = m.frame()
+    assert frame.schema == pl.Schema({"metric": pl.String, "value": pl.Float64})
+    names = frame["metric"].to_list()
+    assert len(names) == len(set(names))
+    for name in ("tick_p99_us", "events_processed", "memory_active", "rss_mb", "gc_pause_ms"):
+        assert name in names
+    values = dict(zip(names, frame["value"].to_list(), strict=True))
+    assert values["events_processed"] == life.events_processed
+    assert all(math.isfinite(v) and v >= 0 for v in values.values())
+    stages = m.stage_frame()
+    assert stages["stage"].to_list() == list(STAGES)
+
+
+def test_metrics_do_not_change_the_trajectory():
+    """Timing every tick, every 16th, or none gives the same digest."""
+    digests = set()
+    for every in (0, 1, 16):
+        life = Life(LifeConfig(seed=9, metrics_every=every, events_per_tick=20))
+        life.run(1_500)
+        digests.add(life.digest())
+    assert len(digests) == 1
+
+
+def test_metrics_off_records_nothing():
+    """metrics_every=0 leaves the histograms empty and installs no gc callback."""
+    life = Life(LifeConfig(seed=1, metrics_every=0))
+    before = len(gc.callbacks)
+    life.run(500)
+    assert life.metrics.tick.count == 0
+    assert len(gc.callbacks) == before
+
+
+def test_gc_callback_removed_after_run():
+    """The gc callback lives only while the organism runs."""
+    life = Life(LifeConfig(seed=1))
+    before = list(gc.callbacks)
+    life.run(100)
+    assert gc.callbacks == before
+
+
+@pytest.mark.parametrize("every", [1, 7])
+def test_sampling_survives_failing_stages(every, monkeypatch):
+    """A stage raising on a sampled tick does not stop later sampling."""
+    life = Life(LifeConfig(seed=2, metrics_every=every))
+    calls = {"n": 0}
+    original = life._maybe_echo
+
+    def flaky():
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            raise RuntimeError("boom")
+        original()
+
+    monkeypatch.setattr(life, "_maybe_echo", flaky)
+    life.run(300)
+    assert life.errors["RuntimeError"] == 100
+    assert life.metrics.tick.count > 0
