@@ -19,7 +19,7 @@ from lifelab.exceptions import LifelabError
 
 __all__ = ["main"]
 
-Handler = Callable[[argparse.Namespace], dict[str, Any]]
+Handler = Callable[[argparse.Namespace], Any]
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -396,15 +396,124 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_json(p)
     p.set_defaults(handler=cmd_bench_loop)
+
+    from lifelab.observe.bench_memory import add_bench_memory_arguments, run_bench_memory_command
+
+    p = bsub.add_parser(
+        "memory",
+        help="bytes/entry, append, decay, spill, archive search",
+        description="Active memory and archive costs at N entries.",
+    )
+    add_bench_memory_arguments(p)
+    _add_json(p)
+    p.set_defaults(handler=run_bench_memory_command)
+
+    exp = sub.add_parser(
+        "experiment",
+        help="run named experiments (notebooks via papermill)",
+        description="Experiments are TOML files naming a notebook and its "
+        "parameters (see experiments/).",
+    )
+    esub = exp.add_subparsers(dest="experiment_command", required=True, metavar="ACTION")
+    p = esub.add_parser(
+        "run",
+        help="execute an experiment's notebook headless",
+        description="Execute the notebook with papermill; the executed notebook "
+        "and a record go to data/runs/experiments/, tables to data/results/.",
+    )
+    p.add_argument("file", metavar="FILE", help="experiments/NAME.toml")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="override a parameter (VALUE parsed as JSON, else a string)",
+    )
+    p.add_argument("--full", action="store_true", help="merge the file's [full] table")
+    _add_json(p)
+    p.set_defaults(handler=cmd_experiment_run)
+    from lifelab.observe.profile import add_profile_arguments
+
+    p = sub.add_parser(
+        "profile",
+        help="profile the loop with cProfile or Scalene",
+        description="Run a representative workload under a profiler in a fresh "
+        "process; write the raw profile, polars tables (parquet) and an analysis.",
+    )
+    add_profile_arguments(p)
+    _add_json(p)
+    p.set_defaults(handler=cmd_profile)
+
+    from lifelab.lab.stats import add_compare_arguments, run_compare_command
+
+    p = sub.add_parser(
+        "compare",
+        help="compare two results tables; non-zero on a regression",
+        description="Ratio of medians per cell and metric with a bootstrap CI and "
+        "a verdict; exits 1 when any significant regression is found (a CI gate).",
+    )
+    add_compare_arguments(p)
+    p.set_defaults(handler=run_compare_command)
+
+    p = esub.add_parser("list", help="list the experiment files")
+    _add_json(p)
+    p.set_defaults(handler=cmd_experiment_list)
     return parser
+
+
+def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
+    from lifelab.observe.profile import ProfileError, run_profile_command
+
+    try:
+        result = run_profile_command(args)
+    except ProfileError as exc:  # a failed profiler run is a failure, not bad input
+        raise OSError(str(exc)) from exc
+    if not args.json:
+        print(result["summary"])
+        for spot in result["hot_spots"][:10]:
+            print("  ", {k: v for k, v in spot.items() if v is not None})
+        return {k: result[k] for k in ("tool", "profile_path", "table_path", "wall_s")}
+    return result
+
+
+def cmd_experiment_run(args: argparse.Namespace) -> dict[str, Any]:
+    from lifelab.lab.experiment import run_experiment
+
+    overrides = {}
+    for key, text in args.parameter or []:
+        try:
+            overrides[key] = json.loads(text)
+        except ValueError:
+            overrides[key] = text
+    return run_experiment(args.file, overrides, full=args.full, progress=not args.json)
+
+
+def cmd_experiment_list(args: argparse.Namespace) -> dict[str, Any]:
+    from lifelab.lab.experiment import list_experiments
+
+    found = list_experiments()
+    if not args.json:
+        for exp in found:
+            print(f"{exp.name:<22} {exp.source}  {exp.description}")
+        return {"count": len(found)}
+    return {
+        "experiments": [
+            {"name": e.name, "file": str(e.source), "notebook": str(e.notebook), "suite": e.suite}
+            for e in found
+        ]
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    status = 0
     try:
         result = handler(args)
+        if isinstance(result, tuple):  # (output, exit status), e.g. compare as a CI gate
+            result, status = result
     except (LifelabError, ValueError, TypeError) as exc:
         print(f"lifelab {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -414,13 +523,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.json:
             print(json.dumps(result, default=str))
-        else:
+        elif result and args.command != "compare":
             _print_table(result)
         sys.stdout.flush()
     except BrokenPipeError:  # e.g. `lifelab ... | head`: not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    return 0
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover
