@@ -1,0 +1,145 @@
+"""How cost grows with work: memory operations measured at several sizes, fitted on log-log axes.
+
+Each size runs ``lifelab bench memory`` in a fresh subprocess (heap, caches and allocator state
+are per process, DESIGN §3), so sizes never disturb each other. The fitted exponent of a cost
+against the work it does is the number to watch: ~1 for a pass over every entry, ~0 for a cost
+that must not grow, ~log for an indexed search.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from lifelab.exceptions import LifelabError
+
+if TYPE_CHECKING:
+    import polars as pl
+    from matplotlib.figure import Figure
+
+__all__ = ["MEMORY_METRICS", "ScalingError", "fit_exponents", "memory_scaling", "plot_scaling"]
+
+MEMORY_METRICS = (
+    "append_ns",
+    "append_batch_ns",
+    "decay_ms",
+    "spill_ms",
+    "activation_us",
+    "archive_search_p50_ms",
+    "archive_search_p99_ms",
+)
+
+
+class ScalingError(LifelabError, RuntimeError):
+    """A measurement subprocess failed."""
+
+
+def memory_scaling(
+    sizes: Sequence[int],
+    *,
+    archive: bool = True,
+    searches: int = 100,
+    seed: int = 0,
+    timeout_s: float = 900.0,
+    progress: bool = True,
+) -> pl.DataFrame:
+    """``bench memory`` at each size, one fresh process per size; one row per size."""
+    import polars as pl
+    from tqdm.auto import tqdm
+
+    rows = []
+    for n in tqdm(list(sizes), desc="memory scaling", disable=not progress or None):
+        cmd = [
+            sys.executable,
+            "-m",
+            "lifelab.cli",
+            "bench",
+            "memory",
+            "--entries",
+            str(int(n)),
+            "--seed",
+            str(seed),
+            "--searches",
+            str(searches),
+            "--json",
+        ]
+        if not archive:
+            cmd.append("--no-archive")
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        if proc.returncode != 0:
+            raise ScalingError(
+                f"bench memory --entries {n} exited {proc.returncode}: {proc.stderr[-2000:]}"
+            )
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def fit_exponents(
+    df: pl.DataFrame, *, x: str = "entries", metrics: Sequence[str] = MEMORY_METRICS
+) -> pl.DataFrame:
+    """Least-squares slope and intercept of log10(metric) against log10(x), per metric."""
+    import numpy as np
+    import polars as pl
+
+    out = []
+    for metric in metrics:
+        if metric not in df.columns:
+            continue
+        sub = df.select(x, metric).drop_nulls()
+        xs = sub[x].to_numpy().astype(float)
+        ys = sub[metric].to_numpy().astype(float)
+        keep = (xs > 0) & (ys > 0)
+        if keep.sum() < 2:
+            continue
+        slope, intercept = np.polyfit(np.log10(xs[keep]), np.log10(ys[keep]), 1)
+        out.append(
+            {
+                "metric": metric,
+                "exponent": float(slope),
+                "intercept": float(intercept),
+                "points": int(keep.sum()),
+            }
+        )
+    return pl.DataFrame(
+        out,
+        schema={
+            "metric": pl.String,
+            "exponent": pl.Float64,
+            "intercept": pl.Float64,
+            "points": pl.Int64,
+        },
+    )
+
+
+def plot_scaling(
+    df: pl.DataFrame, *, x: str = "entries", metrics: Sequence[str] = MEMORY_METRICS
+) -> Figure:
+    """Log-log lines of each metric against x, with the fitted exponent in the legend."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    fits = {r["metric"]: r for r in fit_exponents(df, x=x, metrics=metrics).iter_rows(named=True)}
+    if not fits:
+        raise ValueError("no metric has two positive points to plot")
+    fig = Figure(figsize=(9, 6), layout="constrained")
+    ax = fig.subplots()
+    xs = df[x].to_numpy().astype(float)
+    for metric, fit in fits.items():
+        ys = df[metric].to_numpy().astype(float)
+        line = ax.loglog(xs, ys, "o", label=f"{metric}  (exponent {fit['exponent']:.2f})")[0]
+        grid = np.geomspace(xs.min(), xs.max(), 20)
+        ax.loglog(
+            grid,
+            10 ** (fit["intercept"] + fit["exponent"] * np.log10(grid)),
+            "-",
+            color=line.get_color(),
+            alpha=0.6,
+        )
+    ax.set_xlabel(f"{x} (log)")
+    ax.set_ylabel("cost, in the unit of each metric (log)")
+    ax.set_title("How memory costs grow with the number of entries")
+    ax.legend(fontsize="small")
+    return fig

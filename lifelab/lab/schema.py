@@ -1,0 +1,100 @@
+"""The results table: one row per trial, long and tidy. The one place its columns are named.
+
+Every sweep writes one parquet file with these columns (units in the names) and the schema
+version in the parquet key-value metadata under ``lifelab_results_schema``.
+
+Schema history:
+    1 — first version (lifelab 0.1): id, parameter, metric and environment columns below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ENV_COLUMNS",
+    "ID_COLUMNS",
+    "METADATA_KEY",
+    "METRIC_COLUMNS",
+    "PARAM_COLUMNS",
+    "RESULTS_SCHEMA_VERSION",
+    "STAGE_NAMES",
+    "polars_schema",
+]
+
+RESULTS_SCHEMA_VERSION = 1
+METADATA_KEY = "lifelab_results_schema"
+
+# The tick stages timed by life.metrics (lifelab.observe.metrics.STAGES), kept here as plain
+# strings so reading results never imports the runtime.
+STAGE_NAMES = ("perceive", "time", "respond", "remember", "feedback", "periodic", "policy", "io")
+
+# (name, polars dtype name) — dtype names are resolved with getattr(polars, name).
+ID_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("suite", "String"),  # e.g. "batch_gc"; the folder under data/results/
+    ("sweep_id", "String"),  # <UTC timestamp>-<8 hex>, one per sweep
+    ("trial_id", "String"),  # <sweep_id>-<order>
+    ("cell", "String"),  # stable hash of the parameters (same cell across repeats)
+    ("repeat", "Int64"),  # 0..repeats-1
+    ("order", "Int64"),  # position in the execution order (repeats interleaved)
+)
+PARAM_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ticks", "Int64"),
+    ("warmup_ticks", "Int64"),
+    ("seed", "Int64"),
+    ("events_per_tick", "Float64"),
+    ("batch_size", "Int64"),
+    ("memory_capacity", "Int64"),
+    ("gc_mode", "String"),  # default | off | freeze | tuned | T0,T1,T2
+    ("config_json", "String"),  # every other LifeConfig override, sorted JSON ("{}" if none)
+)
+METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("wall_s", "Float64"),
+    ("events", "Int64"),
+    ("ticks_per_s", "Float64"),
+    ("events_per_s", "Float64"),
+    ("tick_p50_us", "Float64"),
+    ("tick_p99_us", "Float64"),
+    ("tick_max_us", "Float64"),
+    ("peak_rss_mb", "Float64"),
+    ("gc_collections", "Int64"),
+    ("gc_gen0", "Int64"),
+    ("gc_gen1", "Int64"),
+    ("gc_gen2", "Int64"),
+    ("gc_pause_ms", "Float64"),
+    ("last_decile_ratio", "Float64"),
+    *((f"rate_decile_{i}_ticks_per_s", "Float64") for i in range(10)),
+    *((f"stage_{name}_share", "Float64") for name in STAGE_NAMES),
+    ("memory_active", "Int64"),
+    ("archive_size", "Int64"),
+)
+ENV_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("python_version", "String"),
+    ("implementation", "String"),
+    ("lifelab_version", "String"),
+    ("git_commit", "String"),
+    ("git_dirty", "Boolean"),
+    ("cpu_model", "String"),
+    ("cpu_count", "Int64"),
+    ("hostname_hash", "String"),  # blake2b of the hostname, 12 hex: groups runs, reveals nothing
+    ("gc_threshold", "String"),  # gc.get_threshold() of the worker after the mode was applied
+    ("numpy_version", "String"),
+    ("polars_version", "String"),
+    ("scalene_version", "String"),
+    ("started_at", "Datetime"),  # UTC, microseconds
+    ("duration_s", "Float64"),
+    ("status", "String"),  # ok | failed
+    ("error", "String"),  # "" when ok; the failure and the worker's stderr tail
+)
+
+ALL_COLUMNS = ID_COLUMNS + PARAM_COLUMNS + METRIC_COLUMNS + ENV_COLUMNS
+
+
+def polars_schema() -> Any:
+    """The polars Schema of a results table (imports polars)."""
+    import polars as pl
+
+    out = {}
+    for name, dtype in ALL_COLUMNS:
+        out[name] = pl.Datetime("us", "UTC") if dtype == "Datetime" else getattr(pl, dtype)
+    return pl.Schema(out)

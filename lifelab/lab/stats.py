@@ -1,0 +1,488 @@
+"""Statistics of results tables: per-cell summaries and baseline/candidate comparisons.
+
+A cell is one set of parameters, repeated (see :mod:`lifelab.lab.schema`). Trial times are noisy
+and skewed, so everything here is built on the median: :func:`summarize` reports its spread and a
+bootstrap confidence interval, :func:`compare` the ratio of medians with a bootstrap interval and a
+verdict. A change is called only when the interval excludes 1 *and* the change is at least
+``min_effect`` (5 % by default): statistically real but tiny changes are not worth a red CI build.
+
+Bootstrap intervals are percentile intervals taken conservatively (the order statistics just
+outside the nominal quantiles, no interpolation). Each (cell, metric) draws from its own generator
+seeded from ``seed`` and the cell's key, so a cell's numbers do not depend on which other cells or
+metrics are in the table, and the same inputs and seed always give the same table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from lifelab.exceptions import ConfigError
+from lifelab.lab.schema import PARAM_COLUMNS
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "add_compare_arguments",
+    "compare",
+    "compare_files",
+    "format_table",
+    "higher_is_better",
+    "read_table",
+    "regressions",
+    "run_compare_command",
+    "summarize",
+    "unmatched_cells",
+]
+
+DEFAULT_METRICS: tuple[str, ...] = (
+    "ticks_per_s",
+    "tick_p50_us",
+    "tick_p99_us",
+    "peak_rss_mb",
+    "gc_pause_ms",
+)
+
+FASTER, SLOWER, NO_CHANGE = "faster", "slower", "no significant change"
+BETTER, WORSE, SAME = "better", "worse", "none"
+
+# Which way is good, by the unit suffix of the metric name; the first matching suffix wins, so
+# "_per_s" must come before "_s". Names without a unit suffix are listed in _LOWER_IS_BETTER.
+_DIRECTION_BY_SUFFIX: tuple[tuple[str, bool], ...] = (
+    ("_per_s", True),  # throughput: ticks_per_s, events_per_s, rate_decile_*_ticks_per_s
+    ("_ratio", True),  # last_decile_ratio: late rate / early rate, 1 = steady, < 1 = slowing down
+    ("_us", False),  # latency
+    ("_ms", False),  # pauses
+    ("_s", False),  # wall time
+    ("_mb", False),  # memory
+    ("_share", False),  # one stage's share of the tick (shares sum to 1: read with care)
+)
+_LOWER_IS_BETTER = frozenset(
+    {"gc_collections", "gc_gen0", "gc_gen1", "gc_gen2", "memory_active", "archive_size"}
+)
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is an improvement (throughput) or a worsening.
+
+    Raises:
+        ConfigError: the name has no known unit suffix, so its direction cannot be told.
+    """
+    if metric in _LOWER_IS_BETTER:
+        return False
+    for suffix, higher in _DIRECTION_BY_SUFFIX:
+        if metric.endswith(suffix):
+            return higher
+    suffixes = ", ".join(s for s, _ in _DIRECTION_BY_SUFFIX)
+    raise ConfigError(
+        f"metric {metric!r}: cannot tell whether higher is better; name it with a unit suffix "
+        f"({suffixes}) or use one of {sorted(_LOWER_IS_BETTER)}"
+    )
+
+
+# -- summaries -------------------------------------------------------------------------------------
+
+
+def summarize(
+    df: pl.DataFrame,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    *,
+    by: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Per-cell statistics of each metric over the trials whose status is "ok".
+
+    Returns one row per (cell, metric): the ``by`` columns (default: the parameter columns present
+    in ``df``), ``metric``, ``n``, ``median``, ``mean``, ``std`` (sample, ddof=1; null when n = 1),
+    ``mad`` (median absolute deviation, unscaled), ``iqr`` (numpy's linear quantiles), ``min``,
+    ``max`` and a bootstrap interval of the median (``ci_low``, ``ci_high``; [value, value] when
+    n = 1). Null and NaN values are skipped; cells with no value for a metric are omitted.
+
+    With the default ``metrics``, those absent from ``df`` are skipped; a metric named explicitly
+    must be a column.
+    """
+    _check_options(confidence=confidence, resamples=resamples, seed=seed)
+    keys = _group_columns([df], by)
+    names = _metric_columns([df], metrics)
+    rows = []
+    for key, metric, values in _samples(df, keys, names):
+        rng = _rng(seed, "summary", metric, key)
+        low, high = _interval(_boot_medians(values, resamples, rng), confidence)
+        q25, median, q75 = np.percentile(values, [25, 50, 75])
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "metric": metric,
+                "n": values.size,
+                "median": float(median),
+                "mean": float(values.mean()),
+                "std": float(values.std(ddof=1)) if values.size > 1 else None,
+                "mad": float(np.median(np.abs(values - median))),
+                "iqr": float(q75 - q25),
+                "min": float(values.min()),
+                "max": float(values.max()),
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
+    stats = ["median", "mean", "std", "mad", "iqr", "min", "max", "ci_low", "ci_high"]
+    schema = {
+        **{k: df.schema[k] for k in keys},
+        "metric": pl.String,
+        "n": pl.Int64,
+        **dict.fromkeys(stats, pl.Float64),
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
+# -- comparisons -----------------------------------------------------------------------------------
+
+
+def compare(
+    baseline: pl.DataFrame,
+    candidate: pl.DataFrame,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    *,
+    min_effect: float = 0.05,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+    by: Sequence[str] | None = None,
+    min_n: int = 5,
+) -> pl.DataFrame:
+    """Compare the median of each metric, cell by cell, between two results tables.
+
+    Only cells with "ok" trials in both tables are compared (list the others with
+    :func:`unmatched_cells`). Returns one row per (cell, metric): the ``by`` columns (default: the
+    parameter columns present in both tables), ``metric``, ``n_baseline``, ``n_candidate``,
+    ``baseline_median``, ``candidate_median``, ``ratio`` (candidate / baseline), a bootstrap
+    interval of the ratio (``ci_low``, ``ci_high``; each side resampled independently), ``verdict``
+    ("faster", "slower" or "no significant change") and ``change`` ("better", "worse" or "none").
+
+    A change is significant when the interval excludes 1, ``|ratio - 1| >= min_effect`` and both
+    sides have at least ``min_n`` values; its direction comes from :func:`higher_is_better`: a
+    lower ``ticks_per_s`` or a higher ``tick_p99_us`` is "slower". Below about five values a side
+    the bootstrap interval of a median is little more than the sample's range and calls far more
+    than its nominal share of A/A comparisons significant (about a third at n = 2, 5-9 % at
+    n = 3-4 with min_effect 0.05), so such cells get "no significant change" whatever the data.
+    "faster"/"slower" is the verdict for every metric, memory included; ``change`` says the same
+    in words that also fit memory and counts.
+    """
+    _check_options(confidence=confidence, resamples=resamples, seed=seed)
+    if not (min_effect >= 0 and math.isfinite(min_effect)):
+        raise ConfigError(f"min_effect must be a finite number >= 0, got {min_effect!r}")
+    if min_n < 1:
+        raise ConfigError(f"min_n must be >= 1, got {min_n!r}")
+    keys = _group_columns([baseline, candidate], by)
+    names = _metric_columns([baseline, candidate], metrics)
+    directions = {m: higher_is_better(m) for m in names}
+    base = {(key, m): v for key, m, v in _samples(baseline, keys, names)}
+    rows = []
+    for key, metric, cand in _samples(candidate, keys, names):
+        ref = base.get((key, metric))
+        if ref is None:
+            continue
+        ref_boot = _boot_medians(ref, resamples, _rng(seed, "baseline", metric, key))
+        cand_boot = _boot_medians(cand, resamples, _rng(seed, "candidate", metric, key))
+        ref_median, cand_median = float(np.median(ref)), float(np.median(cand))
+        ratio = float(_ratio(np.array([cand_median]), np.array([ref_median]))[0])
+        low, high = _interval(_ratio(cand_boot, ref_boot), confidence)
+        significant = (
+            min(ref.size, cand.size) >= min_n
+            and (low > 1 or high < 1)
+            and abs(ratio - 1) >= min_effect
+        )
+        if not significant:
+            verdict, change = NO_CHANGE, SAME
+        elif (ratio > 1) == directions[metric]:
+            verdict, change = FASTER, BETTER
+        else:
+            verdict, change = SLOWER, WORSE
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "metric": metric,
+                "n_baseline": ref.size,
+                "n_candidate": cand.size,
+                "baseline_median": ref_median,
+                "candidate_median": cand_median,
+                "ratio": ratio,
+                "ci_low": low,
+                "ci_high": high,
+                "verdict": verdict,
+                "change": change,
+            }
+        )
+    schema = {
+        **{k: baseline.schema[k] for k in keys},
+        "metric": pl.String,
+        "n_baseline": pl.Int64,
+        "n_candidate": pl.Int64,
+        **dict.fromkeys(["baseline_median", "candidate_median", "ratio"], pl.Float64),
+        **dict.fromkeys(["ci_low", "ci_high"], pl.Float64),
+        "verdict": pl.String,
+        "change": pl.String,
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
+def regressions(table: pl.DataFrame) -> pl.DataFrame:
+    """The rows of a :func:`compare` table whose change is a significant worsening."""
+    return table.filter(pl.col("change") == WORSE)
+
+
+def unmatched_cells(
+    baseline: pl.DataFrame, candidate: pl.DataFrame, *, by: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Cells with "ok" trials in only one of the two tables, which :func:`compare` leaves out.
+
+    Returns the ``by`` columns and ``side`` ("baseline only" or "candidate only"). A cell whose
+    trials all failed on one side shows up here too.
+    """
+    keys = _group_columns([baseline, candidate], by)
+    base, cand = (_ok(t).select(keys).unique(maintain_order=True) for t in (baseline, candidate))
+    only = [
+        a.join(b, on=keys, how="anti", nulls_equal=True).with_columns(side=pl.lit(side))
+        for a, b, side in ((base, cand, "baseline only"), (cand, base, "candidate only"))
+    ]
+    return pl.concat(only, how="vertical_relaxed")
+
+
+# -- files and the command -------------------------------------------------------------------------
+
+
+def read_table(path: str | Path) -> pl.DataFrame:
+    """Read a results table (the one place this module opens a file, so checks can move here)."""
+    return pl.read_parquet(path)
+
+
+def compare_files(baseline_path: str | Path, candidate_path: str | Path, **kw: Any) -> pl.DataFrame:
+    """:func:`compare` two results parquet files; keywords are passed through."""
+    return compare(read_table(baseline_path), read_table(candidate_path), **kw)
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``lifelab compare`` (including ``--json``) to ``parser``."""
+    parser.add_argument("baseline", type=Path, help="results parquet of the baseline")
+    parser.add_argument("candidate", type=Path, help="results parquet of the candidate")
+    parser.add_argument(
+        "--metric",
+        dest="metrics",
+        action="append",
+        metavar="M",
+        help=f"metric column to compare; repeat for several (default: {' '.join(DEFAULT_METRICS)})",
+    )
+    parser.add_argument(
+        "--min-effect",
+        type=_fraction,
+        default=0.05,
+        help="smallest |ratio - 1| that counts as a change (0.05)",
+    )
+    parser.add_argument(
+        "--min-n",
+        type=int,
+        default=5,
+        help="fewest ok trials a side needs for a verdict (5; fewer calls too many false changes)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object as the last line"
+    )
+
+
+def run_compare_command(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """Run ``lifelab compare``: return the result and the exit status (1 on any regression).
+
+    Without ``--json`` the table is printed here; with it nothing is printed, and the caller prints
+    ``json.dumps(result)`` as the last line (as for every other command).
+
+    Raises:
+        ConfigError: no cell has "ok" trials in both files, or a bad metric name.
+    """
+    baseline, candidate = read_table(args.baseline), read_table(args.candidate)
+    metrics = tuple(args.metrics) if args.metrics else DEFAULT_METRICS
+    table = compare(baseline, candidate, metrics, min_effect=args.min_effect, min_n=args.min_n)
+    unmatched = unmatched_cells(baseline, candidate)
+    if table.is_empty():
+        raise ConfigError(
+            f"no cell has ok trials in both {args.baseline} and {args.candidate}: nothing to "
+            f"compare ({unmatched.height} cells in one file only)"
+        )
+    worse = regressions(table).height
+    too_few = table.filter(pl.min_horizontal("n_baseline", "n_candidate") < args.min_n).height
+    result = {
+        "baseline": str(args.baseline),
+        "candidate": str(args.candidate),
+        "metrics": sorted(set(table["metric"]), key=list(metrics).index),
+        "min_effect": args.min_effect,
+        "compared": table.height,
+        "regressions": worse,
+        "improvements": table.filter(pl.col("change") == BETTER).height,
+        "too_few_trials": too_few,
+        "rows": _json_rows(table),
+        "unmatched": _json_rows(unmatched),
+    }
+    if not args.json:
+        # Label compared and unmatched cells together, so each label tells its cell apart.
+        keys = table.columns[: table.columns.index("metric")]
+        labels = _cell_labels(
+            pl.concat([table.select(keys), unmatched.select(keys)], how="vertical_relaxed")
+        )
+        print(format_table(table, labels=labels[: table.height]))
+        for label, side in zip(labels[table.height :], unmatched["side"], strict=True):
+            print(f"not compared ({side}): {label}")
+        if too_few:
+            print(f"no verdict for {too_few} comparisons with fewer than {args.min_n} ok trials")
+        print(f"{worse} significant regressions in {table.height} comparisons")
+    return result, 1 if worse else 0
+
+
+def format_table(table: pl.DataFrame, *, labels: Sequence[str] | None = None) -> str:
+    """A compact aligned text rendering of a :func:`compare` table, one line per row.
+
+    Cells are labelled (unless ``labels`` are given) by the parameters that differ between rows,
+    so constant columns, such as a long ``config_json``, do not crowd the screen.
+    """
+    if labels is None:
+        labels = _cell_labels(table.select(table.columns[: table.columns.index("metric")]))
+    head = ["cell", "metric", "baseline", "candidate", "ratio", "interval", "verdict"]
+    lines = [head]
+    for label, row in zip(labels, table.iter_rows(named=True), strict=True):
+        lines.append(
+            [
+                label,
+                row["metric"],
+                f"{row['baseline_median']:.4g}",
+                f"{row['candidate_median']:.4g}",
+                f"{row['ratio']:.3f}",
+                f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]",
+                row["verdict"],
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    left = {0, 1, 6}  # text columns; numbers are right-aligned
+
+    def justify(line: list[str]) -> str:
+        pairs = enumerate(zip(line, widths, strict=True))
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in pairs).rstrip()
+
+    return "\n".join(justify(line) for line in lines)
+
+
+# -- internals -------------------------------------------------------------------------------------
+
+
+def _check_options(*, confidence: float, resamples: int, seed: int) -> None:
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be in (0, 1), got {confidence!r}")
+    if resamples < 1:
+        raise ConfigError(f"resamples must be >= 1, got {resamples!r}")
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed!r}")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (0 <= value < 1):
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def _group_columns(tables: Sequence[pl.DataFrame], by: Sequence[str] | None) -> list[str]:
+    """The columns that identify a cell: ``by``, or the parameter columns in every table."""
+    if by is not None:
+        for table in tables:
+            missing = [c for c in by if c not in table.columns]
+            if missing:
+                raise ConfigError(f"by: no column {missing} in the results table")
+        return list(by)
+    keys = [name for name, _ in PARAM_COLUMNS if all(name in t.columns for t in tables)]
+    if not keys and all("cell" in t.columns for t in tables):
+        keys = ["cell"]
+    if not keys:
+        raise ConfigError("by: the table has no parameter columns nor 'cell'; pass by=[...]")
+    return keys
+
+
+def _metric_columns(tables: Sequence[pl.DataFrame], metrics: Sequence[str]) -> list[str]:
+    if isinstance(metrics, str):  # a lone name would otherwise be read as its letters
+        metrics = (metrics,)
+    present = [m for m in metrics if all(m in t.columns for t in tables)]
+    if tuple(metrics) == DEFAULT_METRICS and present:
+        return present
+    missing = [m for m in metrics if m not in present]
+    if missing or not present:
+        raise ConfigError(f"metrics: no column {missing or list(metrics)} in the results table")
+    return present
+
+
+def _ok(df: pl.DataFrame) -> pl.DataFrame:
+    """The trials that finished (all rows if the table has no status column)."""
+    return df.filter(pl.col("status") == "ok") if "status" in df.columns else df
+
+
+def _samples(
+    df: pl.DataFrame, keys: list[str], metrics: list[str]
+) -> Iterator[tuple[tuple[Any, ...], str, np.ndarray]]:
+    """(cell key, metric, finite float64 values) for each cell and metric with a value."""
+    ok = _ok(df).select(*keys, *metrics).sort(keys, nulls_last=True, maintain_order=True)
+    for key, group in ok.partition_by(keys, as_dict=True, maintain_order=True).items():
+        for metric in metrics:
+            values = group[metric].cast(pl.Float64).drop_nulls().to_numpy()
+            values = values[np.isfinite(values)]
+            if values.size:
+                yield key, metric, values
+
+
+def _rng(seed: int, *parts: Any) -> np.random.Generator:
+    """A generator for one (cell, metric): stable across processes (no hash() randomisation)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest, "little")])
+
+
+def _boot_medians(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Medians of ``resamples`` bootstrap resamples, drawn at once as a resamples × n matrix."""
+    index = rng.integers(0, values.size, size=(resamples, values.size))
+    return np.median(values[index], axis=1)
+
+
+def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval; "lower"/"higher" take order statistics, so infinities stay exact."""
+    tail = (1 - confidence) / 2
+    low = np.quantile(samples, tail, method="lower")
+    high = np.quantile(samples, 1 - tail, method="higher")
+    return float(low), float(high)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, with 0 / 0 = 1 (no change) and x / 0 = ±inf (a change from 0)."""
+    out = np.copysign(np.full(numerator.shape, np.inf), numerator)
+    np.divide(numerator, denominator, out=out, where=denominator != 0)
+    out[(denominator == 0) & (numerator == 0)] = 1.0
+    return out
+
+
+def _cell_labels(keys: pl.DataFrame) -> list[str]:
+    """``k=v`` labels of the key columns that vary between rows ("all" when none vary)."""
+    varying = [c for c in keys.columns if keys[c].n_unique() > 1]
+    return [
+        " ".join(f"{c}={row[c]}" for c in varying) or "all" for row in keys.iter_rows(named=True)
+    ]
+
+
+def _json_rows(table: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts, with non-finite floats as None so the JSON stays standard."""
+    return [
+        {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+        for row in table.iter_rows(named=True)
+    ]

@@ -1,0 +1,423 @@
+"""Tests of lifelab.lab.stats: summaries, bootstrap intervals, comparisons and the compare command.
+
+All data is synthetic (seeded numpy generators); nothing is timed. Trial noise is lognormal, as
+timings are: a ``spread`` of 0.05 is about 5 % relative noise.
+"""
+
+import argparse
+import json
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lifelab.exceptions import ConfigError
+from lifelab.lab import stats
+
+
+def _trials(
+    metrics: dict[str, np.ndarray | list[float]],
+    *,
+    batch_size: int = 64,
+    gc_mode: str = "default",
+    status: str = "ok",
+) -> pl.DataFrame:
+    """Rows of one cell with the id, parameter and status columns the lab writes."""
+    n = len(next(iter(metrics.values())))
+    return pl.DataFrame(
+        {
+            "cell": [f"b{batch_size}-{gc_mode}"] * n,
+            "repeat": list(range(n)),
+            "batch_size": [batch_size] * n,
+            "gc_mode": [gc_mode] * n,
+            **{name: np.asarray(values, dtype=float) for name, values in metrics.items()},
+            "status": [status] * n,
+        }
+    )
+
+
+def _noisy(seed: int, n: int, *, median: float = 1000.0, spread: float = 0.05) -> np.ndarray:
+    return median * np.random.default_rng(seed).lognormal(0.0, spread, n)
+
+
+def _one(table: pl.DataFrame, **where: object) -> dict:
+    rows = table.filter(**where).to_dicts()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+# -- summarize -------------------------------------------------------------------------------------
+
+
+def test_summary_statistics_match_numpy():
+    """median, mean, std (ddof=1), unscaled MAD, IQR (linear quantiles), min, max match numpy."""
+    x = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0, 5.0])
+    row = _one(stats.summarize(_trials({"ticks_per_s": x}), ["ticks_per_s"]))
+    median = np.median(x)
+    q25, q75 = np.percentile(x, [25, 75])
+    assert row["n"] == x.size
+    assert row["median"] == pytest.approx(median)
+    assert row["mean"] == pytest.approx(x.mean())
+    assert row["std"] == pytest.approx(x.std(ddof=1))
+    assert row["mad"] == pytest.approx(np.median(np.abs(x - median)))
+    assert row["iqr"] == pytest.approx(q75 - q25)
+    assert (row["min"], row["max"]) == (1.0, 9.0)
+    assert row["ci_low"] <= median <= row["ci_high"]
+
+
+def test_summary_is_long_one_row_per_cell_and_metric():
+    """Default grouping is the parameter columns; each metric gets its own row, in `metric`."""
+    df = pl.concat(
+        [
+            _trials({"ticks_per_s": _noisy(1, 5), "tick_p99_us": _noisy(2, 5)}, batch_size=b)
+            for b in (16, 64)
+        ]
+    )
+    table = stats.summarize(df, ["ticks_per_s", "tick_p99_us"])
+    assert table.columns[:3] == ["batch_size", "gc_mode", "metric"]
+    assert table.height == 4
+    assert set(zip(table["batch_size"], table["metric"], strict=True)) == {
+        (b, m) for b in (16, 64) for m in ("ticks_per_s", "tick_p99_us")
+    }
+    assert table.schema["batch_size"] == pl.Int64
+
+
+def test_summary_by_overrides_grouping():
+    """`by` picks the grouping columns, e.g. the cell hash alone."""
+    df = pl.concat([_trials({"ticks_per_s": _noisy(b, 4)}, batch_size=b) for b in (16, 64)])
+    table = stats.summarize(df, ["ticks_per_s"], by=["cell"])
+    assert table.columns[:2] == ["cell", "metric"]
+    assert sorted(table["cell"]) == ["b16-default", "b64-default"]
+
+
+def test_summary_default_metrics_skip_absent_columns():
+    """The default metric list keeps the metrics the table has; named metrics must exist."""
+    df = _trials({"ticks_per_s": _noisy(0, 5), "tick_p99_us": _noisy(1, 5)})
+    assert stats.summarize(df)["metric"].to_list() == ["ticks_per_s", "tick_p99_us"]
+    with pytest.raises(ConfigError, match="peak_rss_mb"):
+        stats.summarize(df, ["ticks_per_s", "peak_rss_mb"])
+
+
+def test_single_value_has_a_point_interval_and_no_std():
+    """n = 1 gives the interval [value, value] and a null sample std."""
+    row = _one(stats.summarize(_trials({"ticks_per_s": [123.0]}), ["ticks_per_s"]))
+    assert (row["n"], row["ci_low"], row["ci_high"]) == (1, 123.0, 123.0)
+    assert row["std"] is None
+    assert row["mad"] == 0.0
+
+
+def test_failed_rows_and_missing_values_are_ignored():
+    """Only status "ok" rows count; nulls and NaN are skipped; a cell with no value is omitted."""
+    ok = _trials({"ticks_per_s": [10.0, 20.0, 30.0, float("nan")]})
+    failed = _trials({"ticks_per_s": [1e9, 1e9]}, status="failed")
+    dead = _trials({"ticks_per_s": [5.0]}, batch_size=16, status="failed")
+    table = stats.summarize(pl.concat([ok, failed, dead]), ["ticks_per_s"])
+    row = _one(table)
+    assert (row["batch_size"], row["n"], row["median"], row["max"]) == (64, 3, 20.0, 30.0)
+
+
+def test_bootstrap_interval_contains_the_true_median():
+    """For well-behaved lognormal samples the 95 % interval covers the true median (1000)."""
+    for seed in range(5):
+        df = _trials({"ticks_per_s": _noisy(seed, 40)})
+        row = _one(stats.summarize(df, ["ticks_per_s"], seed=seed))
+        assert row["ci_low"] < 1000.0 < row["ci_high"]
+
+
+def test_bootstrap_interval_shrinks_with_n():
+    """More repeats give a narrower interval of the median (about 1/sqrt(n))."""
+
+    def width(n: int) -> float:
+        row = _one(stats.summarize(_trials({"ticks_per_s": _noisy(7, n)}), ["ticks_per_s"]))
+        return row["ci_high"] - row["ci_low"]
+
+    assert width(400) < width(100) < width(10)
+    assert width(400) < 0.5 * width(10)
+
+
+def test_summary_is_reproducible_with_the_same_seed():
+    """The same data and seed give an identical table; another seed moves the interval."""
+    df = _trials({"ticks_per_s": _noisy(3, 15), "tick_p99_us": _noisy(4, 15)})
+    metrics = ["ticks_per_s", "tick_p99_us"]
+    first = stats.summarize(df, metrics, seed=11)
+    assert first.equals(stats.summarize(df, metrics, seed=11))
+    other = stats.summarize(df, metrics, seed=12)
+    assert first.drop("ci_low", "ci_high").equals(other.drop("ci_low", "ci_high"))
+    assert not first.equals(other)
+
+
+def test_a_cells_interval_does_not_depend_on_the_other_cells():
+    """Each cell draws from its own generator, so adding cells leaves its numbers unchanged."""
+    alone = _trials({"ticks_per_s": _noisy(5, 12)})
+    more = pl.concat([_trials({"ticks_per_s": _noisy(6, 12)}, batch_size=16), alone])
+    row_alone = _one(stats.summarize(alone, ["ticks_per_s"]))
+    row_more = _one(stats.summarize(more, ["ticks_per_s"]), batch_size=64)
+    assert row_alone == row_more
+
+
+@given(st.lists(st.floats(0.0, 1e6, allow_nan=False), min_size=1, max_size=30))
+def test_summary_bounds_hold_for_any_sample(values):
+    """min <= ci_low <= median <= ci_high <= max, and the spreads fit inside the range."""
+    row = _one(stats.summarize(_trials({"ticks_per_s": values}), ["ticks_per_s"], resamples=200))
+    eps = 1e-9 * max(1.0, row["max"])
+    assert row["min"] - eps <= row["ci_low"] <= row["median"] + eps
+    assert row["median"] - eps <= row["ci_high"] <= row["max"] + eps
+    assert 0 <= row["mad"] <= row["max"] - row["min"] + eps
+    assert 0 <= row["iqr"] <= row["max"] - row["min"] + eps
+
+
+def test_bad_options_are_refused():
+    """confidence, resamples and seed are validated, and ConfigError is also a ValueError."""
+    df = _trials({"ticks_per_s": [1.0, 2.0]})
+    for kw in ({"confidence": 1.0}, {"resamples": 0}, {"seed": -1}):
+        with pytest.raises(ValueError):
+            stats.summarize(df, ["ticks_per_s"], **kw)
+    with pytest.raises(ConfigError, match="no_such"):
+        stats.summarize(df, ["ticks_per_s"], by=["no_such"])
+
+
+# -- direction -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("metric", "higher"),
+    [
+        ("ticks_per_s", True),
+        ("events_per_s", True),
+        ("rate_decile_9_ticks_per_s", True),
+        ("last_decile_ratio", True),
+        ("tick_p99_us", False),
+        ("gc_pause_ms", False),
+        ("wall_s", False),
+        ("peak_rss_mb", False),
+        ("gc_collections", False),
+        ("archive_size", False),
+        ("stage_io_share", False),
+    ],
+)
+def test_higher_is_better_follows_the_unit_suffix(metric, higher):
+    """Throughput (`_per_s`) is better higher; times, sizes and counts are better lower."""
+    assert stats.higher_is_better(metric) is higher
+
+
+def test_higher_is_better_refuses_a_name_without_a_unit():
+    """A metric whose direction is unknown is an error, not a guess."""
+    with pytest.raises(ConfigError, match="unit suffix"):
+        stats.higher_is_better("events")
+
+
+# -- compare ---------------------------------------------------------------------------------------
+
+
+def test_a_a_comparisons_rarely_find_a_change():
+    """Same-distribution samples (10 repeats, 5 % noise) are called different in <= 5 % of cases."""
+    # A 95 % interval is wrong 5 % of the time by design, so "never" would be a promise the method
+    # does not make: over 40 A/A comparisons at most 2 may be flagged (these seeds flag exactly 1).
+    verdicts = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        a, b = (
+            _trials(
+                {
+                    "ticks_per_s": 1000 * rng.lognormal(0, 0.05, 10),
+                    "tick_p99_us": 50 * rng.lognormal(0, 0.05, 10),
+                }
+            )
+            for _ in range(2)
+        )
+        verdicts += stats.compare(a, b, ["ticks_per_s", "tick_p99_us"], seed=seed)[
+            "verdict"
+        ].to_list()
+    assert len(verdicts) == 40
+    assert sum(v != "no significant change" for v in verdicts) <= 2
+
+
+def test_a_twenty_percent_slowdown_is_detected():
+    """Throughput 20 % lower with 5 % noise is "slower", "worse", and listed as a regression."""
+    base = _trials({"ticks_per_s": _noisy(1, 10)})
+    cand = _trials({"ticks_per_s": _noisy(2, 10, median=800.0)})
+    row = _one(stats.compare(base, cand, ["ticks_per_s"]))
+    assert (row["verdict"], row["change"]) == ("slower", "worse")
+    assert row["ratio"] == pytest.approx(0.8, abs=0.05)
+    assert row["ci_low"] <= row["ratio"] <= row["ci_high"] < 1
+    assert row["ratio"] == pytest.approx(row["candidate_median"] / row["baseline_median"])
+    assert stats.regressions(stats.compare(base, cand, ["ticks_per_s"])).height == 1
+
+
+def test_a_twenty_percent_speedup_is_detected():
+    """Throughput 20 % higher with 5 % noise is "faster", "better", and no regression."""
+    base = _trials({"ticks_per_s": _noisy(1, 10)})
+    cand = _trials({"ticks_per_s": _noisy(2, 10, median=1200.0)})
+    table = stats.compare(base, cand, ["ticks_per_s"])
+    row = _one(table)
+    assert (row["verdict"], row["change"]) == ("faster", "better")
+    assert 1 < row["ci_low"] <= row["ratio"] <= row["ci_high"]
+    assert stats.regressions(table).is_empty()
+
+
+def test_a_small_real_change_is_below_min_effect():
+    """A 2 % slowdown with 0.5 % noise is real (interval excludes 1) but under min_effect."""
+    base = _trials({"ticks_per_s": _noisy(1, 10, spread=0.005)})
+    cand = _trials({"ticks_per_s": _noisy(2, 10, median=980.0, spread=0.005)})
+    row = _one(stats.compare(base, cand, ["ticks_per_s"]))
+    assert row["ci_high"] < 1
+    assert row["verdict"] == "no significant change"
+    strict = _one(stats.compare(base, cand, ["ticks_per_s"], min_effect=0.01))
+    assert strict["verdict"] == "slower"
+
+
+def test_latency_direction_is_reversed():
+    """For a latency metric, higher is "slower" and lower is "faster"."""
+    base = _trials({"tick_p99_us": _noisy(1, 10, median=50.0)})
+    up = _trials({"tick_p99_us": _noisy(2, 10, median=60.0)})
+    down = _trials({"tick_p99_us": _noisy(3, 10, median=40.0)})
+    assert _one(stats.compare(base, up, ["tick_p99_us"]))["verdict"] == "slower"
+    assert _one(stats.compare(base, down, ["tick_p99_us"]))["verdict"] == "faster"
+    assert stats.regressions(stats.compare(base, up, ["tick_p99_us"])).height == 1
+
+
+def test_compare_ignores_failed_rows():
+    """Failed trials with wild values change neither the medians nor the verdict."""
+    base = _trials({"ticks_per_s": _noisy(1, 10)})
+    cand = _trials({"ticks_per_s": _noisy(2, 10)})
+    junk = _trials({"ticks_per_s": [1.0, 1.0, 1.0]}, status="failed")
+    clean = stats.compare(base, cand, ["ticks_per_s"])
+    dirty = stats.compare(base, pl.concat([cand, junk]), ["ticks_per_s"])
+    assert clean.equals(dirty)
+    assert _one(dirty)["n_candidate"] == 10
+
+
+def test_cells_in_one_table_only_are_excluded_and_listed():
+    """compare keeps the cells found in both; unmatched_cells names the others and their side."""
+    base = pl.concat([_trials({"ticks_per_s": _noisy(b, 6)}, batch_size=b) for b in (16, 64)])
+    cand = pl.concat(
+        [_trials({"ticks_per_s": _noisy(b + 1, 6)}, batch_size=b) for b in (64, 256)]
+        + [_trials({"ticks_per_s": [1.0] * 6}, batch_size=16, status="failed")]
+    )
+    table = stats.compare(base, cand, ["ticks_per_s"])
+    assert table["batch_size"].to_list() == [64]
+    unmatched = stats.unmatched_cells(base, cand)
+    assert set(zip(unmatched["batch_size"], unmatched["side"], strict=True)) == {
+        (16, "baseline only"),
+        (256, "candidate only"),
+    }
+
+
+def test_too_few_trials_get_no_verdict():
+    """Below min_n trials a side the verdict is "no significant change" whatever the change."""
+    base = _trials({"ticks_per_s": [1000.0, 1010.0]})
+    cand = _trials({"ticks_per_s": [700.0, 705.0]})
+    assert _one(stats.compare(base, cand, ["ticks_per_s"]))["verdict"] == "no significant change"
+    assert _one(stats.compare(base, cand, ["ticks_per_s"], min_n=2))["verdict"] == "slower"
+
+
+def test_ratio_from_zero_is_one_or_infinite():
+    """0 -> 0 is no change (ratio 1); 0 -> positive is an infinite ratio and a regression."""
+    base = _trials({"gc_pause_ms": [0.0] * 6})
+    same = _one(stats.compare(base, _trials({"gc_pause_ms": [0.0] * 6}), ["gc_pause_ms"]))
+    assert (same["ratio"], same["verdict"]) == (1.0, "no significant change")
+    worse = _one(
+        stats.compare(base, _trials({"gc_pause_ms": _noisy(1, 6, median=3.0)}), ["gc_pause_ms"])
+    )
+    assert math.isinf(worse["ratio"]) and worse["change"] == "worse"
+
+
+def test_compare_is_reproducible():
+    """The same inputs and seed give the same table."""
+    base = _trials({"ticks_per_s": _noisy(1, 8), "tick_p99_us": _noisy(2, 8)})
+    cand = _trials({"ticks_per_s": _noisy(3, 8), "tick_p99_us": _noisy(4, 8)})
+    metrics = ["ticks_per_s", "tick_p99_us"]
+    assert stats.compare(base, cand, metrics, seed=5).equals(
+        stats.compare(base, cand, metrics, seed=5)
+    )
+
+
+def test_compare_refuses_bad_arguments():
+    """A negative min_effect or a metric missing from one table is a ConfigError."""
+    base = _trials({"ticks_per_s": _noisy(1, 5)})
+    with pytest.raises(ConfigError, match="min_effect"):
+        stats.compare(base, base, ["ticks_per_s"], min_effect=-0.1)
+    with pytest.raises(ConfigError, match="tick_p99_us"):
+        stats.compare(base, base, ["tick_p99_us"])
+
+
+# -- files and the command -------------------------------------------------------------------------
+
+
+def _write_pair(tmp_path, candidate_median: float) -> tuple[str, str]:
+    base = pl.concat(
+        [
+            _trials(
+                {"ticks_per_s": _noisy(b, 10), "tick_p99_us": _noisy(b + 1, 10, median=50.0)},
+                batch_size=b,
+            )
+            for b in (16, 64)
+        ]
+    )
+    cand = pl.concat(
+        [
+            _trials(
+                {
+                    "ticks_per_s": _noisy(b + 2, 10, median=candidate_median),
+                    "tick_p99_us": _noisy(b + 3, 10, median=50.0),
+                },
+                batch_size=b,
+            )
+            for b in (16, 64)
+        ]
+    )
+    paths = str(tmp_path / "base.parquet"), str(tmp_path / "cand.parquet")
+    base.write_parquet(paths[0])
+    cand.write_parquet(paths[1])
+    return paths
+
+
+def test_compare_files_reads_parquet(tmp_path):
+    """compare_files gives the same table as compare on the frames, keywords passed through."""
+    a, b = _write_pair(tmp_path, 800.0)
+    table = stats.compare_files(a, b, metrics=["ticks_per_s"], min_effect=0.1)
+    expected = stats.compare(
+        pl.read_parquet(a), pl.read_parquet(b), ["ticks_per_s"], min_effect=0.1
+    )
+    assert table.equals(expected)
+    assert table["verdict"].to_list() == ["slower", "slower"]
+
+
+def _run(argv: list[str]) -> tuple[dict, int]:
+    parser = argparse.ArgumentParser(prog="lifelab compare")
+    stats.add_compare_arguments(parser)
+    return stats.run_compare_command(parser.parse_args(argv))
+
+
+def test_run_compare_command_exits_1_on_a_regression(tmp_path, capsys):
+    """A significant slowdown makes the command return status 1 and print the table."""
+    a, b = _write_pair(tmp_path, 800.0)
+    result, status = _run([a, b, "--metric", "ticks_per_s", "--metric", "tick_p99_us"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert result["regressions"] == 2 and result["compared"] == 4
+    assert "batch_size=16" in out and "slower" in out and "2 significant regressions" in out
+
+
+def test_run_compare_command_exits_0_without_a_regression(tmp_path, capsys):
+    """No change (or a speedup) returns 0; --json prints nothing and the result is plain JSON."""
+    a, b = _write_pair(tmp_path, 1000.0)
+    result, status = _run([a, b, "--json"])
+    assert status == 0
+    assert capsys.readouterr().out == ""
+    assert result["metrics"] == ["ticks_per_s", "tick_p99_us"]
+    assert json.loads(json.dumps(result))["rows"][0]["verdict"] == "no significant change"
+    _, status = _run([b, a, "--min-effect", "0.5"])
+    assert status == 0
+
+
+def test_run_compare_command_refuses_tables_with_no_common_cell(tmp_path):
+    """Comparing files that share no cell is an input error, not a silent pass."""
+    a, b = str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")
+    _trials({"ticks_per_s": _noisy(1, 5)}, batch_size=16).write_parquet(a)
+    _trials({"ticks_per_s": _noisy(2, 5)}, batch_size=64).write_parquet(b)
+    with pytest.raises(ConfigError, match="nothing to compare"):
+        _run([a, b])
