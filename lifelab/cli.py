@@ -445,6 +445,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(handler=cmd_profile)
 
+    from lifelab.lab.sweep import add_sweep_arguments, run_sweep_command
+
+    p = sub.add_parser("sweep", help="trials over a parameter grid, one fresh process each",
+                       description="Run a sweep (Cartesian product of the options, repeats "
+                       "interleaved) and write one parquet table, a row per trial.")
+    add_sweep_arguments(p)
+    _add_json(p)
+    p.set_defaults(handler=run_sweep_command)
+
+    from lifelab.lab.report import add_report_arguments, run_report_command
+
+    p = sub.add_parser("report", help="rebuild docs/performance from data/results",
+                       description="Render the performance documentation (markdown and PNG "
+                       "figures) from every results table.")
+    add_report_arguments(p)
+    p.set_defaults(handler=run_report_command)
+
     from lifelab.lab.stats import add_compare_arguments, run_compare_command
 
     p = sub.add_parser(

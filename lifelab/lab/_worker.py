@@ -1,0 +1,144 @@
+"""Worker process of a lab trial: build a Life from a TrialSpec, measure it, print one JSON line.
+
+The manager (:mod:`lifelab.lab.runner`) starts this module in a fresh process, pyperf style::
+
+    python -m lifelab.lab._worker < spec.json
+    python -m lifelab.lab._worker --spec '{"ticks": 2000, ...}'
+
+The measurement is ``lifelab bench loop``'s (:func:`lifelab.observe.bench._measure`): warm-up
+ticks, then the GC mode, ten timed deciles, then a latency pass of single timed ticks. The stage
+histograms of ``life.metrics`` are emptied after warm-up, so stage shares describe the measured
+ticks only. The environment is captured here, after the trial, so ``gc_threshold`` is the one the
+GC mode left behind.
+
+Output: the last line of stdout is one JSON object with the metric and environment columns of
+the results schema; anything else the run prints goes to stderr. Exit status: 0 done, 2 bad spec
+(message on stderr), 1 the trial failed (traceback on stderr). Never imports matplotlib or dask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+from lifelab.lab.env import PER_TRIAL_COLUMNS, capture_environment
+from lifelab.lab.schema import ENV_COLUMNS, METRIC_COLUMNS, STAGE_NAMES
+from lifelab.lab.spec import TrialSpec
+
+__all__ = ["RESULT_KEYS", "main", "run_spec"]
+
+# What the worker reports: every metric column and the environment it can see.
+RESULT_KEYS = tuple(name for name, _ in METRIC_COLUMNS) + tuple(
+    name for name, _ in ENV_COLUMNS if name not in PER_TRIAL_COLUMNS
+)
+
+
+def run_spec(spec: TrialSpec) -> dict[str, Any]:
+    """Run one trial in this process and return its metric and environment columns.
+
+    With ``snapshot_every`` or ``log_every`` in the spec's config the organism gets a temporary
+    run directory (removed afterwards), as in ``bench loop``, so persistence costs are inside the
+    figures. An organism that dies (``mortality_ticks``) fails the trial: its ticks stopped.
+    """
+    from lifelab.life.loop import Life
+    from lifelab.observe.bench import _measure
+    from lifelab.observe.gcmode import parse_gc_mode
+    from lifelab.observe.metrics import LogHistogram
+
+    overrides = dict(spec.config)
+    persist = bool(overrides.get("snapshot_every") or overrides.get("log_every"))
+    changes: dict[str, Any] = {}
+    if "log_every" not in overrides:
+        changes["log_every"] = 0
+    tmp = None
+    if persist:
+        tmp = tempfile.mkdtemp(prefix="lifelab-trial-")
+        changes["run_dir"] = str(Path(tmp) / "run")
+    life = Life(spec.life_config(**changes))
+    try:
+        life.run(spec.warmup_ticks)
+        _check_alive(life, "warm-up")
+        # Forget the warm-up's stage timings (fresh histograms, same shape as Metrics makes).
+        life.metrics.stages = {name: LogHistogram() for name in life.metrics.stages}
+        life.metrics.tick = LogHistogram()
+        measured = _measure(life, spec.ticks, parse_gc_mode(spec.gc_mode), 0, None, None)
+        _check_alive(life, "the measured ticks")
+        summary = life.metrics.summary()
+    finally:
+        life.close()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    gens = measured["gc_collections_by_gen"]
+    out: dict[str, Any] = {
+        key: measured[key]
+        for key in (
+            "wall_s",
+            "events",
+            "ticks_per_s",
+            "events_per_s",
+            "tick_p50_us",
+            "tick_p99_us",
+            "tick_max_us",
+            "peak_rss_mb",
+            "gc_collections",
+            "gc_pause_ms",
+            "last_decile_ratio",
+            "memory_active",
+            "archive_size",
+        )
+    }
+    out.update(gc_gen0=gens[0], gc_gen1=gens[1], gc_gen2=gens[2])
+    for i, rate in enumerate(measured["rate_by_decile"]):
+        out[f"rate_decile_{i}_ticks_per_s"] = rate
+    for name in STAGE_NAMES:
+        out[f"stage_{name}_share"] = float(summary.get(f"stage_{name}_share", 0.0))
+    env = capture_environment()
+    out.update((k, v) for k, v in env.items() if k not in PER_TRIAL_COLUMNS)
+    return {key: out[key] for key in RESULT_KEYS}
+
+
+def _check_alive(life: Any, when: str) -> None:
+    """Refuse to report a run cut short: a dead organism stops ticking, so its rates are bogus."""
+    if not life.alive:
+        raise RuntimeError(
+            f"the organism died during {when} (tick {life.state.ticks}, mortality_ticks="
+            f"{life.config.mortality_ticks}): a trial must live all its ticks to measure them; "
+            "leave mortality_ticks unset or make the organism less fragile"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lifelab.lab._worker",
+        description="Run one lab trial; the spec is read from --spec or stdin.",
+    )
+    parser.add_argument("--spec", help="the trial spec as JSON (default: read stdin)")
+    args = parser.parse_args(argv)
+    text = args.spec if args.spec is not None else sys.stdin.read()
+    try:
+        spec = TrialSpec.from_json(text)
+    except (ValueError, TypeError) as exc:
+        print(f"lifelab trial worker: bad spec: {exc}", file=sys.stderr)
+        return 2
+    stdout = sys.stdout
+    try:
+        # Whatever the run prints must not be taken for the result line.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_spec(spec)
+    except Exception:
+        traceback.print_exc(file=sys.stderr)
+        return 1
+    stdout.write(json.dumps(result) + "\n")
+    stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,401 @@
+"""``lifelab report``: rebuild the performance documentation from the results tables.
+
+Reads every results parquet under ``data/results/`` and writes ``docs/performance/README.md``
+with one section per suite (a table of per-cell medians with 95 % bootstrap confidence
+intervals, and the figures of :mod:`lifelab.lab.plots` as PNGs beside it). Within a suite, rows
+from different machines, Pythons or commits are never pooled (DESIGN §3, pyperf's checked
+metadata): each such group gets its own subsection, newest first.
+
+The same tables always give byte-identical files (everything is sorted, bootstraps are seeded);
+the only wall-clock reading is the optional "generated at" line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # polars and matplotlib load only when a report is built (cli imports us)
+    import polars as pl
+
+__all__ = ["add_report_arguments", "build_report", "run_report_command"]
+
+DEFAULT_RESULTS = "data/results"
+DEFAULT_OUT = "docs/performance"
+DPI = 110
+
+# Metrics of the summary table: (column, header with unit).
+KEY_METRICS = (
+    ("events_per_s", "events/s"),
+    ("ticks_per_s", "ticks/s"),
+    ("tick_p50_us", "tick p50 (µs)"),
+    ("tick_p99_us", "tick p99 (µs)"),
+    ("peak_rss_mb", "peak RSS (MB)"),
+    ("last_decile_ratio", "last/first decile"),
+)
+# Rows that differ in any of these are never pooled: lifelab.lab.env.CHECKED_ENVIRONMENT
+# (cpu_model, python_version) plus the interpreter and the code that ran.
+ENV_GROUP = ("cpu_model", "python_version", "implementation", "git_commit", "git_dirty")
+_REQUIRED = ("suite", "sweep_id", "status")  # a parquet without them is not a results table
+_SOURCE = "source_table"  # column _read_all adds: the file a row came from, relative to the root
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    readme: Path
+    figures: list[Path]
+    tables: int
+
+
+def build_report(
+    results_root: str | Path = DEFAULT_RESULTS,
+    out_dir: str | Path = DEFAULT_OUT,
+    *,
+    timestamp: bool = True,
+) -> Path:
+    """Write ``out_dir/README.md`` and its PNG figures from the tables under ``results_root``.
+
+    With no results it writes a README that says so and how to produce them. ``timestamp=False``
+    drops the "generated at" line, so identical results give identical files. Returns the
+    README's path.
+
+    Raises:
+        ValueError: a parquet file under ``results_root`` cannot be read.
+    """
+    return _build(Path(results_root), Path(out_dir), timestamp=timestamp).readme
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``lifelab report`` (including ``--json``) to ``parser``."""
+    parser.add_argument(
+        "--results",
+        default=DEFAULT_RESULTS,
+        metavar="DIR",
+        help=f"folder searched for results parquet files ({DEFAULT_RESULTS})",
+    )
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"folder for README.md and the figures ({DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--no-timestamp",
+        action="store_true",
+        help="omit the 'generated at' line (identical results give identical files)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object as the last line"
+    )
+
+
+def run_report_command(args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``lifelab report``: out_dir, readme, figures (paths) and tables (results files read)."""
+    built = _build(
+        Path(args.results), Path(args.out), timestamp=not getattr(args, "no_timestamp", False)
+    )
+    return {
+        "out_dir": str(built.readme.parent),
+        "readme": str(built.readme),
+        "figures": [str(p) for p in built.figures],
+        "tables": built.tables,
+    }
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def _read_all(root: Path) -> tuple[pl.DataFrame, list[str]]:
+    """Every results table under ``root`` as one frame, and the parquet files skipped.
+
+    Each row gets a ``source_table`` column (its file, relative to ``root``). Files and folders
+    starting with "." (a writer's temporary files) are ignored; parquet files without the id and
+    status columns (e.g. profile tables) are skipped and named. This is the one place the report
+    opens results: swap it for ``lifelab.lab.results.load_results`` once that exists.
+    """
+    import polars as pl
+
+    paths = []
+    if root.is_dir():
+        for path in sorted(root.rglob("*.parquet")):
+            if not any(part.startswith(".") for part in path.relative_to(root).parts):
+                paths.append(path)
+    frames, skipped = [], []
+    for path in paths:
+        name = path.relative_to(root).as_posix()
+        try:
+            frame = pl.read_parquet(path)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise ValueError(f"cannot read results table {path}: {exc}") from exc
+        if not all(c in frame.columns for c in _REQUIRED):
+            skipped.append(name)
+            continue
+        frames.append(frame.with_columns(pl.lit(name).alias(_SOURCE)))
+    if not frames:
+        return pl.DataFrame(), skipped
+    df = pl.concat(frames, how="diagonal_relaxed")
+    order = [c for c in ("suite", "sweep_id", "order", "trial_id", _SOURCE) if c in df.columns]
+    return df.sort(order, nulls_last=True, maintain_order=True), skipped
+
+
+# -- building --------------------------------------------------------------------------------------
+
+
+def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
+    import polars as pl
+
+    df, skipped = _read_all(root)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    readme = out_dir / "README.md"
+    lines = ["# lifelab performance", ""]
+    lines.append(
+        f"Built by `lifelab report` from the results tables under `{root.as_posix()}/`; "
+        "do not edit by hand."
+    )
+    if timestamp:
+        lines.append(f"Generated at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.")
+    lines.append("")
+    if skipped:
+        lines += [f"Skipped (not results tables): {', '.join(f'`{s}`' for s in skipped)}.", ""]
+
+    if df.height == 0:
+        lines += [
+            f"There are no results yet: no results table under `{root.as_posix()}/`.",
+            "",
+            "Produce some with `make run` or `lifelab sweep` (tables go under",
+            "`data/results/<suite>/`), then rebuild this page with `lifelab report`.",
+            "",
+        ]
+        _write_text(readme, lines)
+        return _Built(readme, [], 0)
+
+    df = df.with_columns(pl.col("suite").fill_null("unnamed"))
+    figures: list[Path] = []
+    lines += _sources(df)
+    for (suite,), rows in _partition(df, ["suite"]):
+        lines += _suite_section(str(suite), rows, out_dir, figures)
+    lines += [
+        "## How to regenerate",
+        "",
+        "Run the sweeps with `make run` (results land under `data/results/<suite>/`), then "
+        "`lifelab report [--results DIR] [--out DIR]` rebuilds this page and its figures.",
+        "",
+    ]
+    _write_text(readme, lines)
+    tables = df[_SOURCE].n_unique() if _SOURCE in df.columns else df["sweep_id"].n_unique()
+    return _Built(readme, figures, tables)
+
+
+def _sources(df: pl.DataFrame) -> list[str]:
+    """The provenance table: one row per (results file, sweep)."""
+
+    keys = [c for c in (_SOURCE, "suite", "sweep_id") if c in df.columns]
+    lines = [
+        "## Sources",
+        "",
+        "| table | suite | sweep | started (UTC) | trials ok / failed | commit | CPU | Python |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, rows in _partition(df, keys):
+        named = dict(zip(keys, key, strict=True))
+        ok = rows.filter(_is_ok()).height
+        cells = [
+            f"`{named[_SOURCE]}`" if _SOURCE in named else "—",
+            str(named["suite"]),
+            f"`{named['sweep_id']}`",
+            _started(rows),
+            f"{ok} / {rows.height - ok}",
+            _commit(rows),
+            _first(rows, "cpu_model"),
+            f"{_first(rows, 'implementation')} {_first(rows, 'python_version')}".strip(),
+        ]
+        lines.append(_md_row(cells))
+    return [*lines, ""]
+
+
+def _suite_section(suite: str, df: pl.DataFrame, out_dir: Path, figures: list[Path]) -> list[str]:
+    env = [c for c in ENV_GROUP if c in df.columns]
+    groups = _partition(df, env)
+    # Newest first: sweep ids start with their UTC timestamp.
+    groups.sort(key=lambda item: str(item[1]["sweep_id"].max() or ""), reverse=True)
+    lines = [f"## {suite}", ""]
+    for key, rows in groups:
+        stem = _slug(suite)
+        if len(groups) > 1:
+            stem += "-" + hashlib.blake2b(repr(key).encode(), digest_size=4).hexdigest()
+            lines += [
+                f"### {_commit(rows)} · {_first(rows, 'cpu_model')} · "
+                f"{_first(rows, 'implementation')} {_first(rows, 'python_version')}",
+                "",
+            ]
+        lines += _group_body(suite, rows, out_dir, stem, figures)
+    return lines
+
+
+def _group_body(
+    suite: str, df: pl.DataFrame, out_dir: Path, stem: str, figures: list[Path]
+) -> list[str]:
+
+    from lifelab.lab import plots
+
+    ok, failed = df.filter(_is_ok()), df.filter(~_is_ok())
+    sweeps = ", ".join(f"`{s}`" for s in sorted(df["sweep_id"].drop_nulls().unique().to_list()))
+    lines = [f"Sweeps {sweeps}: {ok.height} trials ok, {failed.height} failed."]
+    if failed.height:
+        column = failed["error"].to_list() if "error" in failed.columns else [None]
+        errors = sorted({_first_line(e) for e in column})
+        lines += ["", "Failed trials (left out below):", ""]
+        lines += [f"- {e}" for e in errors[:5]]
+        if len(errors) > 5:
+            lines.append(f"- … and {len(errors) - 5} other errors")
+    if ok.height == 0:
+        return [*lines, ""]
+
+    varying = [c for c in plots.SWEEP_PARAMS[1:] if c in ok.columns and ok[c].n_unique() > 1]
+    fixed = [
+        f"{c} {plots._fmt_value(ok[c][0])}"
+        for c in plots.SWEEP_PARAMS[1:]
+        if c in ok.columns and c not in varying and c != "config_json"
+    ]
+    cells = plots._groups(ok, varying)
+    repeats = sorted({part.height for _, part in cells})
+    spread = str(repeats[0]) if len(repeats) == 1 else f"{repeats[0]}–{repeats[-1]}"
+    fixed_text = f"Fixed: {', '.join(fixed)}. " if fixed else ""
+    lines += [
+        "",
+        f"{fixed_text}{len(cells)} cells × {spread} repeats (n: ok trials); each number is the "
+        "median over the repeats with its 95 % bootstrap confidence interval, skipping values a "
+        "trial did not record.",
+        "",
+    ]
+    lines += _summary_table(ok, varying, cells)
+    for kind, title, make in _figures_for(ok, varying):
+        path = out_dir / f"{stem}-{kind}.png"
+        fig = make(ok)
+        fig.savefig(path, dpi=DPI)
+        figures.append(path)
+        lines += [f"![{suite}: {title}]({path.name})", ""]
+    return lines
+
+
+def _summary_table(ok: pl.DataFrame, varying: list[str], cells: list[Any]) -> list[str]:
+    from lifelab.lab import plots
+
+    metrics = [(c, h) for c, h in KEY_METRICS if c in ok.columns and ok[c].drop_nulls().len() > 0]
+    head = [*(varying or ["cell"]), "n", *(h for _, h in metrics)]
+    lines = [_md_row(head), _md_row(["---"] * len(head))]
+    for values, part in cells:
+        row = [plots._fmt_value(v) for v in values] or ["all trials"]
+        row.append(str(part.height))
+        for column, _ in metrics:
+            # lifelab.lab.stats.summarize gives the same median and interval per (cell, metric).
+            row.append(_estimate(*plots._median_ci(part[column].to_numpy())))
+        lines.append(_md_row(row))
+    return [*lines, ""]
+
+
+def _figures_for(ok: pl.DataFrame, varying: list[str]) -> list[tuple[str, str, Any]]:
+    """(file kind, caption, ok rows → Figure) for each figure the data can support."""
+    from lifelab.lab import plots
+
+    def has(*columns: str) -> bool:
+        return all(c in ok.columns and ok[c].drop_nulls().len() > 0 for c in columns)
+
+    gc_by = "gc_mode" if "gc_mode" in ok.columns else None
+    out: list[tuple[str, str, Any]] = []
+    if "batch_size" in varying and has("events_per_s"):
+        out.append(
+            (
+                "throughput",
+                "throughput vs batch size",
+                lambda d: plots.throughput_vs_batch(d, by=gc_by),
+            )
+        )
+    x = next(
+        (c for c in ("batch_size", "memory_capacity", "events_per_tick") if c in varying), None
+    )
+    if x is not None and has("tick_p50_us", "tick_p99_us"):
+        out.append(
+            (
+                "latency",
+                f"tick latency vs {x}",
+                lambda d: plots.latency_percentiles(d, by=gc_by, x=x),
+            )
+        )
+    if "memory_capacity" in varying and has("peak_rss_mb"):
+        out.append(("memory", "memory vs capacity", lambda d: plots.memory_growth(d)))
+    stages = [c for c in ok.columns if c.startswith("stage_") and c.endswith("_share")]
+    if stages and any(has(c) for c in stages):
+        out.append(("stages", "stage shares per cell", lambda d: plots.stage_shares(d)))
+    if has(*plots.DECILE_COLUMNS):
+        out.append(("deciles", "tick rate by decile", lambda d: plots.rate_by_decile(d)))
+    return out
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+
+def _partition(df: pl.DataFrame, keys: list[str]) -> list[tuple[tuple[Any, ...], pl.DataFrame]]:
+    from lifelab.lab import plots
+
+    return plots._groups(df, keys)
+
+
+def _is_ok() -> pl.Expr:
+    """Status is "ok"; a null status counts as not ok (rather than vanishing from both sides)."""
+    import polars as pl
+
+    return pl.col("status").eq_missing("ok")
+
+
+def _first(rows: pl.DataFrame, column: str) -> str:
+    if column not in rows.columns:
+        return ""
+    values = rows[column].drop_nulls()
+    return str(values[0]) if values.len() else ""
+
+
+def _commit(rows: pl.DataFrame) -> str:
+    commit = _first(rows, "git_commit")[:10] or "unknown commit"
+    dirty = "git_dirty" in rows.columns and bool(rows["git_dirty"].drop_nulls().any())
+    return f"`{commit}`{' (dirty)' if dirty else ''}"
+
+
+def _started(rows: pl.DataFrame) -> str:
+    if "started_at" not in rows.columns or rows["started_at"].drop_nulls().len() == 0:
+        return "—"
+    return f"{rows['started_at'].min():%Y-%m-%d %H:%M}"
+
+
+def _first_line(error: Any) -> str:
+    """The first line of an error (the runner's summary; the stderr tail follows it), shortened."""
+    text = str(error or "").strip()
+    return text.splitlines()[0][:160] if text else "no error recorded"
+
+
+def _estimate(median: float, lo: float, hi: float) -> str:
+    """Median and interval as "m (low–high)", with the decimals that give the median 3 digits."""
+    if not math.isfinite(median):
+        return "—"
+    digits = 0 if median == 0 else 2 - math.floor(math.log10(abs(median)))
+    d = min(max(digits, 0), 6)
+    return f"{median:,.{d}f} ({lo:,.{d}f}–{hi:,.{d}f})"
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "suite"
+
+
+def _write_text(path: Path, lines: list[str]) -> None:
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    path.write_text(text, encoding="utf-8")

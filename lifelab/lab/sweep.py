@@ -1,0 +1,539 @@
+"""``lifelab sweep``: expand a grid into trials, run each in a fresh process, keep one table.
+
+The sweep is data first: :func:`lifelab.lab.spec.expand` makes the ordered list of trials (repeats
+interleaved), then an executor runs them and every trial becomes one row of the results schema —
+a failed trial too, with ``status="failed"`` and its error, so one bad cell never loses the rest.
+
+Executors:
+    local: the trials run one after another in subprocesses of this process. Timing trials
+        should not share the CPU; ``workers > 1`` runs several at once (threads that each wait on
+        a subprocess) and warns that the timings will then interfere.
+    dask: dask.distributed runs the trials — ``workers=N`` starts a LocalCluster of N
+        single-threaded worker processes (closed afterwards); ``scheduler=ADDRESS`` joins an
+        existing cluster, whose workers must have lifelab installed. Every task still calls
+        :func:`lifelab.lab.runner.run_trial`, so each trial is a fresh subprocess on its worker.
+        A Dask scheduler runs whatever code its clients send: keep it on a trusted network, or
+        pass ``security`` (a ``distributed.security.Security``) to use TLS.
+
+Nothing here starts processes or changes settings at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import secrets
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lifelab.exceptions import LifelabError
+from lifelab.lab.results import DEFAULT_RESULTS_ROOT, ResultsExistsError, write_results
+from lifelab.lab.runner import TrialFailed, failed_row, run_trial
+from lifelab.lab.schema import ALL_COLUMNS, polars_schema
+from lifelab.lab.spec import TrialSpec, expand
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = [
+    "EXECUTORS",
+    "MissingDependencyError",
+    "add_sweep_arguments",
+    "default_results_path",
+    "grid_from_args",
+    "new_sweep_id",
+    "rows_to_frame",
+    "run_sweep",
+    "run_sweep_command",
+    "run_trial_row",
+    "split_gc_modes",
+]
+
+EXECUTORS = ("local", "dask")
+
+
+class MissingDependencyError(LifelabError, ImportError):
+    """An optional dependency (e.g. dask.distributed for ``executor="dask"``) is not installed."""
+
+
+def new_sweep_id() -> str:
+    """``<UTC timestamp>-<8 hex>``: sorts by time, unique without coordination."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+def default_results_path(suite: str, sweep_id: str, root: Path = DEFAULT_RESULTS_ROOT) -> Path:
+    """``data/results/<suite>/<sweep_id>.parquet``."""
+    return root / suite / f"{sweep_id}.parquet"
+
+
+def run_sweep(
+    grid: Mapping[str, Any],
+    *,
+    repeats: int = 3,
+    executor: str = "local",
+    workers: int = 1,
+    scheduler: str | None = None,
+    suite: str = "adhoc",
+    out: str | Path | None = None,
+    base: TrialSpec | Mapping[str, Any] | None = None,
+    progress: bool = True,
+    timeout_s: float = 600.0,
+    security: Any = None,
+) -> pl.DataFrame:
+    """Run every trial of a grid and return (and write) the results table.
+
+    Args:
+        grid: Parameter -> value or list of values (see :func:`lifelab.lab.spec.expand`).
+        repeats: Runs per cell, interleaved.
+        executor: ``"local"`` or ``"dask"``.
+        workers: Trials run at once (local), or LocalCluster worker processes (dask).
+        scheduler: Address of an existing Dask scheduler (dask only; excludes ``workers``).
+        suite: Name of the suite: the folder under ``data/results/``.
+        out: Parquet path to write (default ``data/results/<suite>/<sweep_id>.parquet``); an
+            existing file is refused before anything runs.
+        base: Values of the parameters the grid leaves out (TrialSpec or mapping).
+        progress: Show a tqdm bar on stderr (hidden when stderr is not a terminal).
+        timeout_s: Seconds each trial may take, unless ``base`` or the grid sets ``timeout_s``.
+        security: Passed to dask's Client/LocalCluster (e.g. a TLS ``Security``).
+
+    Returns:
+        One row per trial in execution order, columns exactly schema.ALL_COLUMNS.
+    """
+    df, _ = _sweep(
+        grid,
+        repeats=repeats,
+        executor=executor,
+        workers=workers,
+        scheduler=scheduler,
+        suite=suite,
+        out=out,
+        base=base,
+        progress=progress,
+        timeout_s=timeout_s,
+        security=security,
+    )
+    return df
+
+
+def _sweep(
+    grid: Mapping[str, Any],
+    *,
+    repeats: int,
+    executor: str,
+    workers: int,
+    scheduler: str | None,
+    suite: str,
+    out: str | Path | None,
+    base: TrialSpec | Mapping[str, Any] | None,
+    progress: bool,
+    timeout_s: float,
+    security: Any,
+) -> tuple[pl.DataFrame, Path]:
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if scheduler is not None and executor != "dask":
+        raise ValueError("scheduler= joins a Dask cluster: it needs executor='dask'")
+    if scheduler is not None and workers != 1:
+        raise ValueError("give either workers= (start a local cluster) or scheduler=, not both")
+    if not suite or "/" in suite or suite.startswith("."):
+        raise ValueError(f"suite must be a plain folder name, got {suite!r}")
+    if isinstance(base, Mapping) and "timeout_s" not in base:
+        base = {**base, "timeout_s": timeout_s}
+    elif base is None:
+        base = {"timeout_s": timeout_s}
+    specs = expand(grid, repeats=repeats, base=base)
+    sweep_id = new_sweep_id()
+    path = Path(out) if out is not None else default_results_path(suite, sweep_id)
+    if path.exists():
+        raise ResultsExistsError(f"{path} already exists; results are never overwritten")
+
+    bar = _progress_bar(len(specs), progress)
+    failed = 0
+
+    def done(row: dict[str, Any]) -> None:
+        nonlocal failed
+        failed += row["status"] != "ok"
+        bar.update(1)
+        bar.set_postfix(failed=failed, refresh=False)
+
+    try:
+        if executor == "local":
+            rows = _run_local(specs, workers, done)
+        else:
+            rows = _run_dask(specs, workers, scheduler, security, done)
+    finally:
+        bar.close()
+
+    counts: dict[str, int] = {}
+    for order, (spec, row) in enumerate(zip(specs, rows, strict=True)):
+        repeat = counts.get(spec.cell, 0)
+        counts[spec.cell] = repeat + 1
+        row.update(
+            suite=suite,
+            sweep_id=sweep_id,
+            trial_id=f"{sweep_id}-{order}",
+            cell=spec.cell,
+            repeat=repeat,
+            order=order,
+        )
+    df = rows_to_frame(rows)
+    write_results(df, path, suite=suite, sweep_id=sweep_id)
+    return df, path
+
+
+def rows_to_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """A results DataFrame (schema.polars_schema()) from row dicts, values coerced per dtype."""
+    import polars as pl
+
+    schema = polars_schema()
+    kinds = dict(ALL_COLUMNS)
+    columns: dict[str, list[Any]] = {name: [] for name in schema}
+    for row in rows:
+        for name in schema:
+            columns[name].append(_coerce(row.get(name), kinds[name]))
+    return pl.DataFrame(columns, schema=schema)
+
+
+def _coerce(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind == "Float64":
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if kind == "Int64":
+        return int(value)
+    if kind == "Boolean":
+        return bool(value)
+    if kind == "String":
+        return str(value)
+    return value
+
+
+# -- one trial, wherever it runs ---------------------------------------------------------------
+
+
+def run_trial_row(spec: TrialSpec, python: str | None = None) -> dict[str, Any]:
+    """Run one trial and return its row; a failure becomes a ``status="failed"`` row.
+
+    Module-level (picklable by reference) so Dask workers can run it.
+    """
+    started_at = datetime.now(UTC)
+    t0 = time.perf_counter()
+    try:
+        return run_trial(spec, python=python)
+    except TrialFailed as exc:
+        error: BaseException | str = exc
+    except Exception as exc:  # e.g. OSError from a full disk: still one failed row, not a crash
+        error = f"{type(exc).__name__}: {exc}"
+    return failed_row(spec, error, started_at=started_at, duration_s=time.perf_counter() - t0)
+
+
+def _run_local(
+    specs: list[TrialSpec], workers: int, done: Callable[[dict[str, Any]], None]
+) -> list[dict[str, Any]]:
+    if workers == 1:
+        rows = []
+        for spec in specs:
+            rows.append(run_trial_row(spec))
+            done(rows[-1])
+        return rows
+    warnings.warn(
+        f"running {workers} trials at once on this machine: they compete for CPU and memory "
+        "bandwidth, so their timings interfere; use workers=1 for numbers you will compare",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    # Threads only wait on their subprocess; the trials themselves run in fresh processes.
+    results: list[dict[str, Any] | None] = [None] * len(specs)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lifelab-trial") as pool:
+        futures = {pool.submit(run_trial_row, spec): i for i, spec in enumerate(specs)}
+        for future in as_completed(futures):
+            row = future.result()
+            results[futures[future]] = row
+            done(row)
+    return [row for row in results if row is not None]
+
+
+def _run_dask(
+    specs: list[TrialSpec],
+    workers: int,
+    scheduler: str | None,
+    security: Any,
+    done: Callable[[dict[str, Any]], None],
+) -> list[dict[str, Any]]:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "executor='dask' needs dask.distributed: pip install 'lifelab[cluster]'"
+        ) from exc
+    extra = {} if security is None else {"security": security}
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            **extra,
+        )
+        client = Client(cluster, **extra)
+    else:
+        client = Client(scheduler, **extra)
+    results: list[dict[str, Any] | None] = [None] * len(specs)
+    try:
+        index = {}
+        futures = []
+        token = secrets.token_hex(4)
+        for i, spec in enumerate(specs):
+            # A key per trial: repeats of a cell are distinct runs, never deduplicated by Dask.
+            future = client.submit(run_trial_row, spec, key=f"lifelab-trial-{token}-{i}")
+            index[future.key] = i
+            futures.append(future)
+        for future in as_completed(futures):
+            i = index[future.key]
+            try:
+                row = future.result()
+            except Exception as exc:  # the Dask worker itself died or lost the task
+                row = failed_row(
+                    specs[i],
+                    f"dask task failed: {type(exc).__name__}: {exc}",
+                    started_at=datetime.now(UTC),
+                    duration_s=0.0,
+                )
+            results[i] = row
+            done(row)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return [row for row in results if row is not None]
+
+
+def _progress_bar(total: int, progress: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc="sweep",
+        unit="trial",
+        disable=None if progress else True,
+        leave=False,
+    )
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``lifelab sweep`` (the caller adds ``--json`` and the handler)."""
+    axes = parser.add_argument_group("grid (comma-separated lists make axes)")
+    axes.add_argument(
+        "--batch-size", default="64", metavar="B[,B…]", help="events drained per tick (64)"
+    )
+    axes.add_argument(
+        "--gc",
+        action="append",
+        metavar="MODE[,MODE…]",
+        help="GC modes: default, off, freeze, tuned or T0,T1,T2 (default); "
+        "repeat the option or separate with commas",
+    )
+    axes.add_argument(
+        "--memory-capacity",
+        default="10000",
+        metavar="C[,C…]",
+        help="active memory capacity (10000)",
+    )
+    axes.add_argument(
+        "--events-per-tick", default="1", metavar="R[,R…]", help="mean events per tick (1)"
+    )
+    axes.add_argument(
+        "--ticks",
+        default="100000",
+        metavar="N[,N…]",
+        help="measured ticks per trial, a multiple of 10 (100000)",
+    )
+    axes.add_argument(
+        "--warmup-ticks",
+        default=None,
+        metavar="N[,N…]",
+        help="warm-up ticks (default: a tenth of --ticks within [1000, 20000])",
+    )
+    axes.add_argument("--seed", default="0", metavar="S[,S…]", help="organism seed (0)")
+    axes.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,VALUE…]",
+        help="another LifeConfig field, one value or an axis (JSON values)",
+    )
+    run = parser.add_argument_group("execution")
+    run.add_argument("--repeats", type=int, default=3, help="runs per cell, interleaved (3)")
+    run.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local subprocesses (default) or dask.distributed",
+    )
+    where = run.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="trials at once (local; >1 makes timings interfere) or local Dask workers (1)",
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="join this Dask scheduler (trusted network only) instead",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="SEC",
+        help="seconds one trial may take before it is killed (600)",
+    )
+    run.add_argument(
+        "--suite", default="adhoc", help="suite name: the folder under data/results/ (adhoc)"
+    )
+    run.add_argument(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help="parquet to write (default data/results/<suite>/<sweep_id>.parquet)",
+    )
+
+
+def run_sweep_command(args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``lifelab sweep`` from parsed arguments; return the ``--json`` summary."""
+    grid = grid_from_args(args)
+    df, path = _sweep(
+        grid,
+        repeats=args.repeats,
+        executor=args.executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        suite=args.suite,
+        out=args.out,
+        base=None,
+        progress=True,
+        timeout_s=args.timeout,
+        security=None,
+    )
+    statuses = df["status"].to_list()
+    return {
+        "path": str(path),
+        "rows": df.height,
+        "ok": statuses.count("ok"),
+        "failed": statuses.count("failed"),
+        "sweep_id": df["sweep_id"][0] if df.height else "",
+        "suite": args.suite,
+        "cells": df["cell"].n_unique(),
+        "repeats": args.repeats,
+        "executor": args.executor,
+    }
+
+
+def grid_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The sweep grid that the ``lifelab sweep`` options describe."""
+    grid: dict[str, Any] = {
+        "ticks": _ints(args.ticks, "--ticks"),
+        "seed": _ints(args.seed, "--seed"),
+        "events_per_tick": _floats(args.events_per_tick, "--events-per-tick"),
+        "batch_size": _ints(args.batch_size, "--batch-size"),
+        "memory_capacity": _ints(args.memory_capacity, "--memory-capacity"),
+        "gc_mode": split_gc_modes(args.gc or ["default"]),
+    }
+    if args.warmup_ticks is not None:
+        grid["warmup_ticks"] = _ints(args.warmup_ticks, "--warmup-ticks")
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE[,VALUE…], got {item!r}")
+        if key in grid:
+            raise ValueError(f"--set {key}: use its own option instead")
+        grid[key] = _json_values(text)
+    return grid
+
+
+def split_gc_modes(items: list[str]) -> list[str]:
+    """``["default,freeze,700,10,10"]`` -> ``["default", "freeze", "700,10,10"]``.
+
+    Named modes stand alone; integers are taken three at a time as thresholds T0,T1,T2.
+    """
+    modes: list[str] = []
+    for item in items:
+        tokens = [t.strip() for t in item.split(",") if t.strip()]
+        numbers: list[str] = []
+        for token in tokens:
+            if token.isdigit():
+                numbers.append(token)
+                if len(numbers) == 3:
+                    modes.append(",".join(numbers))
+                    numbers = []
+            elif numbers:
+                raise ValueError(f"--gc: thresholds come three at a time (T0,T1,T2), got {item!r}")
+            else:
+                modes.append(token)
+        if numbers:
+            raise ValueError(f"--gc: thresholds come three at a time (T0,T1,T2), got {item!r}")
+    if not modes:
+        raise ValueError("--gc: give at least one mode")
+    return modes
+
+
+def _split(text: str, flag: str) -> list[str]:
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise ValueError(f"{flag}: give at least one value")
+    return parts
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    out = []
+    for part in _split(text, flag):
+        try:
+            out.append(int(part.replace("_", "")))
+        except ValueError:
+            raise ValueError(f"{flag}: expected integers, got {part!r}") from None
+    return out
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    out = []
+    for part in _split(text, flag):
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise ValueError(f"{flag}: expected numbers, got {part!r}") from None
+    return out
+
+
+def _json_values(text: str) -> list[Any]:
+    """A JSON list, or comma-separated JSON values (bare words kept as strings)."""
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            values = json.loads(text)
+        except ValueError:
+            raise ValueError(f"--set: not a JSON list: {text!r}") from None
+        return list(values)
+    out = []
+    for part in _split(text, "--set"):
+        try:
+            out.append(json.loads(part))
+        except ValueError:
+            out.append(part)
+    return out

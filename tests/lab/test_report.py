@@ -1,0 +1,244 @@
+"""Tests of lifelab.lab.report: the performance README and figures from results tables."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from lifelab.lab import report
+from lifelab.lab.schema import STAGE_NAMES, polars_schema
+
+_DEFAULTS = {
+    "String": "",
+    "Int64": 0,
+    "Float64": 0.0,
+    "Boolean": False,
+}
+
+
+def make_results(
+    *,
+    batch_sizes=(1, 16, 64),
+    gc_modes=("default", "freeze"),
+    capacities=(10_000,),
+    repeats=3,
+    seed=0,
+    suite="batch_gc",
+    sweep_id="20250101T000000Z-0000abcd",
+) -> pl.DataFrame:
+    """A results table with every schema column: one ok row per (cell, repeat), seeded noise."""
+    schema = polars_schema()
+    rng = np.random.default_rng(seed)
+    rows = []
+    cells = list(itertools.product(batch_sizes, gc_modes, capacities))
+    for order, (repeat, (batch, gc_mode, capacity)) in enumerate(
+        itertools.product(range(repeats), cells)
+    ):
+        row = {
+            name: datetime(2025, 1, 1, tzinfo=UTC)
+            if dtype == pl.Datetime("us", "UTC")
+            else _DEFAULTS[str(dtype).split("(")[0]]
+            for name, dtype in schema.items()
+        }
+        noise = rng.normal(1.0, 0.03)
+        events_per_s = 1000.0 * batch**0.5 * (1.2 if gc_mode == "freeze" else 1.0) * noise
+        ticks_per_s = events_per_s / 8.0
+        row.update(
+            suite=suite,
+            sweep_id=sweep_id,
+            trial_id=f"{sweep_id}-{order}",
+            cell=f"{batch}-{gc_mode}-{capacity}",
+            repeat=repeat,
+            order=order,
+            ticks=2000,
+            warmup_ticks=200,
+            seed=repeat,
+            events_per_tick=8.0,
+            batch_size=batch,
+            memory_capacity=capacity,
+            gc_mode=gc_mode,
+            config_json="{}",
+            wall_s=2000 / ticks_per_s,
+            events=16000,
+            ticks_per_s=ticks_per_s,
+            events_per_s=events_per_s,
+            tick_p50_us=1e6 / ticks_per_s,
+            tick_p99_us=3e6 / ticks_per_s,
+            tick_max_us=9e6 / ticks_per_s,
+            peak_rss_mb=40.0 + capacity * 0.002 * noise,
+            last_decile_ratio=0.95,
+            memory_active=min(capacity, 12_000),
+            python_version="3.11.2",
+            implementation="CPython",
+            lifelab_version="0.1.0",
+            git_commit="0123456789abcdef0123456789abcdef01234567",
+            cpu_model="Test CPU @ 3.0GHz",
+            cpu_count=2,
+            status="ok",
+        )
+        for i in range(10):
+            row[f"rate_decile_{i}_ticks_per_s"] = ticks_per_s * (1.0 - 0.005 * i)
+        for j, stage in enumerate(STAGE_NAMES):
+            row[f"stage_{stage}_share"] = 0.9 / len(STAGE_NAMES) if j % 4 else 0.0
+        rows.append(row)
+    return pl.DataFrame(rows, schema=schema)
+
+
+SWEEP = "20250101T000000Z-0000abcd"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _write(root: Path, df: pl.DataFrame, name: str = SWEEP) -> Path:
+    suite = df["suite"][0]
+    path = root / suite / f"{name}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.write_parquet(path)
+    return path
+
+
+def _links(readme: Path) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme.read_text(encoding="utf-8"))
+
+
+def _small(**kw) -> pl.DataFrame:
+    """One cell, two repeats: only the stage and decile figures apply (fast to render)."""
+    return make_results(batch_sizes=(16,), gc_modes=("default",), repeats=2, **kw)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """A results folder with one sweep: batch × GC mode × capacity, 2 repeats, 2 failures."""
+    root = tmp_path_factory.mktemp("lab") / "results"
+    df = make_results(capacities=(1000, 100_000), repeats=2)
+    failed = df.head(2).with_columns(
+        status=pl.lit("failed"),
+        events_per_s=pl.lit(None, dtype=pl.Float64),
+        error=pl.lit("trial timed out after 60 s\nstderr tail ..."),
+    )
+    _write(root, pl.concat([df, failed]))
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(results) -> Path:
+    """The README of one report built from ``results`` without a timestamp."""
+    return report.build_report(results, results.parent / "docs", timestamp=False)
+
+
+def test_build_report_writes_table_and_linked_figures(built):
+    """The README has a summary table per cell and links PNGs that exist in out_dir."""
+    text = built.read_text(encoding="utf-8")
+    assert text.startswith("# lifelab performance")
+    assert "## batch_gc" in text and "## How to regenerate" in text and "lifelab report" in text
+    assert "| batch_size | gc_mode | memory_capacity | n | events/s |" in text
+    assert text.count("| 1 | default | 1000 | 2 |") == 1
+    assert f"`batch_gc/{SWEEP}.parquet`" in text and "Test CPU @ 3.0GHz" in text
+    links = _links(built)
+    kinds = ("throughput", "latency", "memory", "stages", "deciles")
+    assert links == [f"batch_gc-{k}.png" for k in kinds]
+    for name in links:
+        assert (built.parent / name).read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.name for p in built.parent.glob("*.png")) == sorted(links)
+
+
+def test_failed_trials_are_counted_and_left_out(built):
+    """Failed trials are counted, their error summarised, and excluded from the table."""
+    text = built.read_text(encoding="utf-8")
+    assert "24 trials ok, 2 failed" in text
+    assert "- trial timed out after 60 s" in text and "stderr tail" not in text
+    assert "| 24 / 2 |" in text  # the sources table
+
+
+def test_build_report_is_deterministic(results, built, tmp_path):
+    """A second build of the same results without a timestamp gives identical files."""
+    again = report.build_report(results, tmp_path / "again", timestamp=False)
+    assert again.read_text() == built.read_text()
+    names = sorted(p.name for p in built.parent.iterdir())
+    assert names == sorted(p.name for p in again.parent.iterdir())
+    for name in names:
+        assert (built.parent / name).read_bytes() == (again.parent / name).read_bytes(), name
+
+
+def test_timestamp_line_only_when_asked(tmp_path):
+    """The "generated at" line is written by default and omitted with timestamp=False."""
+    assert "Generated at" in report.build_report(tmp_path / "none", tmp_path / "a").read_text()
+    without = report.build_report(tmp_path / "none", tmp_path / "b", timestamp=False)
+    assert "Generated at" not in without.read_text()
+
+
+@pytest.mark.parametrize("make_dir", [True, False])
+def test_no_results_writes_a_readme_saying_so(tmp_path, make_dir):
+    """An empty or missing results folder gives a README that says how to produce results."""
+    root = tmp_path / "results"
+    if make_dir:
+        root.mkdir()
+    readme = report.build_report(root, tmp_path / "docs", timestamp=False)
+    text = readme.read_text()
+    assert "no results yet" in text.lower() and "make run" in text and "lifelab report" in text
+    assert not list(readme.parent.glob("*.png"))
+
+
+def test_environments_are_never_pooled(tmp_path):
+    """Rows from two commits of one suite get separate subsections and figures, newest first."""
+    root = tmp_path / "results"
+    _write(root, _small(sweep_id="20250101T000000Z-00000001"), "20250101T000000Z-00000001")
+    new = _small(sweep_id="20250201T000000Z-00000002", seed=1).with_columns(
+        git_commit=pl.lit("fedcba9876543210fedcba9876543210fedcba98")
+    )
+    _write(root, new, "20250201T000000Z-00000002")
+    readme = report.build_report(root, tmp_path / "docs", timestamp=False)
+    text = readme.read_text()
+    headings = re.findall(r"^### (.*)$", text, flags=re.M)
+    assert len(headings) == 2 and "fedcba9876" in headings[0]
+    assert text.count("| all trials | 2 |") == 2  # one table each: 2 repeats, not 4
+    links = _links(readme)
+    assert len(links) == len(set(links)) == 4  # stages and deciles, per commit
+    assert all((readme.parent / name).is_file() for name in links)
+
+
+def test_non_results_and_hidden_parquet_files(tmp_path):
+    """Parquet files without the results columns are skipped and named; hidden ones ignored."""
+    root = tmp_path / "results"
+    _write(root, _small())
+    pl.DataFrame({"file": ["a.py"], "time_s": [1.0]}).write_parquet(root / "profile.parquet")
+    make_results().write_parquet(root / "batch_gc" / ".tmp-writing.parquet")
+    text = report.build_report(root, tmp_path / "docs", timestamp=False).read_text()
+    assert "Skipped (not results tables): `profile.parquet`" in text
+    assert ".tmp-writing" not in text and "| 2 / 0 |" in text
+
+
+def test_unreadable_parquet_raises_value_error(tmp_path):
+    """A corrupt results file raises ValueError naming it."""
+    bad = tmp_path / "results" / "suite" / "bad.parquet"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(ValueError, match=r"bad\.parquet"):
+        report.build_report(tmp_path / "results", tmp_path / "docs")
+
+
+def test_report_command_arguments_and_result(tmp_path):
+    """add_report_arguments parses the CLI options; run_report_command returns the summary."""
+    import matplotlib.pyplot as plt
+
+    root, out = tmp_path / "results", tmp_path / "docs"
+    _write(root, _small())
+    parser = argparse.ArgumentParser()
+    report.add_report_arguments(parser)
+    args = parser.parse_args(["--results", str(root), "--out", str(out), "--json"])
+    assert args.json and not args.no_timestamp
+    before = plt.get_fignums()
+    result = report.run_report_command(args)
+    assert plt.get_fignums() == before  # no figure left open in pyplot's registry
+    assert set(result) == {"out_dir", "readme", "figures", "tables"}
+    assert result["out_dir"] == str(out) and result["readme"] == str(out / "README.md")
+    assert result["tables"] == 1
+    assert [Path(p).name for p in result["figures"]] == _links(out / "README.md")
+    defaults = parser.parse_args([])
+    assert (defaults.results, defaults.out) == ("data/results", "docs/performance")

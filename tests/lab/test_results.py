@@ -1,0 +1,206 @@
+"""Results tables on disk: write/read round trip, no overwrite, versions, environment matching."""
+
+import json
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from lifelab.exceptions import LifelabError
+from lifelab.lab.results import (
+    ResultsExistsError,
+    ResultsSchemaError,
+    load_results,
+    read_metadata,
+    read_results,
+    write_results,
+)
+from lifelab.lab.schema import ALL_COLUMNS, METADATA_KEY, polars_schema
+from lifelab.lab.spec import TrialSpec
+from lifelab.lab.sweep import rows_to_frame
+
+GOLDEN = Path(__file__).parent / "fixtures" / "results_v1.parquet"
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+_FILL = {"String": "x", "Int64": 1, "Float64": 1.0, "Boolean": False, "Datetime": T0}
+
+
+def make_table(n=3, *, cpu="CPU A", python="3.11.7", started=T0, suite="s", sweep_id="w1"):
+    """A synthetic results table of n ok rows (no trials run)."""
+    rows = []
+    for i in range(n):
+        row = {name: _FILL[kind] for name, kind in ALL_COLUMNS}
+        row.update(
+            suite=suite,
+            sweep_id=sweep_id,
+            trial_id=f"{sweep_id}-{i}",
+            repeat=i,
+            order=i,
+            ticks_per_s=1_000.0 + i,
+            cpu_model=cpu,
+            python_version=python,
+            started_at=started + timedelta(seconds=i),
+            status="ok",
+            error="",
+        )
+        rows.append(row)
+    return rows_to_frame(rows)
+
+
+def test_write_read_round_trip(tmp_path):
+    """A table written with its metadata reads back equal, schema and all."""
+    df = make_table()
+    path = write_results(df, tmp_path / "deep" / "suite" / "t.parquet", suite="s", sweep_id="w1")
+    assert path.is_file()
+    back = read_results(path)
+    assert back.schema == polars_schema()
+    assert back.equals(df)
+    meta = read_metadata(path)
+    assert meta[METADATA_KEY] == "1"
+    assert meta["suite"] == "s" and meta["sweep_id"] == "w1"
+    assert not list(path.parent.glob(".*tmp"))
+
+
+def test_write_refuses_to_overwrite(tmp_path):
+    """An existing file is never replaced; the error is also a FileExistsError."""
+    path = write_results(make_table(), tmp_path / "t.parquet", suite="s", sweep_id="w1")
+    before = path.read_bytes()
+    with pytest.raises(ResultsExistsError) as info:
+        write_results(make_table(1), path, suite="s", sweep_id="w2")
+    assert isinstance(info.value, FileExistsError) and isinstance(info.value, LifelabError)
+    assert path.read_bytes() == before
+
+
+def test_write_refuses_wrong_columns(tmp_path):
+    """A frame that is not the schema (missing column, wrong dtype) is refused before writing."""
+    df = make_table()
+    with pytest.raises(ResultsSchemaError, match="missing columns"):
+        write_results(df.drop("wall_s"), tmp_path / "a.parquet", suite="s", sweep_id="w")
+    with pytest.raises(ResultsSchemaError, match="ticks"):
+        write_results(
+            df.with_columns(pl.col("ticks").cast(pl.Float64)),
+            tmp_path / "b.parquet",
+            suite="s",
+            sweep_id="w",
+        )
+    assert not list(tmp_path.iterdir())
+
+
+def test_read_refuses_newer_and_unknown_versions(tmp_path):
+    """A table from a newer lifelab, or without a version, is refused with a clear error."""
+    df = make_table()
+    newer = tmp_path / "newer.parquet"
+    df.write_parquet(newer, metadata={METADATA_KEY: "2"})
+    with pytest.raises(ResultsSchemaError, match="newer"):
+        read_results(newer)
+    odd = tmp_path / "odd.parquet"
+    df.write_parquet(odd, metadata={METADATA_KEY: "one"})
+    with pytest.raises(ResultsSchemaError, match="unknown"):
+        read_results(odd)
+    bare = tmp_path / "bare.parquet"
+    df.write_parquet(bare)
+    with pytest.raises(ResultsSchemaError, match="not a lifelab results table"):
+        read_results(bare)
+    with pytest.raises(ValueError):  # ResultsSchemaError is also a ValueError
+        read_results(bare)
+
+
+def test_read_validates_columns_and_values(tmp_path):
+    """A versioned file with a missing column or an impossible value is refused on load."""
+    bad = tmp_path / "bad.parquet"
+    make_table().drop("cpu_model").write_parquet(bad, metadata={METADATA_KEY: "1"})
+    with pytest.raises(ResultsSchemaError, match="cpu_model"):
+        read_results(bad)
+    worse = tmp_path / "worse.parquet"
+    make_table().with_columns(pl.lit("maybe").alias("status")).write_parquet(
+        worse, metadata={METADATA_KEY: "1"}
+    )
+    with pytest.raises(ResultsSchemaError, match="status"):
+        read_results(worse)
+
+
+def test_load_results_keeps_the_newest_environment(tmp_path):
+    """Rows from another CPU or Python than the newest table's are left out, with a warning."""
+    root = tmp_path / "results"
+    old = make_table(2, cpu="CPU OLD", sweep_id="w0", started=T0 - timedelta(days=3))
+    mid = make_table(3, cpu="CPU A", python="3.12.1", sweep_id="w1", started=T0 - timedelta(1))
+    new = make_table(4, cpu="CPU A", sweep_id="w2", started=T0)
+    also = make_table(5, cpu="CPU A", sweep_id="w3", started=T0 - timedelta(days=2))
+    for name, df in (("a", new), ("b", old), ("c", mid), ("d", also)):
+        write_results(df, root / "s" / f"{name}.parquet", suite="s", sweep_id=name)
+    with pytest.warns(UserWarning, match="left out 5 of 14 rows") as record:
+        kept = load_results(root)
+    message = str(record[0].message)
+    assert "CPU OLD" in message and "3.12.1" in message
+    assert kept.height == 9
+    assert set(kept["sweep_id"]) == {"w2", "w3"}
+    assert kept["sweep_id"].to_list() == ["w3"] * 5 + ["w2"] * 4  # oldest table first
+    assert kept.schema == polars_schema()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        everything = load_results(root, match_environment=False)
+    assert everything.height == 14
+
+
+def test_load_results_suite_filter_and_empty_root(tmp_path):
+    """suite= reads only that suite's folder; a missing root gives an empty table of the schema."""
+    root = tmp_path / "results"
+    write_results(make_table(2, suite="a"), root / "a" / "1.parquet", suite="a", sweep_id="1")
+    write_results(make_table(3, suite="b"), root / "b" / "2.parquet", suite="b", sweep_id="2")
+    assert load_results(root, suite="a").height == 2
+    assert load_results(root).height == 5
+    empty = load_results(tmp_path / "nowhere")
+    assert empty.is_empty() and empty.schema == polars_schema()
+
+
+def test_golden_v1_fixture_still_loads():
+    """The committed version-1 table loads, with its rows, statuses and cell hashes intact.
+
+    Made once with ``run_sweep({"batch_size": [1, 64], "mortality_ticks": [None, 1]},
+    repeats=1, suite="golden", base={"ticks": 100, "warmup_ticks": 10, <the FRAGILE weakness
+    settings of test_runner.py without mortality_ticks>})``: two ok and two failed trials.
+    """
+    df = read_results(GOLDEN)
+    meta = read_metadata(GOLDEN)
+    assert meta[METADATA_KEY] == "1" and meta["suite"] == "golden"
+    assert df.schema == polars_schema()
+    assert df.height == 4
+    assert df["status"].to_list() == ["ok", "failed", "ok", "failed"]
+    assert df["sweep_id"].unique().to_list() == [meta["sweep_id"]]
+    assert df["order"].to_list() == [0, 1, 2, 3]
+    failed = df.filter(pl.col("status") == "failed")
+    assert failed["ticks_per_s"].null_count() == 2
+    assert all("organism died" in e for e in failed["error"])
+    ok = df.filter(pl.col("status") == "ok")
+    assert (ok["ticks_per_s"] > 0).all()
+    # Cell hashes are part of the record: today's specs must hash to the stored cells.
+    for row in df.iter_rows(named=True):
+        spec = TrialSpec(
+            ticks=row["ticks"],
+            warmup_ticks=row["warmup_ticks"],
+            seed=row["seed"],
+            events_per_tick=row["events_per_tick"],
+            batch_size=row["batch_size"],
+            memory_capacity=row["memory_capacity"],
+            gc_mode=row["gc_mode"],
+            config=json.loads(row["config_json"]),
+        )
+        assert spec.cell == row["cell"]
+
+
+def test_load_results_skips_other_parquet_and_hidden_files(tmp_path):
+    """A parquet without results metadata is skipped with a warning; dot-files are ignored."""
+    root = tmp_path / "results"
+    write_results(make_table(2), root / "s" / "1.parquet", suite="s", sweep_id="1")
+    pl.DataFrame({"file": ["x.py"]}).write_parquet(root / "s" / "profile.parquet")
+    (root / "s" / ".hidden").mkdir()
+    pl.DataFrame({"a": [1]}).write_parquet(root / "s" / ".hidden" / "junk.parquet")
+    with pytest.warns(UserWarning, match="profile.parquet") as record:
+        df = load_results(root)
+    assert df.height == 2
+    assert not any("junk" in str(w.message) for w in record)
+    newer = root / "s" / "2.parquet"
+    make_table(1).write_parquet(newer, metadata={METADATA_KEY: "9"})
+    with pytest.raises(ResultsSchemaError, match="newer"):
+        load_results(root)

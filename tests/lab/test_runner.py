@@ -1,0 +1,144 @@
+"""Trials in fresh worker processes: the row a trial returns, failures, timeouts, environment."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from lifelab.exceptions import LifelabError
+from lifelab.lab import _worker
+from lifelab.lab.env import PER_TRIAL_COLUMNS, capture_environment, git_state
+from lifelab.lab.runner import TrialFailed, run_trial
+from lifelab.lab.schema import ALL_COLUMNS, ENV_COLUMNS, METRIC_COLUMNS
+from lifelab.lab.spec import TrialSpec
+
+TINY = TrialSpec(ticks=2_000, warmup_ticks=200, timeout_s=120)
+# Every vital at its weakness threshold from the start and drained in one tick: the organism
+# dies at once, which the worker must report as a failure, not as a (bogus) fast run.
+FRAGILE = {
+    "weak_energy": 100.0,
+    "weak_stability": 1.0,
+    "weak_integrity": 1.0,
+    "weak_penalty_energy": 100.0,
+    "weak_penalty_stability": 1.0,
+    "weak_penalty_integrity": 1.0,
+    "mortality_ticks": 1,
+}
+
+
+def test_capture_environment_has_every_env_column():
+    """Every ENV column is present; machine columns filled, per-trial ones left to the runner."""
+    env = capture_environment()
+    assert list(env) == [name for name, _ in ENV_COLUMNS]
+    for name in PER_TRIAL_COLUMNS:
+        assert env[name] is None
+    for name in (
+        "python_version",
+        "implementation",
+        "lifelab_version",
+        "git_commit",
+        "cpu_model",
+        "hostname_hash",
+        "gc_threshold",
+    ):
+        assert isinstance(env[name], str) and env[name], name
+    assert isinstance(env["git_dirty"], bool)
+    assert env["cpu_count"] >= 1
+    assert len(env["hostname_hash"]) == 12
+    assert len(env["gc_threshold"].split(",")) == 3
+    assert env["polars_version"] != "missing"
+    assert env["numpy_version"] != "missing"
+
+
+def test_git_state_outside_a_checkout_is_unknown(tmp_path):
+    """A folder that is not the top of a git checkout reports ("unknown", False)."""
+    assert git_state(tmp_path) == ("unknown", False)
+
+
+def test_run_trial_returns_a_full_row():
+    """A tiny trial returns one row with every schema column and a positive finite rate."""
+    row = run_trial(TINY)
+    assert list(row) == [name for name, _ in ALL_COLUMNS]
+    assert row["status"] == "ok"
+    assert row["error"] == ""
+    assert row["cell"] == TINY.cell
+    assert row["ticks"] == 2_000 and row["warmup_ticks"] == 200
+    assert row["gc_mode"] == "default" and row["config_json"] == "{}"
+    assert math.isfinite(row["ticks_per_s"]) and row["ticks_per_s"] > 0
+    assert row["events"] > 0
+    for name, _ in METRIC_COLUMNS:
+        assert row[name] is not None, name
+    shares = [row[f"stage_{s}_share"] for s in ("perceive", "respond", "periodic")]
+    assert all(0.0 <= s <= 1.0 for s in shares)
+    assert row["duration_s"] > 0
+    assert row["started_at"].tzinfo is not None
+    assert row["gc_threshold"].count(",") == 2
+    for name in ("suite", "sweep_id", "trial_id", "repeat", "order"):
+        assert row[name] is None
+
+
+def test_worker_failure_raises_trial_failed_with_stderr_tail():
+    """A config that makes the worker raise gives TrialFailed with exit status and stderr tail."""
+    spec = TrialSpec(ticks=100, warmup_ticks=10, config=FRAGILE, timeout_s=120)
+    with pytest.raises(TrialFailed) as info:
+        run_trial(spec)
+    err = info.value
+    assert isinstance(err, LifelabError) and isinstance(err, RuntimeError)
+    assert err.exit_code == 1
+    assert not err.timed_out
+    assert "organism died" in err.stderr_tail
+    assert "Traceback" in err.stderr_tail
+    assert len(err.stderr_tail) <= 2_001
+    assert "organism died" in str(err)
+    assert err.spec == spec
+
+
+def test_timeout_kills_the_worker():
+    """A trial that outlives its timeout is killed and reported as timed out."""
+    spec = TrialSpec(ticks=50_000_000, warmup_ticks=0)
+    with pytest.raises(TrialFailed, match="killed") as info:
+        run_trial(spec, timeout_s=1.0)
+    assert info.value.timed_out
+    assert info.value.exit_code != 0
+
+
+def test_missing_interpreter_is_a_trial_failure(tmp_path):
+    """A worker that cannot start is a TrialFailed too."""
+    with pytest.raises(TrialFailed, match="could not start"):
+        run_trial(TINY, python=str(tmp_path / "no-python"))
+
+
+def test_worker_prints_one_json_line_last(capsys):
+    """The worker's last stdout line is the JSON result with every metric and env column."""
+    spec = TrialSpec(ticks=20, warmup_ticks=0)
+    assert _worker.main(["--spec", spec.to_json()]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert set(result) == set(_worker.RESULT_KEYS)
+    assert result["ticks_per_s"] > 0
+
+
+def test_worker_refuses_a_bad_spec(capsys):
+    """A spec the worker cannot run exits with status 2 and says why on stderr."""
+    assert _worker.main(["--spec", '{"ticks": 5}']) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "bad spec" in captured.err and "ticks" in captured.err
+
+
+def test_worker_never_imports_matplotlib_or_dask():
+    """A worker process runs a trial without loading plotting or cluster libraries."""
+    code = (
+        "import sys\n"
+        "from lifelab.lab import _worker\n"
+        f"_worker.main(['--spec', {TrialSpec(ticks=20, warmup_ticks=0).to_json()!r}])\n"
+        "heavy = sorted(m for m in ('matplotlib', 'dask', 'distributed', 'tqdm')"
+        " if m in sys.modules)\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"

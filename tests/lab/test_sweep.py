@@ -1,0 +1,226 @@
+"""Sweeps: a grid run trial by trial into one table, locally and on a Dask cluster."""
+
+import argparse
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from lifelab.lab.results import ResultsExistsError, read_metadata, read_results
+from lifelab.lab.schema import ALL_COLUMNS, polars_schema
+from lifelab.lab.spec import expand
+from lifelab.lab.sweep import (
+    MissingDependencyError,
+    add_sweep_arguments,
+    grid_from_args,
+    run_sweep,
+    run_sweep_command,
+    split_gc_modes,
+)
+
+GRID = {"batch_size": [1, 64], "gc_mode": ["default", "freeze"]}
+BASE = {"ticks": 2_000, "warmup_ticks": 200}
+REPEATS = 2
+FRAGILE = {
+    "weak_energy": 100.0,
+    "weak_stability": 1.0,
+    "weak_integrity": 1.0,
+    "weak_penalty_energy": 100.0,
+    "weak_penalty_stability": 1.0,
+    "weak_penalty_integrity": 1.0,
+}
+
+
+def expected_pairs():
+    """The (cell, repeat) pairs the grid plans, computed without running anything."""
+    specs = expand(GRID, repeats=REPEATS, base=BASE)
+    n = len(specs) // REPEATS
+    return {(s.cell, i // n) for i, s in enumerate(specs)}
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    """A tiny 2×2 sweep, two repeats, through the local executor (run once for the module)."""
+    out = tmp_path_factory.mktemp("local") / "sweep.parquet"
+    df = run_sweep(GRID, repeats=REPEATS, base=BASE, suite="t", out=out, progress=False)
+    return df, out
+
+
+def check_sweep_table(df):
+    """Shared checks of a finished sweep's table."""
+    assert df.schema == polars_schema()
+    assert df.columns == [name for name, _ in ALL_COLUMNS]
+    assert df.height == 8
+    assert df["status"].to_list() == ["ok"] * 8
+    assert (df["ticks_per_s"] > 0).all()
+    assert df["order"].to_list() == list(range(8))
+    assert df["sweep_id"].n_unique() == 1
+    sweep_id = df["sweep_id"][0]
+    assert df["trial_id"].to_list() == [f"{sweep_id}-{i}" for i in range(8)]
+    assert {(c, r) for c, r in df.select("cell", "repeat").iter_rows()} == expected_pairs()
+    assert df["repeat"].to_list() == [0, 0, 0, 0, 1, 1, 1, 1]  # interleaved
+
+
+def test_local_sweep_rows_and_file(local_sweep):
+    """The local executor gives one ok row per trial, and the same table on disk."""
+    df, out = local_sweep
+    check_sweep_table(df)
+    assert set(df["gc_mode"]) == {"default", "freeze"}
+    assert set(df["batch_size"]) == {1, 64}
+    assert df["suite"].unique().to_list() == ["t"]
+    assert read_results(out).equals(df)
+    meta = read_metadata(out)
+    assert meta["sweep_id"] == df["sweep_id"][0] and meta["suite"] == "t"
+
+
+@pytest.mark.slow
+def test_dask_sweep_matches_local(local_sweep, tmp_path):
+    """A two-worker Dask LocalCluster runs the same trials into the same rows as local."""
+    pytest.importorskip("distributed")
+    local, _ = local_sweep
+    df = run_sweep(
+        GRID,
+        repeats=REPEATS,
+        base=BASE,
+        suite="t",
+        executor="dask",
+        workers=2,
+        out=tmp_path / "dask.parquet",
+        progress=False,
+    )
+    check_sweep_table(df)
+    key = ["order", "cell", "repeat", *(c for c, _ in ALL_COLUMNS[6:14])]
+    assert df.select(key).equals(local.select(key))
+
+
+def test_failing_cell_gives_failed_rows_not_a_crash(tmp_path):
+    """A cell whose worker raises becomes status="failed" rows with the error; the rest run."""
+    df = run_sweep(
+        {"mortality_ticks": [None, 1]},
+        repeats=1,
+        base={"ticks": 100, "warmup_ticks": 10, **FRAGILE},
+        out=tmp_path / "f.parquet",
+        progress=False,
+    )
+    assert df.schema == polars_schema()
+    assert df["status"].to_list() == ["ok", "failed"]
+    failed = df.row(1, named=True)
+    assert "organism died" in failed["error"] and "exited with status 1" in failed["error"]
+    assert failed["ticks_per_s"] is None
+    assert failed["cpu_model"] and failed["python_version"]
+    assert failed["config_json"].startswith('{"mortality_ticks":1')
+    assert read_results(tmp_path / "f.parquet").height == 2
+
+
+def test_sweep_refuses_existing_out_before_running(tmp_path):
+    """An existing output file stops the sweep before any trial runs."""
+    out = tmp_path / "taken.parquet"
+    out.write_bytes(b"")
+    with pytest.raises(ResultsExistsError):
+        run_sweep({"batch_size": [1]}, out=out, progress=False)
+
+
+def test_sweep_refuses_bad_options(tmp_path):
+    """Unknown executors and contradictory options are refused up front."""
+    with pytest.raises(ValueError, match="executor"):
+        run_sweep({}, executor="slurm", out=tmp_path / "a.parquet")
+    with pytest.raises(ValueError, match="scheduler"):
+        run_sweep({}, scheduler="tcp://127.0.0.1:8786", out=tmp_path / "a.parquet")
+    with pytest.raises(ValueError, match="workers"):
+        run_sweep({}, workers=0, out=tmp_path / "a.parquet")
+    with pytest.raises(ValueError, match="suite"):
+        run_sweep({}, suite="../x", out=tmp_path / "a.parquet")
+
+
+def test_dask_missing_says_how_to_install(monkeypatch, tmp_path):
+    """Without dask.distributed the dask executor says to install lifelab[cluster]."""
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(MissingDependencyError, match=r"lifelab\[cluster\]"):
+        run_sweep({"ticks": 10}, executor="dask", out=tmp_path / "d.parquet", progress=False)
+    assert not (tmp_path / "d.parquet").exists()
+
+
+def test_local_workers_warn_that_timings_interfere(tmp_path):
+    """Running local trials side by side works but warns about interference."""
+    with pytest.warns(RuntimeWarning, match="interfere"):
+        df = run_sweep(
+            {"seed": [0, 1]},
+            repeats=1,
+            workers=2,
+            base={"ticks": 100, "warmup_ticks": 10},
+            out=tmp_path / "w.parquet",
+            progress=False,
+        )
+    assert df["status"].to_list() == ["ok", "ok"]
+    assert df["seed"].to_list() == [0, 1]
+
+
+def test_split_gc_modes():
+    """Named modes stand alone and thresholds come three integers at a time."""
+    assert split_gc_modes(["default,freeze,700,10,10", "off"]) == [
+        "default",
+        "freeze",
+        "700,10,10",
+        "off",
+    ]
+    with pytest.raises(ValueError, match="three"):
+        split_gc_modes(["700,10"])
+
+
+def test_grid_from_args():
+    """The command's options become the grid: comma lists are axes, --set adds config axes."""
+    parser = argparse.ArgumentParser()
+    add_sweep_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--batch-size",
+            "1,16,64",
+            "--gc",
+            "default,freeze",
+            "--ticks",
+            "1000",
+            "--set",
+            "decay_every=10,100",
+            "--set",
+            "events_mode=poisson",
+        ]
+    )
+    grid = grid_from_args(args)
+    assert grid["batch_size"] == [1, 16, 64]
+    assert grid["gc_mode"] == ["default", "freeze"]
+    assert grid["ticks"] == [1000]
+    assert grid["decay_every"] == [10, 100]
+    assert grid["events_mode"] == ["poisson"]
+    assert len(expand(grid, repeats=1)) == 12
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--workers", "2", "--scheduler", "tcp://x:1"])
+
+
+def test_run_sweep_command_summary(tmp_path):
+    """The command returns the --json summary: path, rows, ok/failed counts and sweep id."""
+    parser = argparse.ArgumentParser()
+    add_sweep_arguments(parser)
+    out = tmp_path / "cmd.parquet"
+    args = parser.parse_args(
+        ["--ticks", "100", "--warmup-ticks", "10", "--repeats", "1", "--out", str(out)]
+    )
+    summary = run_sweep_command(args)
+    assert summary["path"] == str(out) and out.is_file()
+    assert summary["rows"] == 1 and summary["ok"] == 1 and summary["failed"] == 0
+    assert summary["sweep_id"] == read_results(out)["sweep_id"][0]
+    assert pl.read_parquet(out).height == 1
+
+
+def test_importing_the_lab_starts_nothing():
+    """Importing the sweep module loads no cluster or dataframe library and starts no process."""
+    code = (
+        "import sys, threading\n"
+        "import lifelab.lab.sweep, lifelab.lab.results, lifelab.lab.runner\n"
+        "print(sorted(m for m in ('dask', 'distributed', 'polars', 'tqdm') if m in sys.modules),"
+        " threading.active_count())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == "[] 1"
