@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NBVAL  := --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
-.PHONY: run test lint lab bench clean
+.PHONY: run results test lint lab bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,20 +18,35 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The main job: every experiment at quick size, headless, then the performance report.
 run: $(STAMP)
-	$(BIN)/lifelab run --ticks 100000
+	@for f in experiments/*.toml; do \
+	  echo "== experiment $$f"; \
+	  $(BIN)/lifelab experiment run $$f --json | tail -1 | $(BIN)/python -c \
+	    'import json,sys; r=json.load(sys.stdin); print("   ", r["status"], "%.0f s" % r["duration_s"], r["notebook"])' \
+	  || exit 1; \
+	done
+	$(BIN)/lifelab report
+	@echo "results: data/results/   report: docs/performance/README.md   notebooks: data/runs/experiments/"
+
+# The same at full size (long: tens of minutes on 2 cores).
+results: $(STAMP)
+	@for f in experiments/*.toml; do $(BIN)/lifelab experiment run $$f --full || exit 1; done
+	$(BIN)/lifelab report
 
 test: $(STAMP)
 	$(BIN)/ruff check lifelab tests
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(NBVAL) notebooks/
 
 lint: $(STAMP)
 	$(BIN)/ruff check lifelab tests
 	$(BIN)/ruff format --check lifelab tests
 
 bench: $(STAMP)
-	$(BIN)/lifelab bench loop --ticks 200000
+	$(BIN)/lifelab bench loop --ticks 200000 --baseline
 	$(BIN)/lifelab bench loop --ticks 20000 --events-per-tick 64 --batch-size 64
+	$(BIN)/lifelab bench memory --entries 100000
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

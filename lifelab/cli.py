@@ -431,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a parameter (VALUE parsed as JSON, else a string)",
     )
     p.add_argument("--full", action="store_true", help="merge the file's [full] table")
+    p.add_argument("--smoke", action="store_true",
+                   help="merge the file's [smoke] table (tiny sizes, for CI)")
+    p.add_argument("--results-dir", default=None,
+                   help="write result tables here (inside data/; default data/results/<suite>)")
     _add_json(p)
     p.set_defaults(handler=cmd_experiment_run)
     from lifelab.observe.profile import add_profile_arguments
@@ -503,7 +507,8 @@ def cmd_experiment_run(args: argparse.Namespace) -> dict[str, Any]:
             overrides[key] = json.loads(text)
         except ValueError:
             overrides[key] = text
-    return run_experiment(args.file, overrides, full=args.full, progress=not args.json)
+    return run_experiment(args.file, overrides, full=args.full, smoke=args.smoke,
+                          results_dir=args.results_dir, progress=not args.json)
 
 
 def cmd_experiment_list(args: argparse.Namespace) -> dict[str, Any]:

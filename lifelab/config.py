@@ -145,7 +145,7 @@ class LifeConfig:
     log_max_bytes: int = 8 * 1024 * 1024
     log_max_files: int = 5
     vector_min_batch: int = 16
-    metrics_every: int = 16
+    metrics_every: int = 32
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

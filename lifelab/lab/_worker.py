@@ -50,7 +50,6 @@ def run_spec(spec: TrialSpec) -> dict[str, Any]:
     from lifelab.life.loop import Life
     from lifelab.observe.bench import _measure
     from lifelab.observe.gcmode import parse_gc_mode
-    from lifelab.observe.metrics import LogHistogram
 
     overrides = dict(spec.config)
     persist = bool(overrides.get("snapshot_every") or overrides.get("log_every"))
@@ -66,8 +65,7 @@ def run_spec(spec: TrialSpec) -> dict[str, Any]:
         life.run(spec.warmup_ticks)
         _check_alive(life, "warm-up")
         # Forget the warm-up's stage timings (fresh histograms, same shape as Metrics makes).
-        life.metrics.stages = {name: LogHistogram() for name in life.metrics.stages}
-        life.metrics.tick = LogHistogram()
+        life.metrics.reset()
         measured = _measure(life, spec.ticks, parse_gc_mode(spec.gc_mode), 0, None, None)
         _check_alive(life, "the measured ticks")
         summary = life.metrics.summary()

@@ -14,6 +14,9 @@ An experiment file (``experiments/NAME.toml``)::
     [full]                              # merged over [parameters] with --full
     TICKS = 200000
 
+    [smoke]                             # merged with --smoke: seconds, for CI
+    TICKS = 500
+
 ``run_experiment`` executes the notebook headless with papermill, injecting the parameters plus
 ``RESULTS_DIR`` and ``RUN_DIR``; the executed notebook, the parameters and papermill's per-cell
 timings land in ``data/runs/experiments/<name>-<UTC timestamp>/``. Files are read only here, at
@@ -44,7 +47,7 @@ __all__ = [
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_KEYS = {"name", "notebook", "suite", "description", "parameters", "full"}
+_KEYS = {"name", "notebook", "suite", "description", "parameters", "full", "smoke"}
 _RESERVED = {"RESULTS_DIR", "RUN_DIR"}
 MAX_FILE_BYTES = 64 * 1024
 
@@ -63,16 +66,21 @@ class Experiment:
     description: str
     parameters: dict[str, Any] = field(default_factory=dict)
     full: dict[str, Any] = field(default_factory=dict)
+    smoke: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
     root: Path = field(default_factory=Path.cwd)
 
     def resolved_parameters(
-        self, overrides: dict[str, Any] | None = None, *, full: bool = False
+        self, overrides: dict[str, Any] | None = None, *, full: bool = False, smoke: bool = False
     ) -> dict[str, Any]:
-        """[parameters], then [full] if asked, then overrides (each checked like the file's)."""
+        """[parameters], then [full] or [smoke] if asked, then overrides (checked alike)."""
+        if full and smoke:
+            raise ExperimentError("choose --full or --smoke, not both")
         params = dict(self.parameters)
         if full:
             params.update(self.full)
+        if smoke:
+            params.update(self.smoke)
         for key, value in (overrides or {}).items():
             _check_param(key, value, f"override {key}", self.root)
             params[key] = value
@@ -121,7 +129,7 @@ def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment
     if notebook.suffix != ".ipynb" or not notebook.is_file():
         raise ExperimentError(f"{where}: notebook {data['notebook']!r} is not an existing .ipynb")
     tables = {}
-    for key in ("parameters", "full"):
+    for key in ("parameters", "full", "smoke"):
         table = data.get(key, {})
         if not isinstance(table, dict):
             raise ExperimentError(f"{where}: [{key}] must be a table")
@@ -135,6 +143,7 @@ def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment
         description=description,
         parameters=tables["parameters"],
         full=tables["full"],
+        smoke=tables["smoke"],
         source=path,
         root=root,
     )
@@ -179,6 +188,7 @@ def run_experiment(
     overrides: dict[str, Any] | None = None,
     *,
     full: bool = False,
+    smoke: bool = False,
     root: Path | None = None,
     results_dir: str | Path | None = None,
     kernel_name: str | None = None,
@@ -192,7 +202,7 @@ def run_experiment(
     import papermill
 
     exp = load_experiment(path, root=root)
-    params = exp.resolved_parameters(overrides, full=full)
+    params = exp.resolved_parameters(overrides, full=full, smoke=smoke)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     run_dir = exp.root / "data" / "runs" / "experiments" / f"{exp.name}-{stamp}"
     suffix = 1
@@ -231,6 +241,7 @@ def run_experiment(
         "run_dir": str(run_dir),
         "parameters": injected,
         "full": full,
+        "smoke": smoke,
         "duration_s": duration,
         "cell_durations_s": _cell_durations(executed),
         "results": sorted(str(p) for p in _parquet_files(out_results) - before),

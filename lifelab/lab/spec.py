@@ -275,7 +275,9 @@ def expand(
     Args:
         grid: Parameter name -> value or list of values. Names are TrialSpec fields or LifeConfig
             fields (the latter go into ``config``). A scalar or a string is one value; a list,
-            tuple or range is an axis (an empty one is refused, as are duplicate values).
+            tuple or range is an axis (an empty one is refused, as are duplicate values). Linked
+            parameters vary together on one axis: ``{"batch_size+events_per_tick": [(1, 1),
+            (64, 64)]}`` makes two cells, not four.
         repeats: How many times each cell runs.
         base: Values for every parameter the grid does not name (a TrialSpec, or a mapping of
             the same names, LifeConfig fields allowed flat or under ``"config"``). A TrialSpec
@@ -295,6 +297,19 @@ def expand(
     fixed = _base_values(base)
     axes: list[tuple[str, list[Any]]] = []
     for key, value in grid.items():
+        if isinstance(key, str) and "+" in key:
+            names = key.split("+")
+            for name in names:
+                _check_key(name, "grid")
+            points = _axis(key, value)
+            for point in points:
+                if not isinstance(point, list | tuple) or len(point) != len(names):
+                    raise ValueError(
+                        f"grid key {key!r} links {len(names)} parameters: each value must be a "
+                        f"tuple of {len(names)}, got {point!r}"
+                    )
+            axes.append((key, points))
+            continue
         _check_key(key, "grid")
         axes.append((key, _axis(key, value)))
     cells: list[TrialSpec] = []
@@ -303,10 +318,12 @@ def expand(
         values = dict(fixed)
         config = dict(values.pop("config", {}))
         for (key, _), value in zip(axes, combo, strict=True):
-            if key in _SPEC_FIELDS:
-                values[key] = value
-            else:
-                config[key] = value
+            pairs = zip(key.split("+"), value, strict=True) if "+" in key else ((key, value),)
+            for name, item in pairs:
+                if name in _SPEC_FIELDS:
+                    values[name] = item
+                else:
+                    config[name] = item
         spec = TrialSpec(**values, config=_config_items(config))
         point = dict(zip((k for k, _ in axes), combo, strict=True))
         if spec.cell in seen:

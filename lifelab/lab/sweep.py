@@ -94,8 +94,9 @@ def run_sweep(
         workers: Trials run at once (local), or LocalCluster worker processes (dask).
         scheduler: Address of an existing Dask scheduler (dask only; excludes ``workers``).
         suite: Name of the suite: the folder under ``data/results/``.
-        out: Parquet path to write (default ``data/results/<suite>/<sweep_id>.parquet``); an
-            existing file is refused before anything runs.
+        out: Parquet path to write (default ``data/results/<suite>/<sweep_id>.parquet``), or
+            an existing directory to write ``<out>/<sweep_id>.parquet`` into; an existing file
+            is refused before anything runs.
         base: Values of the parameters the grid leaves out (TrialSpec or mapping).
         progress: Show a tqdm bar on stderr (hidden when stderr is not a terminal).
         timeout_s: Seconds each trial may take, unless ``base`` or the grid sets ``timeout_s``.
@@ -151,6 +152,8 @@ def _sweep(
     specs = expand(grid, repeats=repeats, base=base)
     sweep_id = new_sweep_id()
     path = Path(out) if out is not None else default_results_path(suite, sweep_id)
+    if path.is_dir():
+        path = path / f"{sweep_id}.parquet"
     if path.exists():
         raise ResultsExistsError(f"{path} already exists; results are never overwritten")
 

@@ -173,3 +173,18 @@ def test_from_json_refuses_other_versions_and_unknown_fields():
         TrialSpec.from_dict({**data, "flux": 1})
     with pytest.raises(ValueError, match="JSON"):
         TrialSpec.from_json("{not json")
+
+
+def test_linked_parameters_vary_together():
+    """A 'a+b' key zips its parameters onto one axis instead of crossing them."""
+    specs = expand(
+        {"batch_size+events_per_tick": [(1, 1), (64, 64)], "gc_mode": ["default", "freeze"]},
+        repeats=1,
+    )
+    assert [(s.batch_size, s.events_per_tick, s.gc_mode) for s in specs] == [
+        (1, 1.0, "default"), (1, 1.0, "freeze"), (64, 64.0, "default"), (64, 64.0, "freeze")
+    ]
+    with pytest.raises(ValueError, match="tuple of 2"):
+        expand({"batch_size+events_per_tick": [1, 64]})
+    with pytest.raises(ValueError, match="unknown grid key"):
+        expand({"batch_size+nope": [(1, 2)]})

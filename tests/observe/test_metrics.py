@@ -142,3 +142,14 @@ def test_sampling_survives_failing_stages(every, monkeypatch):
     life.run(300)
     assert life.errors["RuntimeError"] == 100
     assert life.metrics.tick.count > 0
+
+
+@given(st.lists(st.integers(0, 2**50), min_size=1, max_size=300))
+def test_record_many_equals_record_one_by_one(values):
+    """The vectorised fold uses exactly the buckets of record()."""
+    one, many = LogHistogram(), LogHistogram()
+    for v in values:
+        one.record(v)
+    many.record_many(np.array(values, dtype=np.int64))
+    assert one.counts == many.counts
+    assert (one.count, one.total, one.max) == (many.count, many.total, many.max)

@@ -1,0 +1,220 @@
+"""The project's performance targets, checked against the recorded results tables.
+
+Each target names the issue that set it, the metric, how to find the rows that measure it, and
+the threshold. ``check_targets`` answers pass / fail / no data for every one of them from what is
+under ``data/results/`` — never from a number typed in by hand. ``run_target_trials`` produces
+the trials the throughput targets need (suite ``targets``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["TARGETS", "Target", "check_targets", "recommendations", "run_target_trials"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One target: a name, the issue, a measured value (from tables) and a threshold."""
+
+    name: str
+    issue: str
+    unit: str
+    threshold: float
+    higher_is_better: bool
+    measure: Callable[[dict[str, pl.DataFrame]], float | None]
+    how: str
+
+
+def _median(df: pl.DataFrame | None, metric: str, **where: Any) -> float | None:
+    import polars as pl
+
+    if df is None or df.height == 0 or metric not in df.columns:
+        return None
+    sub = df.filter(pl.col("status") == "ok") if "status" in df.columns else df
+    for column, value in where.items():
+        if column == "config_contains":
+            sub = sub.filter(pl.col("config_json").str.contains(value, literal=True))
+        else:
+            sub = sub.filter(pl.col(column) == value)
+    values = sub[metric].drop_nulls()
+    return float(values.median()) if len(values) else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _last(df: pl.DataFrame | None, metric: str) -> float | None:
+    if df is None or df.height == 0 or metric not in df.columns:
+        return None
+    return float(df.sort("entries")[metric].drop_nulls()[-1])
+
+
+_BASE = {"batch_size": 64, "gc_mode": "default"}
+
+TARGETS: tuple[Target, ...] = (
+    Target("ticks/s, 1 event per tick", "issue 2", "ticks/s", 100_000, True,
+           lambda t: _median(t.get("targets"), "ticks_per_s", events_per_tick=1.0,
+                             config_contains='"metrics_every": 32', **_BASE),
+           "targets sweep, 1 event/tick, batch 64, default GC, metrics on"),
+    Target("events/s, 64 per tick in batches of 64", "issue 2", "events/s", 750_000, True,
+           lambda t: _median(t.get("targets"), "events_per_s", events_per_tick=64.0,
+                             config_contains='"metrics_every": 32', **_BASE),
+           "targets sweep, 64 events/tick, batch 64"),
+    Target("no degradation over a long run", "issue 2", "last/first tenth", 0.90, True,
+           lambda t: _median(t.get("targets"), "last_decile_ratio", memory_capacity=100_000),
+           "targets sweep, long run at memory capacity 100 000"),
+    Target("metrics overhead", "issue 4", "fraction of ticks/s lost", 0.03, False,
+           lambda t: (lambda on, off: None if on is None or off is None else 1 - on / off)(
+               _median(t.get("targets"), "ticks_per_s", events_per_tick=1.0,
+                       config_contains='"metrics_every": 32', **_BASE),
+               _median(t.get("targets"), "ticks_per_s", events_per_tick=1.0,
+                       config_contains='"metrics_every": 0', **_BASE)),
+           "targets sweep, metrics_every 32 vs 0 (noisy machines: read with its CI)"),
+    Target("bytes per active entry", "issue 7", "bytes", 64, False,
+           lambda t: _last(t.get("memory_scaling"), "bytes_per_slot"),
+           "bench memory at the largest size (column bytes per slot)"),
+    Target("decay pass at the largest size", "issue 7", "ms", 3.0, False,
+           lambda t: _last(t.get("memory_scaling"), "decay_ms"),
+           "bench memory at the largest size measured"),
+    Target("archive search p99 (type + time, limit 100)", "issue 3", "ms", 20.0, False,
+           lambda t: _last(t.get("memory_scaling"), "archive_search_p99_ms"),
+           "bench memory archive at the largest size measured"),
+    Target("p99 tick with persistence on / off", "issue 3", "ratio", 2.0, False,
+           lambda t: _ratio(
+               _median(t.get("io"), "tick_p99_us", config_contains='"snapshot_every": 500'),
+               _median(t.get("io"), "tick_p99_us", config_contains='"snapshot_every": 0')),
+           "io sweep: snapshots + logs + SQLite archive vs none"),
+)
+
+
+def check_targets(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """One row per target: measured value, threshold, and pass / fail / no data."""
+    import polars as pl
+
+    rows = []
+    for t in TARGETS:
+        try:
+            value = t.measure(tables)
+        except Exception:  # a table of an unexpected shape is "no data", not a crash
+            value = None
+        if value is None:
+            verdict = "no data"
+        else:
+            ok = value >= t.threshold if t.higher_is_better else value <= t.threshold
+            verdict = "pass" if ok else "fail"
+        rows.append({"target": t.name, "issue": t.issue, "measured": value,
+                     "threshold": float(t.threshold), "unit": t.unit,
+                     "direction": ">=" if t.higher_is_better else "<=", "verdict": verdict,
+                     "measured_by": t.how})
+    return pl.DataFrame(rows, schema_overrides={"measured": pl.Float64})
+
+
+def load_tables(root: str | Path = "data/results") -> dict[str, pl.DataFrame]:
+    """Results tables by suite, plus the plain tables that notebooks 04 and 05 write."""
+    import warnings
+
+    import polars as pl
+
+    from lifelab.lab.results import load_results
+
+    root = Path(root)
+    out: dict[str, pl.DataFrame] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # plain (non-trial) tables are read just below
+        results = load_results(root, match_environment=False) if root.is_dir() else None
+    if results is not None and results.height:
+        for suite in results["suite"].unique().to_list():
+            out[suite] = results.filter(pl.col("suite") == suite)
+    for name in ("memory_scaling", "snapshot_costs", "snapshot_formats"):
+        files = sorted(root.rglob(f"{name}.parquet")) if root.is_dir() else []
+        if files:
+            out[name] = pl.read_parquet(files[-1])
+    return out
+
+
+def recommendations(tables: dict[str, pl.DataFrame]) -> list[str]:
+    """Plain-language advice drawn from the batch × GC sweep, if there is one."""
+    import polars as pl
+
+    df = tables.get("batch_gc")
+    if df is None or df.height == 0:
+        return ["Run the batch × GC sweep (make run) to get recommendations."]
+    ok = df.filter(pl.col("status") == "ok")
+    med = ok.group_by("batch_size", "gc_mode").agg(
+        pl.col("events_per_s").median(), pl.col("tick_p99_us").median(),
+        pl.col("peak_rss_mb").median())
+    out = []
+    for batch in sorted(med["batch_size"].unique().to_list()):
+        cell = med.filter(pl.col("batch_size") == batch).sort("events_per_s", descending=True)
+        best = cell.row(0, named=True)
+        default = cell.filter(pl.col("gc_mode") == "default")
+        if default.height and best["gc_mode"] != "default":
+            gain = best["events_per_s"] / default["events_per_s"][0] - 1
+            rss = best["peak_rss_mb"] - default["peak_rss_mb"][0]
+            out.append(f"Batch {batch}: GC mode '{best['gc_mode']}' gave {gain:+.0%} events/s "
+                       f"over the default ({rss:+.1f} MB peak RSS); check the CI before adopting.")
+        else:
+            out.append(f"Batch {batch}: the default GC is as fast as any other mode measured.")
+    by_batch = med.filter(pl.col("gc_mode") == "default").sort("batch_size")
+    if by_batch.height >= 2:
+        lo, hi = by_batch.row(0, named=True), by_batch.row(-1, named=True)
+        out.append(f"Throughput: batches of {hi['batch_size']} reach "
+                   f"{hi['events_per_s'] / lo['events_per_s']:.1f}× the events/s of batches of "
+                   f"{lo['batch_size']}; for latency prefer small batches (p99 "
+                   f"{lo['tick_p99_us']:.0f} µs vs {hi['tick_p99_us']:.0f} µs).")
+    return out
+
+
+def run_target_trials(
+    *, ticks: int = 20_000, long_ticks: int = 100_000, repeats: int = 3,
+    out: str | Path | None = None, progress: bool = False,
+) -> pl.DataFrame:
+    """The trials the throughput targets need, as one sweep of suite ``targets``."""
+    import polars as pl
+
+    from lifelab.lab.sweep import run_sweep
+
+    short = run_sweep(
+        {"batch_size+events_per_tick": [(64, 1.0), (64, 64.0)], "metrics_every": [32, 0],
+         "ticks": ticks},
+        repeats=repeats, suite="targets", out=out, progress=progress,
+    )
+    long = run_sweep(
+        {"memory_capacity": 100_000, "ticks": long_ticks, "metrics_every": 32},
+        repeats=1, suite="targets", out=out, progress=progress,
+    )
+    return pl.concat([short, long])
+
+
+def describe(tables: dict[str, pl.DataFrame]) -> str:
+    """Which tables were found (for the notebook's first cell of output)."""
+    return json.dumps({name: df.height for name, df in sorted(tables.items())})
+
+
+def compare_to_baseline(root: str | Path, suite: str, **kw: Any) -> pl.DataFrame | None:
+    """Compare a suite's newest sweep with its recorded baseline (its oldest sweep on disk).
+
+    None when the suite has fewer than two sweeps. Keyword arguments go to stats.compare.
+    """
+    from lifelab.lab.results import read_results
+    from lifelab.lab.stats import compare
+
+    files = sorted(Path(root, suite).glob("*.parquet"), key=lambda p: p.name)
+    sweeps = []
+    for path in files:
+        try:
+            sweeps.append(read_results(path))
+        except Exception:  # plain tables in the folder are not sweeps
+            continue
+    if len(sweeps) < 2:
+        return None
+    return compare(sweeps[0], sweeps[-1], **kw)
