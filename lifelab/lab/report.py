@@ -177,6 +177,7 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
 
     df = df.with_columns(pl.col("suite").fill_null("unnamed"))
     figures: list[Path] = []
+    lines += _targets(root)
     lines += _sources(df)
     for (suite,), rows in _partition(df, ["suite"]):
         lines += _suite_section(str(suite), rows, out_dir, figures)
@@ -190,6 +191,34 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
     _write_text(readme, lines)
     tables = df[_SOURCE].n_unique() if _SOURCE in df.columns else df["sweep_id"].n_unique()
     return _Built(readme, figures, tables)
+
+
+def _targets(root: Path) -> list[str]:
+    """The project's targets, each checked against the tables (lifelab.lab.targets)."""
+    from lifelab.lab.targets import check_targets, load_tables
+
+    table = check_targets(load_tables(root))
+    lines = [
+        "## Targets",
+        "",
+        "Each target is checked against the tables below (medians; `no data` until the "
+        "experiment that measures it has run on this machine).",
+        "",
+        _md_row(["target", "issue", "measured", "target", "verdict", "measured by"]),
+        _md_row(["---"] * 6),
+    ]
+    for r in table.iter_rows(named=True):
+        value = r["measured"]
+        shown = "—" if value is None else _number(value)
+        goal = f"{r['direction']} {_number(r['threshold'])} {r['unit']}"
+        lines.append(
+            _md_row([r["target"], r["issue"], shown, goal, f"**{r['verdict']}**", r["measured_by"]])
+        )
+    return [*lines, ""]
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def _sources(df: pl.DataFrame) -> list[str]:
