@@ -1,7 +1,8 @@
 """The ``lifelab`` command: thin subcommands that parse, call the library and print.
 
 Every command has ``--help``; ``--json`` prints one JSON object as the last line of stdout.
-Errors print one line to stderr and exit with status 2 (bad input) or 1 (failure).
+Errors print one line to stderr and exit with status 2 (bad input) or 1 (failure). ``run`` and
+``resume`` stop cleanly on SIGINT or SIGTERM and then exit 130 or 143 (see :data:`SIGNAL_EPILOG`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from types import FrameType
 from typing import Any
 
 from lifelab import __version__
@@ -20,6 +24,14 @@ from lifelab.exceptions import LifelabError
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], Any]
+
+SIGNAL_EPILOG = (
+    "Signals: SIGINT (Ctrl-C) or SIGTERM stops the organism at the next tick boundary and shuts "
+    "down cleanly (final snapshot, logs flushed, archive committed), prints the summary and exits "
+    "with status 130 (SIGINT) or 143 (SIGTERM). A second signal during the shutdown ends the "
+    "process at once, as the signal's default action does (the shell also shows 130 or 143); "
+    "nothing is corrupted and `lifelab resume` continues from the newest intact snapshot."
+)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -138,58 +150,126 @@ def _overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _live(life: Any, ticks: int) -> dict[str, Any]:
-    """Run ``ticks`` ticks in chunks under a progress bar; Ctrl-C stops cleanly."""
+class _SignalStop:
+    """SIGINT and SIGTERM during ``run``/``resume``: stop at a tick boundary, shut down cleanly.
+
+    The first signal records itself and asks the organism to stop (``Life.request_stop``, safe
+    in a handler: it sets an event); the handlers then fall back to the default action, so a
+    second signal ends the process at once, even inside a long system call. That is safe because
+    every file lifelab writes survives a kill at any moment (DESIGN §2, invariant 7). Installed
+    only for the command's duration and only in the main thread; the previous handlers are
+    restored on exit.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.life: Any = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _SignalStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, signal.SIG_DFL if previous is None else previous)
+
+    def attach(self, life: Any) -> None:
+        """Stop this organism on a signal (at once if one came while it was being built)."""
+        self.life = life
+        if self.signum is not None:
+            life.request_stop()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+        for sig in self._previous:
+            signal.signal(sig, signal.SIG_DFL)  # a second signal: the default action, at once
+        if self.life is not None:
+            self.life.request_stop()
+
+    @property
+    def name(self) -> str | None:
+        return None if self.signum is None else signal.Signals(self.signum).name
+
+    def finish(self, life: Any, out: dict[str, Any]) -> Any:
+        """The command's result: ``out``, or ``(out, 128 + signal)`` after a signal."""
+        if self.signum is None:
+            return out
+        print(
+            f"{self.name}: stopped cleanly at tick {life.state.ticks} "
+            f"(final snapshot written, logs flushed, archive committed)",
+            file=sys.stderr,
+        )
+        out["signal"] = self.name
+        return out, 128 + self.signum
+
+
+def _live(life: Any, ticks: int, stop: _SignalStop) -> dict[str, Any]:
+    """Run ``ticks`` ticks in chunks under a progress bar, until done or a signal came."""
     chunk = max(1, min(10_000, ticks // 100 or 1))
     if life.config.clock == "realtime":
         chunk = max(1, min(chunk, int(1.0 / life.config.tick_interval) or 1))
-    done = 0
+    start = life.state.ticks
     with _progress(ticks, "living") as bar:
-        try:
-            while done < ticks and life.alive:
-                step = min(chunk, ticks - done)
-                life.run(step)
-                done += step
-                bar.update(step)
-        except KeyboardInterrupt:
-            print("interrupted: stopping cleanly", file=sys.stderr)
+        done = 0
+        while done < ticks and life.alive and stop.signum is None:
+            life.run(min(chunk, ticks - done))
+            step = life.state.ticks - start - done  # fewer than asked when a signal stopped it
+            done += step
+            bar.update(step)
     return life.summary()
 
 
-def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
+def _shut_down(life: Any, stop: _SignalStop) -> None:
+    """Close the organism; after a signal, log it first so the log shows why the run ended."""
+    if stop.signum is not None and life.persistence is not None:
+        life.persistence.log("signal", life.state.ticks, signal=stop.name)
+    life.close()
+
+
+def cmd_run(args: argparse.Namespace) -> Any:
     from lifelab.life.loop import Life
 
     config = _config_from(args)
-    life = Life(config) if config.run_dir else Life.create_run(config)
-    try:
-        _live(life, args.ticks)
-    finally:
-        life.close()
+    with _SignalStop() as stop:
+        life = Life(config) if config.run_dir else Life.create_run(config)
+        stop.attach(life)
+        try:
+            _live(life, args.ticks, stop)
+        finally:
+            _shut_down(life, stop)
     out = life.summary()
     if args.metrics:
         out["metrics"] = life.metrics.summary()
         if not args.json:
             print(life.metrics.stage_frame())
-    return out
+    return stop.finish(life, out)
 
 
-def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_resume(args: argparse.Namespace) -> Any:
     import warnings
 
     from lifelab.life.loop import Life
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        life = Life.resume(args.run_dir, **_overrides_from(args))
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    try:
-        _live(life, args.ticks)
-    finally:
-        life.close()
+    with _SignalStop() as stop:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            life = Life.resume(args.run_dir, **_overrides_from(args))
+        stop.attach(life)
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr)
+        try:
+            _live(life, args.ticks, stop)
+        finally:
+            _shut_down(life, stop)
     out = life.summary()
     out["corrupt_files"] = [str(p) for p in life.corrupt_files]
-    return out
+    return stop.finish(life, out)
 
 
 def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
@@ -295,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="live N ticks and print the summary",
         description="Live N ticks (simulated clock unless --realtime).",
+        epilog=SIGNAL_EPILOG,
     )
     p.add_argument("--ticks", type=_positive_int, default=10_000, help="ticks to live (10000)")
     _add_life_options(p)
@@ -311,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="live N more ticks from a run's newest intact snapshot",
         description="Resume a run directory from its newest intact snapshot; "
         "options given here override the run's config.",
+        epilog=SIGNAL_EPILOG,
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--ticks", type=_positive_int, default=10_000, help="ticks to live (10000)")
@@ -536,12 +618,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = handler(args)
         if isinstance(result, tuple):  # (output, exit status), e.g. compare as a CI gate
             result, status = result
+    except OSError as exc:  # first: an I/O failure (ArchiveError, RunDirError…) is not bad input
+        print(f"lifelab {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except (LifelabError, ValueError, TypeError) as exc:
         print(f"lifelab {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"lifelab {args.command}: error: {exc}", file=sys.stderr)
-        return 1
     try:
         if args.json:
             print(json.dumps(result, default=str))

@@ -2,9 +2,11 @@
 
 The tick thread only puts the spilled column dict into a bounded queue; a daemon writer thread
 drains whatever is queued, converts it with ``.tolist()`` and inserts it with one ``executemany``
-per transaction. A full queue blocks :meth:`SQLiteArchive.append` (backpressure) rather than drop
-rows, and a failed transaction is retried, never dropped. Searches use their own read connection
-(WAL lets them run while the writer commits) and return exactly what
+per transaction. Rows are never dropped: a failed transaction is retried at once a few times,
+then the rows wait in memory and are retried after a backoff (and at every flush) until the fault
+clears. :meth:`SQLiteArchive.append` blocks (backpressure) while the queue is full or while
+``backlog_max`` rows wait uncommitted, so memory stays bounded. Searches use their own read
+connection (WAL lets them run while the writer commits) and return exactly what
 :func:`lifelab.memory.archive.filter_columns` returns (DESIGN §2, invariant 6).
 
 File layout, schema version 1::
@@ -25,6 +27,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +38,7 @@ import numpy as np
 from lifelab.exceptions import ArchiveError, ArchiveSchemaError
 from lifelab.memory.active import COLUMNS
 from lifelab.memory.archive import SORT_KEYS
+from lifelab.store.logs import error_kind
 
 __all__ = ["SCHEMA_VERSION", "SQLiteArchive"]
 
@@ -88,11 +92,15 @@ _RANGE_SQL = (
 
 # Waits between attempts at one transaction; after the last the rows stay queued in memory.
 _RETRY_DELAYS_S = (0.01, 0.05, 0.2, 0.5)
+# Then one attempt per backoff, doubling between these bounds (a flush or close tries at once).
+_BACKOFF_S = (0.5, 5.0)
+_COMMIT_ROWS = 65_536  # rows per transaction when catching up (bounds the .tolist() copies)
 _BUSY_TIMEOUT_S = 5.0
 _READONLY_CACHE_KIB = 16 * 1024  # inspection only searches: a modest cache
 
 _STOP = object()  # queue item: finish what is queued, then end the writer thread
 _WAKE = object()  # queue item: retry rows that failed before (sent by flush)
+_RETRY = object()  # not queued: the writer's backoff ran out
 
 
 class SQLiteArchive:
@@ -113,6 +121,13 @@ class SQLiteArchive:
             significance index takes rows in random order, so inserts slow down once it outgrows
             the cache: that index takes about 25 MB per million rows, and at a million rows 64 MB
             inserted about twice as fast as SQLite's 2 MB default (on a shared, busy machine).
+        backlog_max: Most rows appended but not yet committed before ``append`` waits (about
+            64 B each: the default holds ~64 MB, minutes of spills while the disk is full).
+
+    Faults: failed attempts are counted in ``errors`` and by kind in ``errors_by_kind``
+    (``ENOSPC``, ``EIO``, ``EACCES``…); each kind is logged once and passed once to ``on_error``
+    (``(kind, exc)``, called in the writer thread). ``backlog`` rows wait uncommitted;
+    ``backpressure_waits`` and ``backpressure_s`` count how often and how long ``append`` waited.
 
     Raises:
         ArchiveSchemaError: The file is not a lifelab archive, has a schema version this lifelab
@@ -128,10 +143,16 @@ class SQLiteArchive:
         queue_max: int = 4096,
         coalesce_s: float = 0.02,
         cache_mb: int = 64,
+        backlog_max: int = 1_000_000,
     ) -> None:
-        for name, value in (("queue_max", queue_max), ("cache_mb", cache_mb)):
+        for name, value in (
+            ("queue_max", queue_max),
+            ("cache_mb", cache_mb),
+            ("backlog_max", backlog_max),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        self.backlog_max = backlog_max
         self._cache_kib = cache_mb * 1024
         self._coalesce_s = coalesce_s
         self._open(Path(path), tuple(type_names), queue_max, readonly=False)
@@ -140,6 +161,7 @@ class SQLiteArchive:
     def open_readonly(cls, path: str | Path) -> SQLiteArchive:
         """Open an archive for inspection: never writes, starts no thread, takes types from it."""
         self = cls.__new__(cls)
+        self.backlog_max = 1
         self._cache_kib = _READONLY_CACHE_KIB
         self._open(Path(path), None, 1, readonly=True)
         return self
@@ -150,7 +172,14 @@ class SQLiteArchive:
         self.path = path
         self.readonly = readonly
         self.errors = 0  # failed transaction attempts in the writer thread
+        self.errors_by_kind: Counter[str] = Counter()
         self.last_error: BaseException | None = None
+        self.on_error: Any = None  # (kind, exc) -> None, once per kind, in the writer thread
+        self.backpressure_waits = 0
+        self.backpressure_s = 0.0
+        self._failing = False  # the last attempt failed: rows wait for the backoff
+        self._backoff = 0.0
+        self._retry_at = 0.0
         self._closed = False
         self._thread: threading.Thread | None = None
         self._wconn: sqlite3.Connection | None = None
@@ -185,6 +214,7 @@ class SQLiteArchive:
         self.type_names: tuple[str, ...] = names
         self._type_index = {name: i for i, name in enumerate(names)}
         self._count, self._high_water = self._committed_extent()
+        self._on_disk = self._count  # rows committed (written by the writer thread only)
         if not readonly:
             self._thread = threading.Thread(
                 target=self._run, name="lifelab-archive-writer", daemon=True
@@ -211,10 +241,29 @@ class SQLiteArchive:
                 f"{ {k: len(v) for k, v in columns.items()} }"
             )
         top = int(ids.max())
+        if self._count - self._on_disk >= self.backlog_max:
+            self._wait_for_room()
         self._enqueue(columns)
         self._count += n
         if top > self._high_water:
             self._high_water = top
+
+    def _wait_for_room(self) -> None:
+        """Backpressure: wait until the writer commits below ``backlog_max`` (never drop)."""
+        t0 = time.perf_counter()
+        self.backpressure_waits += 1
+        thread = self._thread
+        with self._cv:
+            while self._count - self._on_disk >= self.backlog_max and thread is not None:
+                if not thread.is_alive():
+                    break
+                self._cv.wait(0.5)
+        self.backpressure_s += time.perf_counter() - t0
+
+    @property
+    def backlog(self) -> int:
+        """Rows appended but not yet committed (queued, or waiting after a failed commit)."""
+        return 0 if self.readonly else self._count - self._on_disk
 
     def _enqueue(self, item: Any) -> None:
         self._queue.put(item)  # blocks when full: backpressure
@@ -230,6 +279,10 @@ class SQLiteArchive:
         """
         if self._thread is None:
             return
+        # Rows are committed oldest first, so "every row appended so far is committed" is
+        # "committed >= appended now" (read before the items counted below: append counts the
+        # queue item first). The pending list alone would also hold batches appended later.
+        rows = self._count
         if not self._closed:
             # ends the writer's coalescing wait, and retries rows that failed before
             self._enqueue(_WAKE)
@@ -240,7 +293,7 @@ class SQLiteArchive:
                     f"{self.path}: flush timed out after {timeout} s with "
                     f"{target - self._processed} batches still queued"
                 )
-        if self._unwritten:
+        if self._on_disk < rows and self._unwritten:
             raise self._stuck_error()
 
     def close(self) -> None:
@@ -261,7 +314,7 @@ class SQLiteArchive:
             with self._write_lock:
                 self._wconn.close()
         if self._unwritten:
-            raise self._stuck_error()
+            raise self._stuck_error(closing=True)
 
     def __enter__(self) -> SQLiteArchive:
         return self
@@ -300,6 +353,7 @@ class SQLiteArchive:
                 _rollback(conn)
                 raise
         self._count, self._high_water = self._committed_extent()
+        self._on_disk = self._count
         return removed
 
     # -- the writer thread ------------------------------------------------------------------------
@@ -309,45 +363,109 @@ class SQLiteArchive:
         limit = self._queue.maxsize
         get = self._queue.get
         while True:
-            items = [get()]
+            if self._unwritten:  # failing: wake up for the next retry even if nothing comes
+                try:
+                    first = get(timeout=max(0.0, self._retry_at - time.monotonic()))
+                except queue.Empty:
+                    first = _RETRY
+            else:
+                first = get()
+            items = [first]
             deadline = time.monotonic() + self._coalesce_s
-            while len(items) < limit and items[-1] is not _WAKE and items[-1] is not _STOP:
+            while (
+                first is not _RETRY
+                and len(items) < limit
+                and items[-1] is not _WAKE
+                and items[-1] is not _STOP
+            ):
                 remaining = deadline - time.monotonic()
                 try:
                     items.append(get(timeout=remaining) if remaining > 0 else get(block=False))
                 except queue.Empty:
                     break
+            urgent = any(it is _WAKE or it is _STOP for it in items)
             try:
-                self._write([it for it in items if isinstance(it, dict)])
+                self._write([it for it in items if isinstance(it, dict)], urgent=urgent)
             finally:
                 with self._cv:
-                    self._processed += len(items)
+                    if first is not _RETRY:
+                        self._processed += len(items)
                     self._cv.notify_all()
             if any(it is _STOP for it in items):
                 return
 
-    def _write(self, batches: list[dict[str, np.ndarray]]) -> None:
-        """Commit earlier failed batches and these, in order; on repeated failure keep them all."""
-        pending = self._unwritten + batches
+    def _write(self, batches: list[dict[str, np.ndarray]], *, urgent: bool = False) -> None:
+        """Commit earlier failed batches and these, in order; on repeated failure keep them all.
+
+        Healthy, or asked by flush/close (``urgent``): a few attempts in a row. Failing: new
+        batches only join the backlog, and one attempt is made when the backoff runs out.
+        """
+        pending = self._unwritten
+        pending.extend(batches)
         if not pending:
             return
-        for delay in (*_RETRY_DELAYS_S, None):
+        if self._failing and not urgent and time.monotonic() < self._retry_at:
+            return
+        schedule = _RETRY_DELAYS_S if urgent or not self._failing else ()
+        for delay in (*schedule, None):
             try:
-                rows: list[tuple[Any, ...]] = []
-                for batch in pending:
-                    rows.extend(zip(*[batch[name].tolist() for name in _NAMES], strict=True))
-                self._commit(rows)
+                self._commit_pending()
             except Exception as exc:  # kept, counted and raised later by flush/close
-                self.errors += 1
-                self.last_error = exc
-                logger.warning("archive %s: commit failed: %r", self.path, exc)
+                self._record_error(exc)
                 if delay is None:
                     break
                 time.sleep(delay)
             else:
-                self._unwritten = []
+                self._failing = False
+                self._backoff = 0.0
                 return
-        self._unwritten = pending
+        self._failing = True
+        low, high = _BACKOFF_S
+        self._backoff = min(max(2.0 * self._backoff, low), high)
+        self._retry_at = time.monotonic() + self._backoff
+
+    def _commit_pending(self) -> None:
+        """Commit the pending batches oldest first, at most ``_COMMIT_ROWS`` rows a transaction
+        (at least one batch); committed batches leave the list at once, so a failure keeps only
+        what is left and a long backlog is never converted to Python rows all at once."""
+        pending = self._unwritten
+        while pending:
+            take = n_rows = 0
+            for batch in pending:
+                n = len(batch["id"])
+                if take and n_rows + n > _COMMIT_ROWS:
+                    break
+                take += 1
+                n_rows += n
+            rows: list[tuple[Any, ...]] = []
+            for batch in pending[:take]:
+                rows.extend(zip(*[batch[name].tolist() for name in _NAMES], strict=True))
+            self._commit(rows)
+            del pending[:take]
+            with self._cv:
+                self._on_disk += n_rows
+                self._cv.notify_all()
+
+    def _record_error(self, exc: BaseException) -> None:
+        kind = error_kind(exc)
+        first = kind not in self.errors_by_kind
+        self.errors += 1
+        self.errors_by_kind[kind] += 1
+        self.last_error = exc
+        if not first:
+            return
+        logger.warning(
+            "archive %s: commit failed (%s): %r; the rows stay queued and are retried "
+            "(reported once per kind)",
+            self.path,
+            kind,
+            exc,
+        )
+        if self.on_error is not None:
+            try:
+                self.on_error(kind, exc)
+            except Exception:  # reporting must not stop the writer
+                logger.exception("archive error callback failed")
 
     def _commit(self, rows: list[tuple[Any, ...]]) -> None:
         conn = self._wconn
@@ -366,16 +484,23 @@ class SQLiteArchive:
         assert self._wconn is not None
         self._wconn.executemany(_INSERT, rows)
 
-    def _stuck_error(self) -> ArchiveError:
+    def _stuck_error(self, *, closing: bool = False) -> ArchiveError:
         rows = sum(len(batch["id"]) for batch in self._unwritten)
         hint = ""
         if isinstance(self.last_error, sqlite3.IntegrityError):
             hint = " (a NaN, which SQLite stores as NULL, or an id archived twice)"
-        return ArchiveError(
-            f"{self.path}: {rows} rows could not be committed after "
-            f"{len(_RETRY_DELAYS_S) + 1} attempts; last error: {self.last_error!r}{hint}. "
-            "They are kept in memory and retried by the next flush."
+        then = (
+            "The archive is closed without them; no snapshot covers uncommitted rows, so a "
+            "resume from the newest snapshot writes them again."
+            if closing
+            else "They are kept in memory and retried by the next flush."
         )
+        err = ArchiveError(
+            f"{self.path}: {rows} rows could not be committed after "
+            f"{len(_RETRY_DELAYS_S) + 1} attempts; last error: {self.last_error!r}{hint}. {then}"
+        )
+        err.__cause__ = self.last_error  # so error_kind() names the fault (ENOSPC, EIO, ...)
+        return err
 
     # -- reading ----------------------------------------------------------------------------------
 

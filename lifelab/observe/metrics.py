@@ -238,18 +238,35 @@ class Metrics:
             gc_collections_gen2=self.gc.collections[2],
             gc_pause_ms=self.gc.pause_ms,
         )
+        # Faults by kind: one key per kind seen, e.g. stage_errors_runtimeerror,
+        # snapshot_errors_enospc, archive_errors_eio, log_errors_eacces (counts, never reset).
+        _by_kind(out, "stage_errors", life.errors)
         if persistence is not None:
             snaps = persistence.snapshots
+            archive = persistence.archive
             log_stats = persistence.logs.stats()
+            log_kinds: dict[str, int] = {}
+            for label, n in log_stats["errors"].items():  # "op:KIND", e.g. "write:ENOSPC"
+                kind = label.partition(":")[2] or label
+                log_kinds[kind] = log_kinds.get(kind, 0) + n
             out.update(
                 snapshots_written=snaps.written,
                 snapshots_skipped=snaps.skipped,
+                snapshots_failed=getattr(snaps, "failed", 0),
                 snapshot_errors=snaps.errors,
                 log_records=log_stats["records_written"],
                 log_flushes=sum(log_stats["flushes"].values()),
                 log_dropped=log_stats["dropped"],
-                archive_errors=getattr(persistence.archive, "errors", 0),
+                log_buffered=log_stats["buffered"],
+                log_errors=sum(log_kinds.values()),
+                archive_errors=getattr(archive, "errors", 0),
+                archive_backlog_rows=getattr(archive, "backlog", 0),
+                archive_backpressure_waits=getattr(archive, "backpressure_waits", 0),
+                archive_backpressure_ms=getattr(archive, "backpressure_s", 0.0) * 1e3,
             )
+            _by_kind(out, "snapshot_errors", getattr(snaps, "errors_by_kind", {}))
+            _by_kind(out, "archive_errors", getattr(archive, "errors_by_kind", {}))
+            _by_kind(out, "log_errors", log_kinds)
         return out
 
     def frame(self) -> pl.DataFrame:
@@ -278,6 +295,13 @@ class Metrics:
                 "samples": [h.count for h in self.stages.values()],
             }
         )
+
+
+def _by_kind(out: dict[str, float], prefix: str, counts: Any) -> None:
+    """Add ``<prefix>_<kind>`` keys (kind lower-cased, non-alphanumerics as ``_``)."""
+    for kind, n in dict(counts).items():  # dict(): one atomic copy of a counter other threads bump
+        key = "".join(c if c.isalnum() else "_" for c in str(kind).lower())
+        out[f"{prefix}_{key}"] = n
 
 
 def _rss_mb() -> float:

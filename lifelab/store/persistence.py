@@ -9,10 +9,17 @@ written, the snapshot thread waits until the archive has committed every row que
 snapshot never covers archive rows that are not on disk. On resume, archive rows beyond the
 snapshot's ``archive_size`` (spilled after the capture) are rolled back in one transaction: the
 deterministic replay from the snapshot spills them again — no duplicates, no gaps.
+
+Faults (a full disk, I/O errors, permission denied) never stop the tick: each writer counts its
+failures by kind and retries (see :class:`SnapshotWriter`, :class:`SQLiteArchive`,
+:class:`LogWriter`); the first failure of each kind per writer becomes one ``io_error`` log record
+(``writer``, ``error``, ``message``), and :meth:`Persistence.close` ends the log with one
+``shutdown`` record carrying the fault counters.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +41,22 @@ class Persistence:
 
         self.run = run
         self.config = config
+        self.next_due = NEVER
+        self.tick = 0  # the latest tick handed to schedule(): where a writer fault is logged
+        self._closed = False
+        self._reported: set[tuple[str, str]] = set()
+        self._report_lock = threading.Lock()
         self.archive = SQLiteArchive(run.archive, type_names=type_names)
+        self.archive.on_error = self._archive_error
         self.logs = LogWriter(
             run.logs, max_bytes=config.log_max_bytes, max_files=config.log_max_files
         )
         self.snapshots = SnapshotWriter(
-            run.snapshots, keep=config.snapshot_keep, prepare=self._before_snapshot
+            run.snapshots,
+            keep=config.snapshot_keep,
+            prepare=self._before_snapshot,
+            on_error=self._snapshot_error,
         )
-        self.next_due = NEVER
-        self._closed = False
 
     @property
     def path(self) -> Path:
@@ -50,6 +64,7 @@ class Persistence:
 
     def schedule(self, tick: int) -> None:
         """Compute the next tick at which a snapshot or a log record is due."""
+        self.tick = tick
         nxt = NEVER
         for every in (self.config.snapshot_every, self.config.log_every):
             if every:
@@ -61,6 +76,33 @@ class Persistence:
         self.archive.flush()
         self.logs.flush("snapshot")
 
+    def _snapshot_error(self, kind: str, tick: int, exc: BaseException) -> None:
+        self._report("snapshot", kind, tick, exc)
+
+    def _archive_error(self, kind: str, exc: BaseException) -> None:
+        self._report("archive", kind, self.tick, exc)
+
+    def _report(self, writer: str, kind: str, tick: int, exc: BaseException) -> None:
+        """One ``io_error`` record per writer and kind (called from the writer threads)."""
+        with self._report_lock:
+            if (writer, kind) in self._reported:
+                return
+            self._reported.add((writer, kind))
+        self.logs.log("io_error", tick, writer=writer, error=kind, message=str(exc))
+        self.logs.request_flush("error")
+
+    def faults(self) -> dict[str, int]:
+        """The writers' fault counters (also in ``life.metrics.summary()``)."""
+        log_stats = self.logs.stats()
+        return {
+            "snapshot_errors": self.snapshots.errors,
+            "snapshots_failed": self.snapshots.failed,
+            "archive_errors": self.archive.errors,
+            "archive_backlog_rows": self.archive.backlog,
+            "log_errors": sum(log_stats["errors"].values()),
+            "log_dropped": log_stats["dropped"],
+        }
+
     def snapshot_async(self, capture: Capture) -> bool:
         return self.snapshots.submit(capture)
 
@@ -71,16 +113,39 @@ class Persistence:
         self.logs.log(kind, tick, **fields)
 
     def close(self, final: Capture | None) -> Path | None:
-        """Final snapshot (if given), then flush and close every writer. Idempotent."""
+        """Final snapshot (if given), then flush and close every writer. Idempotent.
+
+        The writers are closed even when the final snapshot fails (a full disk, or an archive
+        that cannot commit the rows it would cover); the first error is raised afterwards, and
+        the newest snapshot on disk stays the resume point. A ``shutdown`` log record (tick,
+        snapshot file name or None, fault counters) is the last record of the run.
+        """
         if self._closed:
             return None
         self._closed = True
         path = None
+        errors: list[Exception] = []
         try:
             if final is not None:
-                path = self.snapshots.write_now(final)
-        finally:
+                try:
+                    path = self.snapshots.write_now(final)
+                except Exception as exc:
+                    errors.append(exc)
             self.snapshots.close()
+            try:
+                self.archive.close()
+            except Exception as exc:
+                errors.append(exc)
+            if final is not None:
+                self.log(
+                    "shutdown",
+                    final.ticks,
+                    snapshot=None if path is None else path.name,
+                    **self.faults(),
+                )
+        finally:
             self.logs.close()
-            self.archive.close()
+            self.archive.close()  # no-op unless something above raised past it
+        if errors:
+            raise errors[0]
         return path

@@ -19,14 +19,18 @@ Schema history:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import queue
 import re
 import struct
 import threading
+import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +41,7 @@ import numpy as np
 from lifelab.exceptions import LifelabError
 from lifelab.life.digest import digest_of
 from lifelab.memory.active import COLUMNS
+from lifelab.store.logs import error_kind
 from lifelab.store.rundir import fsync_dir
 
 __all__ = [
@@ -55,6 +60,8 @@ SNAPSHOT_VERSION = 1
 _TRAILER = 32
 _NAME = re.compile(r"^snap-(\d{12})\.lls$")
 MAX_HEADER_BYTES = 256 * 1024 * 1024
+
+_logger = logging.getLogger(__name__)
 
 
 class SnapshotError(LifelabError, ValueError):
@@ -189,11 +196,17 @@ def write_snapshot(directory: Path, capture: Capture) -> Path:
     data = encode(capture)
     final = directory / snapshot_name(capture.ticks)
     tmp = directory / (final.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        # A full disk must not keep a half-written temp file (it holds the space we lack).
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(directory)
     return final
 
@@ -230,7 +243,17 @@ class SnapshotWriter:
     """Encodes and writes captures in a daemon thread, keeping the newest ``keep`` snapshots.
 
     ``submit`` never blocks the tick thread: with ``pending`` captures already waiting it skips
-    the new one and counts it (the next snapshot supersedes it anyway).
+    the new one and counts it in ``skipped`` (the next snapshot supersedes it anyway).
+
+    Failure policy (a full disk, an I/O error, permission denied, or an archive that cannot commit
+    the rows the snapshot would cover): every failed attempt is counted in ``errors`` and by kind
+    in ``errors_by_kind``, and each kind is reported once (a warning and ``on_error``), never
+    once per attempt. The writer holds on to the capture and retries it after a backoff that
+    doubles from ``retry_min_s`` to ``retry_max_s``; a newer capture replaces the one held,
+    which is then counted in ``failed`` (it never reached the disk). So at most one capture
+    waits, the first write once the fault clears is of the newest state, and the backoff resets
+    after a success. The newest snapshot on disk stays the resume point all along. A failure to
+    delete snapshots beyond ``keep`` is counted too, but the snapshot just written stands.
     """
 
     def __init__(
@@ -240,22 +263,43 @@ class SnapshotWriter:
         keep: int = 3,
         pending: int = 2,
         prepare: Callable[[], None] | None = None,
+        on_error: Callable[[str, int, BaseException], None] | None = None,
+        retry_min_s: float = 0.5,
+        retry_max_s: float = 10.0,
     ) -> None:
+        if not 0.0 < retry_min_s <= retry_max_s:
+            raise ValueError(
+                f"need 0 < retry_min_s <= retry_max_s, got {retry_min_s!r} and {retry_max_s!r}"
+            )
         self.directory = Path(directory)
         self.prepare = prepare  # called before each write, in the writing thread
+        self.on_error = on_error  # (kind, ticks, exc), once per kind, in the writing thread
         self.directory.mkdir(parents=True, exist_ok=True)
         for stale in self.directory.glob("*.tmp"):
             stale.unlink(missing_ok=True)  # a crash mid-write leaves only temp files behind
         self.keep = keep
+        self.retry_min_s = retry_min_s
+        self.retry_max_s = retry_max_s
         self.written = 0
         self.skipped = 0
-        self.errors = 0
+        self.failed = 0  # captures that never reached the disk (replaced while failing, or final)
+        self.errors = 0  # failed attempts
+        self.errors_by_kind: Counter[str] = Counter()
         self.last_error: str | None = None
         self.last_path: Path | None = None
+        self._held: Capture | None = None  # the newest capture not yet on disk
+        self._delay = 0.0
+        self._retry_at = 0.0  # monotonic time before which a held capture is not retried
+        self._lock = threading.Lock()  # one writer at a time (the thread, or write_now)
         self._queue: queue.Queue[Capture | None] = queue.Queue(pending)
         self._thread = threading.Thread(target=self._work, name="lifelab-snapshots", daemon=True)
         self._thread.start()
         self._closed = False
+
+    @property
+    def failing(self) -> bool:
+        """True while a capture waits for a retry."""
+        return self._held is not None
 
     def submit(self, capture: Capture) -> bool:
         """Queue a capture; False (and counted) if the writer is still busy with older ones."""
@@ -267,20 +311,30 @@ class SnapshotWriter:
         return True
 
     def write_now(self, capture: Capture) -> Path:
-        """Wait for queued captures, then write this one synchronously (clean shutdown)."""
+        """Wait for queued captures, then write this one synchronously (clean shutdown).
+
+        A capture held for a retry is superseded (counted in ``failed``). Errors are counted as
+        in the thread, then raised.
+        """
         self.flush()
-        if self.prepare is not None:
-            self.prepare()
-        path = write_snapshot(self.directory, capture)
-        self.written += 1
-        self.last_path = path
-        self._retain()
+        with self._lock:
+            if self._held is not None:
+                self._held = None
+                self.failed += 1
+            try:
+                path = self._write(capture)
+            except Exception as exc:
+                self.failed += 1
+                self._record_error(exc, capture.ticks)
+                raise
         return path
 
     def flush(self) -> None:
+        """Wait until every queued capture was taken (written, or held for a retry)."""
         self._queue.join()
 
     def close(self) -> None:
+        """Stop the thread after one last try of a held capture; idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -289,24 +343,79 @@ class SnapshotWriter:
 
     def _work(self) -> None:
         while True:
-            capture = self._queue.get()
+            timeout = None
+            if self._held is not None:
+                timeout = max(0.0, self._retry_at - time.monotonic())
+            try:
+                capture = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._attempt()  # the backoff is over: retry the held capture
+                continue
             try:
                 if capture is None:
+                    self._attempt(last=True)
                     return
-                for attempt in range(3):
-                    try:
-                        if self.prepare is not None:
-                            self.prepare()
-                        self.last_path = write_snapshot(self.directory, capture)
-                        self.written += 1
-                        self._retain()
-                        break
-                    except OSError as exc:
-                        self.errors += 1
-                        self.last_error = f"{type(exc).__name__}: {exc}"
-                        threading.Event().wait(0.05 * (attempt + 1))
+                with self._lock:
+                    if self._held is not None:
+                        self.failed += 1  # superseded before it could be written
+                    self._held = capture
+                if time.monotonic() >= self._retry_at:
+                    self._attempt()
             finally:
                 self._queue.task_done()
+
+    def _attempt(self, *, last: bool = False) -> None:
+        """One try at writing the held capture; on failure, schedule the next try."""
+        with self._lock:
+            capture = self._held
+            if capture is None:
+                return
+            try:
+                self._write(capture)
+            except Exception as exc:  # any failure: the thread must outlive it
+                self._record_error(exc, capture.ticks)
+                if last:
+                    self._held = None
+                    self.failed += 1
+                    return
+                self._delay = min(max(2.0 * self._delay, self.retry_min_s), self.retry_max_s)
+                self._retry_at = time.monotonic() + self._delay
+
+    def _write(self, capture: Capture) -> Path:
+        """prepare, write, retain (under ``_lock``); a success resets the backoff."""
+        if self.prepare is not None:
+            self.prepare()
+        path = write_snapshot(self.directory, capture)
+        if self._held is capture:
+            self._held = None  # before the counters, so readers never see written and failing
+        self.written += 1
+        self.last_path = path
+        self._delay = 0.0
+        self._retry_at = 0.0
+        try:
+            self._retain()
+        except OSError as exc:  # the snapshot is written; old ones stay until the next success
+            self._record_error(exc, capture.ticks)
+        return path
+
+    def _record_error(self, exc: BaseException, ticks: int) -> None:
+        kind = error_kind(exc)
+        first = kind not in self.errors_by_kind
+        self.errors += 1
+        self.errors_by_kind[kind] += 1
+        self.last_error = f"{kind}: {exc}"
+        if not first:
+            return
+        _logger.warning(
+            "snapshots %s: %s; the capture is retried with backoff (reported once per kind)",
+            self.directory,
+            self.last_error,
+        )
+        if self.on_error is not None:
+            try:
+                self.on_error(kind, ticks, exc)
+            except Exception:  # reporting must not stop the writer
+                _logger.exception("snapshot error callback failed")
 
     def _retain(self) -> None:
         snaps = list_snapshots(self.directory)
