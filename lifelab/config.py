@@ -162,6 +162,10 @@ class LifeConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> LifeConfig:
         """Build a config from a mapping (e.g. parsed TOML), refusing unknown keys by name."""
+        if not isinstance(values, Mapping):
+            raise ConfigTypeError(
+                f"LifeConfig values must be a mapping, got {type(values).__name__}"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -189,23 +193,42 @@ def _check(name: str, value: Any, rule: _Rule) -> Any:
     kind = rule.kind
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigTypeError(f"{where} must be a number, got {type(value).__name__} {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{where} must be finite, got {value!r}")
-        value = float(value)
+            raise ConfigTypeError(
+                f"{where} must be a number, got {type(value).__name__} {_brief(value)}"
+            )
+        if not isinstance(value, int) and not math.isfinite(value):
+            raise ConfigError(f"{where} must be finite, got {_brief(value)}")
+        try:
+            value = float(value)
+        except OverflowError:  # an int too large for a float: out of every range
+            raise ConfigError(
+                f"{where} must be in [{rule.lo}, {rule.hi}], got {_brief(value)}"
+            ) from None
     elif kind is bool:
         if not isinstance(value, bool):
-            raise ConfigTypeError(f"{where} must be true or false, got {value!r}")
+            raise ConfigTypeError(f"{where} must be true or false, got {_brief(value)}")
     elif kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigTypeError(
-                f"{where} must be an integer, got {type(value).__name__} {value!r}"
+                f"{where} must be an integer, got {type(value).__name__} {_brief(value)}"
             )
     elif not isinstance(value, kind):
         raise ConfigTypeError(f"{where} must be a {kind.__name__}, got {type(value).__name__}")
+    elif kind is str and not value and not rule.choices:
+        # run_dir="" would mean the current directory: say None for "let the store choose".
+        raise ConfigError(f"{where} must not be empty (use None)")
     if rule.choices is not None and value not in rule.choices:
-        raise ConfigError(f"{where} must be one of {list(rule.choices)}, got {value!r}")
+        raise ConfigError(f"{where} must be one of {list(rule.choices)}, got {_brief(value)}")
     if rule.lo is not None and rule.hi is not None and not rule.lo <= value <= rule.hi:
         hi = "inf" if rule.hi == _INF else rule.hi
-        raise ConfigError(f"{where} must be in [{rule.lo}, {hi}], got {value!r}")
+        raise ConfigError(f"{where} must be in [{rule.lo}, {hi}], got {_brief(value)}")
     return value
+
+
+def _brief(value: Any) -> str:
+    """repr() cut to 60 characters for error messages (Python refuses the repr of huge ints)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -27,6 +27,7 @@ under ``data/``.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import tomllib
@@ -49,6 +50,8 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _KEYS = {"name", "notebook", "suite", "description", "parameters", "full", "smoke"}
 _RESERVED = {"RESULTS_DIR", "RUN_DIR"}
+# Parameters named like paths (any case, one path or a list of them) must stay inside data/.
+_PATH_SUFFIXES = ("_DIR", "_PATH", "_FILE", "_DIRS", "_PATHS", "_FILES")
 MAX_FILE_BYTES = 64 * 1024
 
 
@@ -108,8 +111,10 @@ def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment
         raise ExperimentError(f"{path}: {len(raw)} bytes; experiment files are at most 64 KiB")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, an int of > 4300 digits
         raise ExperimentError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        raise ExperimentError(f"{path}: not valid TOML (nested too deeply)") from None
     where = str(path)
     unknown = sorted(set(data) - _KEYS)
     if unknown:
@@ -126,7 +131,7 @@ def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment
     if not isinstance(description, str):
         raise ExperimentError(f"{where}: 'description' must be a string")
     notebook = _inside(root / data["notebook"], root / "notebooks", f"{where}: notebook")
-    if notebook.suffix != ".ipynb" or not notebook.is_file():
+    if notebook.suffix != ".ipynb" or not _is_file(notebook):
         raise ExperimentError(f"{where}: notebook {data['notebook']!r} is not an existing .ipynb")
     tables = {}
     for key in ("parameters", "full", "smoke"):
@@ -159,8 +164,15 @@ def _check_param(name: str, value: Any, where: str, root: Path) -> None:
             f"{where}: values must be numbers, strings, booleans or lists of those, got "
             f"{type(value).__name__}"
         )
-    if name.endswith(("_DIR", "_PATH", "_FILE")) and isinstance(value, str):
-        _inside(root / value, root / "data", where)
+    items = value if isinstance(value, list) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+        raise ExperimentError(f"{where}: numbers must be finite (nan and inf are refused)")
+    if any(isinstance(v, int) and not -(2**63) <= v < 2**63 for v in items):
+        raise ExperimentError(f"{where}: integers must fit in 64 bits")
+    if name.upper().endswith(_PATH_SUFFIXES):
+        for item in items:
+            if isinstance(item, str):
+                _inside(root / item, root / "data", where)
 
 
 def _plain(value: Any) -> bool:
@@ -171,8 +183,19 @@ def _plain(value: Any) -> bool:
     return False
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # e.g. ENAMETOOLONG, which is_file() does not swallow
+        return False
+
+
 def _inside(path: Path, folder: Path, where: str) -> Path:
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except (OSError, ValueError) as exc:  # a NUL byte, a symlink loop, a name too long
+        shown = str(path)[:200]
+        raise ExperimentError(f"{where}: {shown!r} is not a usable path ({exc})") from None
     if not resolved.is_relative_to(folder.resolve()):
         raise ExperimentError(f"{where}: {path} is outside {folder} (refused)")
     return resolved
@@ -199,23 +222,24 @@ def run_experiment(
     Returns a JSON-ready dict: name, run_dir, notebook (executed copy), parameters, duration_s,
     cell_durations_s, results (parquet files written under the results dir during the run).
     """
-    import papermill
-
     exp = load_experiment(path, root=root)
     params = exp.resolved_parameters(overrides, full=full, smoke=smoke)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    run_dir = exp.root / "data" / "runs" / "experiments" / f"{exp.name}-{stamp}"
-    suffix = 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = run_dir.with_name(f"{exp.name}-{stamp}-{suffix}")
-    run_dir.mkdir(parents=True)
+    # Every check comes before the first write: a refused run leaves nothing behind.
     out_results = Path(results_dir) if results_dir else exp.root / "data" / "results" / exp.suite
     out_results = _inside(
         out_results if out_results.is_absolute() else exp.root / out_results,
         exp.root / "data",
         "results_dir",
     )
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    run_dir = exp.root / "data" / "runs" / "experiments" / f"{exp.name}-{stamp}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = run_dir.with_name(f"{exp.name}-{stamp}-{suffix}")
+    import papermill  # heavy (seconds to import): only once the experiment is valid
+
+    run_dir.mkdir(parents=True)
     injected = {**params, "RESULTS_DIR": str(out_results), "RUN_DIR": str(run_dir)}
     before = _parquet_files(out_results)
     executed = run_dir / exp.notebook.name

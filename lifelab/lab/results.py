@@ -133,12 +133,15 @@ def write_results(
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The parquet key-value metadata of a results file (schema version, suite, sweep id)."""
     import polars as pl
+    from polars.exceptions import PanicException
 
     try:
         return dict(pl.read_parquet_metadata(path))
     except FileNotFoundError:
         raise
-    except Exception as exc:  # polars raises ComputeError & co. for a file that is not parquet
+    # polars raises ComputeError & co. for a file that is not parquet, and a Rust panic (a
+    # BaseException) for some corrupt ones: either way the file is not a table we can read.
+    except (Exception, PanicException) as exc:
         raise ResultsSchemaError(f"{path} is not a parquet file: {exc}") from exc
 
 
@@ -149,6 +152,8 @@ def read_results(path: str | os.PathLike[str]) -> pl.DataFrame:
         ResultsSchemaError: Not a results table, a newer or unknown schema version, or wrong
             columns.
     """
+    from polars.exceptions import PanicException
+
     meta = read_metadata(path)
     text = meta.get(METADATA_KEY)
     if text is None:
@@ -169,7 +174,13 @@ def read_results(path: str | os.PathLike[str]) -> pl.DataFrame:
         raise ResultsSchemaError(
             f"{path}: unknown results schema version {version} (known: {sorted(_LOADERS)})"
         )
-    return validate_results(loader(Path(path)), where=str(path))
+    try:
+        df = loader(Path(path))
+    except FileNotFoundError:
+        raise
+    except (Exception, PanicException) as exc:  # corrupt pages pass the metadata check
+        raise ResultsSchemaError(f"{path}: cannot read the table (corrupt file?): {exc}") from exc
+    return validate_results(df, where=str(path))
 
 
 def _load_v1(path: Path) -> pl.DataFrame:

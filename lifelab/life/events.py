@@ -115,19 +115,23 @@ def register_event_type(
     Organisms created afterwards know the type (meaning weight 1.0 unless given, DESIGN §1.3).
     """
     if not isinstance(name, str) or not name.isidentifier():
-        raise EventError(f"event type name must be an identifier string, got {name!r}")
+        raise EventError(f"event type name must be an identifier string, got {_brief(name)}")
     if any(t.name == name for t in _BUILTIN_TYPES):
-        raise EventError(f"event type {name!r} is built in and cannot be re-registered")
+        raise EventError(f"event type {_brief(name)} is built in and cannot be re-registered")
     values = (meaning_weight, energy, stability, integrity)
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-        raise EventError(f"event type {name!r}: weights and impacts must be finite numbers")
+    if not all(isinstance(v, int | float) and math.isfinite(_as_float(v)) for v in values):
+        raise EventError(f"event type {_brief(name)}: weights and impacts must be finite numbers")
     row = EventType(name, float(meaning_weight), float(energy), float(stability), float(integrity))
     _registered[name] = row
     return row
 
 
-def _known_names() -> set[str]:
-    return {t.name for t in _BUILTIN_TYPES} | set(_registered)
+_BUILTIN_NAMES = frozenset(t.name for t in _BUILTIN_TYPES)
+
+
+def _is_known(name: str) -> bool:
+    # NOTE: two lookups, no set built per event, for speed: Event() runs on every push.
+    return name in _BUILTIN_NAMES or name in _registered
 
 
 class TypeTable:
@@ -151,7 +155,7 @@ class TypeTable:
             return self.by_name[name]
         except KeyError:
             raise EventError(
-                f"unknown event type {name!r}; register it with register_event_type() first"
+                f"unknown event type {_brief(name)}; register it with register_event_type() first"
             ) from None
 
 
@@ -174,27 +178,31 @@ class Event:
     def __post_init__(self) -> None:
         if not isinstance(self.type, str):
             raise EventTypeError(f"Event.type must be a str, got {type(self.type).__name__}")
-        if self.type not in _known_names():
+        if not _is_known(self.type):
             raise EventError(
-                f"unknown event type {self.type!r}; register it with register_event_type() first"
+                f"unknown event type {_brief(self.type)}; "
+                "register it with register_event_type() first"
             )
         value = self.intensity
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise EventTypeError(
-                f"Event.intensity must be a number, got {type(value).__name__} {value!r}"
+                f"Event.intensity must be a number, got {type(value).__name__} {_brief(value)}"
             )
-        if not math.isfinite(value):
-            raise EventError(f"Event.intensity must be finite, got {value!r}")
+        # an int is finite even when too large for a float (the range check refuses it)
+        if not isinstance(value, int) and not math.isfinite(value):
+            raise EventError(f"Event.intensity must be finite, got {_brief(value)}")
         if not -1.0 <= value <= 1.0:
-            raise EventError(f"Event.intensity must be in [-1, 1], got {value!r}")
+            raise EventError(f"Event.intensity must be in [-1, 1], got {_brief(value)}")
         if not isinstance(value, float):
             object.__setattr__(self, "intensity", float(value))
         if self.timestamp is not None and (
             isinstance(self.timestamp, bool)
             or not isinstance(self.timestamp, int | float)
-            or not math.isfinite(self.timestamp)
+            or not math.isfinite(_as_float(self.timestamp))
         ):
-            raise EventError(f"Event.timestamp must be a finite number, got {self.timestamp!r}")
+            raise EventError(
+                f"Event.timestamp must be a finite number, got {_brief(self.timestamp)}"
+            )
         if self.metadata is not None:
             _check_metadata(self.metadata)
 
@@ -213,6 +221,23 @@ class Event:
         return cls(**dict(data))
 
 
+def _as_float(value: int | float) -> float:
+    """float(value), with ints too large for a float mapped to inf (refused as not finite)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _brief(value: Any) -> str:
+    """repr() cut to 60 characters for error messages (Python refuses the repr of huge ints)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _check_metadata(metadata: Any) -> None:
     if not isinstance(metadata, Mapping):
         raise EventTypeError(f"Event.metadata must be a mapping, got {type(metadata).__name__}")
@@ -224,6 +249,9 @@ def _check_metadata(metadata: Any) -> None:
         encoded = json.dumps(metadata, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise EventError(f"Event.metadata must be JSON-serialisable without NaN: {exc}") from None
+    except RecursionError:
+        # json.dumps recurses per level: a deep nest fails before the size check can.
+        raise EventError("Event.metadata is nested too deeply to encode as JSON") from None
     if len(encoded) > MAX_METADATA_BYTES:
         raise EventError(
             f"Event.metadata encodes to {len(encoded)} bytes; at most {MAX_METADATA_BYTES} allowed"

@@ -213,7 +213,13 @@ class SQLiteArchive:
                 raise
         self.type_names: tuple[str, ...] = names
         self._type_index = {name: i for i, name in enumerate(names)}
-        self._count, self._high_water = self._committed_extent()
+        try:
+            self._count, self._high_water = self._committed_extent()
+        except sqlite3.DatabaseError as exc:  # a corrupt page: the row count reads every page
+            self._rconn.close()
+            if self._wconn is not None:
+                self._wconn.close()
+            raise _open_error(path, exc) from exc
         self._on_disk = self._count  # rows committed (written by the writer thread only)
         if not readonly:
             self._thread = threading.Thread(
@@ -639,6 +645,9 @@ def _connect(path: Path, *, readonly: bool, cache_kib: int) -> sqlite3.Connectio
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise _open_error(path, exc) from exc
+    except UnicodeDecodeError as exc:  # SQLite quoting a corrupt schema name in its message
+        conn.close()
+        raise ArchiveSchemaError(f"{path} is not a lifelab archive (corrupt schema)") from exc
     return conn
 
 

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -122,6 +123,8 @@ def decode(data: bytes, source: str = "<bytes>") -> Capture:
         header = json.loads(body[start : start + head_len])
     except ValueError as exc:
         raise SnapshotError(f"{source}: header is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise SnapshotError(f"{source}: header is nested too deeply to be a snapshot") from None
     if not isinstance(header, dict):
         raise SnapshotError(f"{source}: header is not a JSON object")
     version = header.get("schema_version")
@@ -139,6 +142,7 @@ def decode(data: bytes, source: str = "<bytes>") -> Capture:
     if not isinstance(canonical, dict) or not isinstance(ticks, int) or ticks < 0:
         raise SnapshotError(f"{source}: header lacks a canonical state or a tick count")
     _check_canonical(canonical, source)
+    _check_consistency(canonical, columns, ticks, source)
     digest = digest_of(canonical, columns)
     if digest != header.get("digest"):
         raise SnapshotError(f"{source}: digest mismatch (the state was edited or is inconsistent)")
@@ -151,7 +155,9 @@ def _decode_columns(header: dict[str, Any], payload: memoryview, source: str) ->
     n = header.get("n_entries")
     if not isinstance(specs, list) or not isinstance(n, int) or n < 0:
         raise SnapshotError(f"{source}: bad column table")
-    by_name = {s.get("name"): s for s in specs if isinstance(s, dict)}
+    by_name = {
+        s["name"]: s for s in specs if isinstance(s, dict) and isinstance(s.get("name"), str)
+    }
     if set(by_name) != set(COLUMNS):
         raise SnapshotError(f"{source}: columns {sorted(map(str, by_name))} != {sorted(COLUMNS)}")
     out = {}
@@ -172,23 +178,184 @@ def _decode_columns(header: dict[str, Any], payload: memoryview, source: str) ->
 
 
 def _check_canonical(canonical: dict[str, Any], source: str) -> None:
-    """Range checks on the vitals and counters (values never trusted from disk)."""
+    """Type and range checks on every field of the canonical state (never trusted from disk).
+
+    Neither the digest nor the checksum is keyed, so a forger can recompute both: validation is
+    what stands between such a file and the organism.
+    """
     state = canonical.get("state")
     if not isinstance(state, dict):
         raise SnapshotError(f"{source}: no state in the snapshot")
-    bounds = {"energy": (0.0, 100.0), "integrity": (0.0, 1.0), "stability": (0.0, 1.0)}
-    for name, (lo, hi) in bounds.items():
-        value = state.get(name)
-        if not isinstance(value, int | float) or isinstance(value, bool) or not lo <= value <= hi:
-            raise SnapshotError(f"{source}: state.{name} = {value!r} is outside [{lo}, {hi}]")
-    for name in ("ticks",):
-        value = state.get(name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise SnapshotError(f"{source}: state.{name} = {value!r} is not a tick count")
+
+    def bad(what: str, value: Any) -> SnapshotError:
+        text = repr(value)
+        return SnapshotError(f"{source}: {what} = {text[:60]} is invalid")
+
+    def number(what: str, value: Any, lo: float, hi: float) -> None:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not lo <= value <= hi
+        ):
+            raise bad(what, value)
+
+    def integer(what: str, value: Any, lo: int = 0, hi: int = 2**62) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise bad(what, value)
+
+    for name, hi in (("energy", 100.0), ("integrity", 1.0), ("stability", 1.0)):
+        number(f"state.{name}", state.get(name), 0.0, hi)
+    integer("state.ticks", state.get("ticks"))
     for name in ("age", "subjective_time"):
-        value = state.get(name)
-        if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
-            raise SnapshotError(f"{source}: state.{name} = {value!r} is not a time")
+        number(f"state.{name}", state.get(name), 0.0, 1e18)
+    number("state.last_event_intensity", state.get("last_event_intensity"), 0.0, 1.0)
+    if not isinstance(state.get("life_id"), str) or len(state["life_id"]) > 64:
+        raise bad("state.life_id", state.get("life_id"))
+    if "birth_time" in state:
+        number("state.birth_time", state["birth_time"], -1e18, 1e18)
+    lists = ("sensitivity", "threshold", "behavior_sensitivity", "behavior_threshold")
+    n_types = len(state.get("sensitivity") or ())
+    if not 1 <= n_types <= 100_000:
+        raise bad("state.sensitivity", state.get("sensitivity"))
+    for name in lists:
+        values = state.get(name)
+        if not isinstance(values, list) or len(values) != n_types:
+            raise bad(f"state.{name}", values)
+        for v in values:
+            number(f"state.{name}[]", v, 0.0, 1.0)
+    for name in ("response_coef", "behavior_response_coef"):
+        coef = state.get(name)
+        if not isinstance(coef, dict) or set(coef) != {"dampen", "absorb", "ignore"}:
+            raise bad(f"state.{name}", coef)
+        for key, v in coef.items():
+            number(f"state.{name}.{key}", v, 0.0, 1.0)
+    recent = state.get("recent_events")
+    if not isinstance(recent, list) or len(recent) > 100_000:
+        raise bad("state.recent_events", recent)
+    for t in recent:
+        integer("state.recent_events[]", t, 0, n_types - 1)
+    history = state.get("adaptation_history")
+    if not isinstance(history, list) or len(history) > 50:
+        raise bad("state.adaptation_history", history)
+    for row in history:
+        if not isinstance(row, list) or len(row) != 2:
+            raise bad("state.adaptation_history[]", row)
+        integer("state.adaptation_history[].tick", row[0])
+        number("state.adaptation_history[].moved", row[1], 0.0, 1e9)
+
+    queue = canonical.get("queue")
+    if not isinstance(queue, list):
+        raise bad("queue", queue)
+    for item in queue:
+        if not isinstance(item, list) or len(item) != 2:
+            raise bad("queue[]", item)
+        integer("queue[].type", item[0], 0, n_types - 1)
+        number("queue[].intensity", item[1], -1.0, 1.0)
+    echo = canonical.get("echo", "missing")
+    if echo is not None:
+        number("echo", echo, -1.0, 1.0)
+
+    feedback = canonical.get("feedback")
+    if not isinstance(feedback, list):
+        raise bad("feedback", feedback)
+    for row in feedback:
+        _check_feedback_row(row, n_types, integer, number, bad)
+
+    rng = canonical.get("rng")
+    if not isinstance(rng, dict) or not isinstance(rng.get("environment"), dict):
+        raise bad("rng", rng)
+    env = rng["environment"]
+    integer("rng.environment.carry", env.get("carry"))
+    for stream in (env.get("types"), env.get("uniform"), rng.get("uniform")):
+        _check_stream(stream, integer, bad)
+    if env.get("counts") is not None:
+        _check_stream(env["counts"], integer, bad)
+
+    counters = canonical.get("counters")
+    if not isinstance(counters, dict):
+        raise bad("counters", counters)
+    for name in (
+        "entries_written",
+        "spilled",
+        "archive_size",
+        "events_processed",
+        "echoes",
+        "ticks_since_echo",
+        "zero_vital_ticks",
+    ):
+        integer(f"counters.{name}", counters.get(name))
+    actions = counters.get("actions")
+    if not isinstance(actions, list) or len(actions) != 4:
+        raise bad("counters.actions", actions)
+    for v in actions:
+        integer("counters.actions[]", v)
+
+
+def _check_feedback_row(row: Any, n_types: int, integer: Any, number: Any, bad: Any) -> None:
+    if not isinstance(row, list) or len(row) != 7:
+        raise bad("feedback[]", row)
+    integer("feedback[].due", row[0])
+    for v in row[1:4]:
+        number("feedback[].vital", v, 0.0, 100.0)
+    types, actions, sigs = row[4:7]
+    if isinstance(types, list):
+        if not (isinstance(actions, list) and isinstance(sigs, list)) or not (
+            len(types) == len(actions) == len(sigs)
+        ):
+            raise bad("feedback[].arrays", row)
+    else:
+        types, actions, sigs = [types], [actions], [sigs]
+    for t, a, sig in zip(types, actions, sigs, strict=True):
+        integer("feedback[].type", t, 0, n_types - 1)
+        integer("feedback[].action", a, 0, 3)
+        number("feedback[].significance", sig, 0.0, 1.0)
+
+
+def _check_stream(stream: Any, integer: Any, bad: Any) -> None:
+    """A block stream position: a PCG64 state before the block and an index in the block."""
+    from lifelab.life.rng import BLOCK
+
+    if not isinstance(stream, dict) or not isinstance(stream.get("state_before"), dict):
+        raise bad("rng stream", stream)
+    integer("rng stream index", stream.get("index"), 0, BLOCK)
+    before = stream["state_before"]
+    inner = before.get("state")
+    if before.get("bit_generator") != "PCG64" or not isinstance(inner, dict):
+        raise bad("rng stream state", before)
+    integer("rng stream state.state", inner.get("state"), 0, 2**128 - 1)
+    integer("rng stream state.inc", inner.get("inc"), 0, 2**128 - 1)
+    integer("rng stream has_uint32", before.get("has_uint32"), 0, 1)
+    integer("rng stream uinteger", before.get("uinteger"), 0, 2**32 - 1)
+
+
+def _check_consistency(
+    canonical: dict[str, Any], columns: dict[str, np.ndarray], ticks: int, source: str
+) -> None:
+    """Counters agree with each other, with the columns and with the header."""
+    state, counters = canonical["state"], canonical["counters"]
+    n = len(columns["id"])
+    n_types = len(state["sensitivity"])
+    if ticks != state["ticks"]:
+        raise SnapshotError(f"{source}: header ticks {ticks} != state ticks {state['ticks']}")
+    if counters["entries_written"] != counters["spilled"] + n:
+        raise SnapshotError(
+            f"{source}: entries_written {counters['entries_written']} != spilled "
+            f"{counters['spilled']} + active {n}"
+        )
+    if counters["archive_size"] != counters["spilled"]:
+        raise SnapshotError(f"{source}: archive_size differs from the spilled count")
+    if n:
+        ids = columns["id"]
+        if ids.min() < 0 or ids.max() >= counters["entries_written"] or len(np.unique(ids)) != n:
+            raise SnapshotError(f"{source}: active ids out of range or repeated")
+        if columns["event_type"].min() < 0 or columns["event_type"].max() >= n_types:
+            raise SnapshotError(f"{source}: event types out of range")
+        if (
+            not np.isin(columns["kind"], (0, 1)).all()
+            or not np.isin(columns["action"], (0, 1, 2, 3)).all()
+        ):
+            raise SnapshotError(f"{source}: kinds or actions out of range")
 
 
 def write_snapshot(directory: Path, capture: Capture) -> Path:
