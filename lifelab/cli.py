@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import sys
@@ -19,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 from lifelab import __version__
+from lifelab._argtypes import finite_number, int_at_least
 from lifelab.exceptions import LifelabError
 
 __all__ = ["main"]
@@ -37,24 +37,8 @@ SIGNAL_EPILOG = (
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
+_positive_int = int_at_least(1)
+_number = finite_number()
 
 
 def _progress(total: int, desc: str) -> Any:

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lifelab._argtypes import finite_number, int_at_least
 from lifelab.config import LifeConfig
 from lifelab.exceptions import ConfigError, ConfigTypeError, LifelabError
 from lifelab.observe._profile_worker import SPEC_VERSION
@@ -1121,34 +1122,9 @@ def _summary_text(tool: str, meta: Mapping[str, Any], a: Mapping[str, Any], tick
 # -- command line ----------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+_positive_int = int_at_least(1)
+_count = int_at_least(0)
+_number = finite_number(0.0)
 
 
 def _seconds(text: str) -> float:
