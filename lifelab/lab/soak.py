@@ -1,6 +1,6 @@
 """Soak: live long in real time and in simulated time; watch RSS, containers and disk.
 
-Not part of CI (the full run takes about an hour on a laptop-class machine)::
+Not part of CI (10 minutes in real time, then the simulated phase at the loop's own speed)::
 
     python -m lifelab.lab.soak --realtime-seconds 600 --interval 0.01 --sim-ticks 10000000
 
