@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["finite_number", "int_at_least"]
+__all__ = ["config_overrides", "finite_number", "int_at_least"]
 
 
 def int_at_least(low: int) -> Callable[[str], int]:
@@ -38,3 +40,24 @@ def finite_number(low: float | None = None) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def config_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``--set key=value`` LifeConfig overrides; values parsed as JSON, else kept as strings."""
+    from lifelab.config import LifeConfig
+    from lifelab.exceptions import ConfigError
+
+    known = set(LifeConfig.__dataclass_fields__)
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in known:
+            raise ConfigError(f"--set: unknown LifeConfig field {key!r}; known: {sorted(known)}")
+        try:
+            out[key] = json.loads(text)
+        except ValueError:
+            out[key] = text
+    return out

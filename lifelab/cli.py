@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from lifelab import __version__
-from lifelab._argtypes import finite_number, int_at_least
+from lifelab._argtypes import config_overrides, finite_number, int_at_least
 from lifelab.exceptions import LifelabError
 
 __all__ = ["main"]
@@ -305,7 +305,7 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
     from lifelab.observe.gcmode import parse_gc_mode
 
     parse_gc_mode(args.gc)  # refuse a bad mode before any work
-    extra = _parse_sets(args.set)
+    extra = config_overrides(args.set)
     if args.snapshot_every:
         extra["snapshot_every"] = args.snapshot_every
     if args.log_every:
@@ -322,26 +322,6 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
             progress=bar.update,
             **extra,
         )
-
-
-def _parse_sets(items: list[str] | None) -> dict[str, Any]:
-    """``--set key=value`` LifeConfig overrides; values parsed as JSON, else kept as strings."""
-    from lifelab.config import LifeConfig
-
-    known = set(LifeConfig.__dataclass_fields__)
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        if key not in known:
-            raise ValueError(f"--set: unknown LifeConfig field {key!r}; known: {sorted(known)}")
-        try:
-            out[key] = json.loads(text)
-        except ValueError:
-            out[key] = text
-    return out
 
 
 # -- parser ----------------------------------------------------------------------------------------
@@ -497,10 +477,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a parameter (VALUE parsed as JSON, else a string)",
     )
     p.add_argument("--full", action="store_true", help="merge the file's [full] table")
-    p.add_argument("--smoke", action="store_true",
-                   help="merge the file's [smoke] table (tiny sizes, for CI)")
-    p.add_argument("--results-dir", default=None,
-                   help="write result tables here (inside data/; default data/results/<suite>)")
+    p.add_argument(
+        "--smoke", action="store_true", help="merge the file's [smoke] table (tiny sizes, for CI)"
+    )
+    p.add_argument(
+        "--results-dir",
+        default=None,
+        help="write result tables here (inside data/; default data/results/<suite>)",
+    )
     _add_json(p)
     p.set_defaults(handler=cmd_experiment_run)
     from lifelab.observe.profile import add_profile_arguments
@@ -517,18 +501,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     from lifelab.lab.sweep import add_sweep_arguments, run_sweep_command
 
-    p = sub.add_parser("sweep", help="trials over a parameter grid, one fresh process each",
-                       description="Run a sweep (Cartesian product of the options, repeats "
-                       "interleaved) and write one parquet table, a row per trial.")
+    p = sub.add_parser(
+        "sweep",
+        help="trials over a parameter grid, one fresh process each",
+        description="Run a sweep (Cartesian product of the options, repeats "
+        "interleaved) and write one parquet table, a row per trial.",
+    )
     add_sweep_arguments(p)
     _add_json(p)
     p.set_defaults(handler=run_sweep_command)
 
     from lifelab.lab.report import add_report_arguments, run_report_command
 
-    p = sub.add_parser("report", help="rebuild docs/performance from data/results",
-                       description="Render the performance documentation (markdown and PNG "
-                       "figures) from every results table.")
+    p = sub.add_parser(
+        "report",
+        help="rebuild docs/performance from data/results",
+        description="Render the performance documentation (markdown and PNG "
+        "figures) from every results table.",
+    )
     add_report_arguments(p)
     p.set_defaults(handler=run_report_command)
 
@@ -573,8 +563,14 @@ def cmd_experiment_run(args: argparse.Namespace) -> dict[str, Any]:
             overrides[key] = json.loads(text)
         except ValueError:
             overrides[key] = text
-    return run_experiment(args.file, overrides, full=args.full, smoke=args.smoke,
-                          results_dir=args.results_dir, progress=not args.json)
+    return run_experiment(
+        args.file,
+        overrides,
+        full=args.full,
+        smoke=args.smoke,
+        results_dir=args.results_dir,
+        progress=not args.json,
+    )
 
 
 def cmd_experiment_list(args: argparse.Namespace) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from lifelab._argtypes import int_at_least
 from lifelab.memory.active import COLUMNS, KIND_EVENT, KIND_FEEDBACK, ActiveMemory
 
 __all__ = [
@@ -436,31 +437,18 @@ def _searches(store: Any, data: _History, rng: np.random.Generator, n: int) -> d
 # -- command line ----------------------------------------------------------------------------------
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
-        return value
-
-    return parse
-
-
 def add_bench_memory_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``bench memory`` options (``--json`` is left to the CLI's shared helper)."""
     parser.add_argument(
         "--entries",
-        type=_int_at_least(MIN_ENTRIES),
+        type=int_at_least(MIN_ENTRIES),
         default=1_000_000,
         help="entries in active memory and in the archive (1000000)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data generator (0)")
     parser.add_argument(
         "--searches",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=200,
         help="timed archive searches (200)",
     )

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifelab._argtypes import finite_number, int_at_least
+from lifelab._argtypes import config_overrides, finite_number, int_at_least
 from lifelab.config import LifeConfig
 from lifelab.exceptions import ConfigError, ConfigTypeError, LifelabError
 from lifelab.observe._profile_worker import SPEC_VERSION
@@ -1180,24 +1180,6 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _parse_sets(items: list[str] | None) -> dict[str, Any]:
-    """``--set key=value`` LifeConfig overrides; values parsed as JSON, else kept as strings."""
-    known = set(LifeConfig.__dataclass_fields__)
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        if key not in known:
-            raise ConfigError(f"--set: unknown LifeConfig field {key!r}; known: {sorted(known)}")
-        try:
-            out[key] = json.loads(text)
-        except ValueError:
-            out[key] = text
-    return out
-
-
 def run_profile_command(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``lifelab profile`` from parsed arguments; return the ``--json`` object."""
     values: dict[str, Any] = {
@@ -1208,7 +1190,7 @@ def run_profile_command(args: argparse.Namespace) -> dict[str, Any]:
         "clock": "realtime" if args.realtime else "simulated",
         "tick_interval": args.interval,
     }
-    values.update(_parse_sets(args.set))
+    values.update(config_overrides(args.set))
     config = LifeConfig.from_mapping(values)
     result = profile(
         config,
