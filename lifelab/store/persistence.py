@@ -46,7 +46,9 @@ class Persistence:
         self._closed = False
         self._reported: set[tuple[str, str]] = set()
         self._report_lock = threading.Lock()
-        self.archive = SQLiteArchive(run.archive, type_names=type_names)
+        self.archive = SQLiteArchive(
+            run.archive, type_names=type_names, cache_mb=config.archive_cache_mb
+        )
         self.archive.on_error = self._archive_error
         self.logs = LogWriter(
             run.logs, max_bytes=config.log_max_bytes, max_files=config.log_max_files
