@@ -324,6 +324,28 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
         )
 
 
+def cmd_bench_realtime(args: argparse.Namespace) -> dict[str, Any]:
+    from lifelab.observe.bench_realtime import bench_realtime
+
+    extra = config_overrides(args.set)
+    ticks = round(args.seconds / args.interval)
+    with _progress(ticks, "bench realtime") as bar:
+        return bench_realtime(
+            seconds=args.seconds,
+            interval=args.interval,
+            seed=args.seed,
+            baseline=args.baseline,
+            progress=bar.update,
+            **extra,
+        )
+
+
+def cmd_bench_import(args: argparse.Namespace) -> dict[str, Any]:
+    from lifelab.observe.bench_realtime import bench_import
+
+    return bench_import(repeats=args.repeats)
+
+
 # -- parser ----------------------------------------------------------------------------------------
 
 
@@ -442,6 +464,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_json(p)
     p.set_defaults(handler=cmd_bench_loop)
+
+    p = bsub.add_parser(
+        "realtime",
+        help="lateness, drift and CPU on the real-time clock",
+        description="Live at 1/interval Hz on the drift-free real-time clock; report how late "
+        "ticks start (p50/p99/max), the drift of the last tick and the CPU used.",
+    )
+    p.add_argument("--seconds", type=_number, default=60.0, help="how long to live (60)")
+    p.add_argument("--interval", type=_number, default=0.01, help="seconds per tick (0.01)")
+    p.add_argument("--seed", type=int, default=0, help="seed (0)")
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="first time a bare pacing loop (up to 10 s): the CPU cost of the wake-ups alone",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any other LifeConfig field, e.g. --set events_per_tick=4 (repeatable)",
+    )
+    _add_json(p)
+    p.set_defaults(handler=cmd_bench_realtime)
+
+    p = bsub.add_parser(
+        "import",
+        help="cold `import lifelab` time in fresh interpreters",
+        description="Time `import lifelab` in fresh interpreters (median of --repeats).",
+    )
+    p.add_argument("--repeats", type=_positive_int, default=15, help="fresh interpreters (15)")
+    _add_json(p)
+    p.set_defaults(handler=cmd_bench_import)
 
     from lifelab.observe.bench_memory import add_bench_memory_arguments, run_bench_memory_command
 

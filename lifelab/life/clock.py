@@ -84,6 +84,10 @@ class RealtimeClock:
         self._last = now
         return dt
 
+    def lateness_ms(self) -> np.ndarray:
+        """The kept lateness samples (the latest ``keep`` ticks), in milliseconds."""
+        return self._lateness[: min(self._count, len(self._lateness))] * 1e3
+
     def stats(self) -> dict[str, float]:
         """Lateness percentiles, drift from the ideal schedule, and CPU use since begin()."""
         if self._count == 0:
