@@ -143,9 +143,11 @@ class SelfState:
         self.recent_events.extend(int(x) for x in data["recent_events"])
         for name in ("sensitivity", "threshold", "behavior_sensitivity", "behavior_threshold"):
             setattr(self, name, [float(x) for x in data[name]])
-        self.response_coef = {k: float(v) for k, v in data["response_coef"].items()}
+        # Keep the birth order of the keys, not the file's (a snapshot's JSON may sort them):
+        # adapt() sums over these dicts, and another order rounds the sum differently.
+        self.response_coef = {k: float(data["response_coef"][k]) for k in self.response_coef}
         self.behavior_response_coef = {
-            k: float(v) for k, v in data["behavior_response_coef"].items()
+            k: float(data["behavior_response_coef"][k]) for k in self.behavior_response_coef
         }
         self.adaptation_history.clear()
         self.adaptation_history.extend((int(a), float(b)) for a, b in data["adaptation_history"])

@@ -128,3 +128,19 @@ def test_to_dict_and_load_round_trip():
     t = _state()
     t.load(s.to_dict())
     assert t.to_dict() == s.to_dict()
+
+
+def test_load_keeps_the_birth_order_of_the_coefficients():
+    """A snapshot may store the coefficient dicts with sorted keys; the order summed must not move.
+
+    adapt() sums its moves over response_coef in dict order: restoring "absorb" first made a
+    resumed life differ from an uninterrupted one by one ulp after ~100 adaptations.
+    """
+    s = _state()
+    data = s.to_dict()
+    for name in ("response_coef", "behavior_response_coef"):
+        data[name] = dict(sorted(data[name].items()))
+    t = _state()
+    t.load(data)
+    assert list(t.response_coef) == list(s.response_coef) == ["dampen", "absorb", "ignore"]
+    assert list(t.behavior_response_coef) == list(s.behavior_response_coef)
