@@ -35,6 +35,8 @@ __all__ = [
     "Sample",
     "ablation_table",
     "interleave",
+    "load_ablations",
+    "plot_ablation",
     "read_ablation",
     "verdict",
     "write_ablation",
@@ -173,13 +175,15 @@ def ablation_table(
 
 
 def verdict(table: pl.DataFrame) -> list[str]:
-    """One sentence per (metric, size): the chosen variant against the baseline, from the data."""
+    """One sentence per (metric, size): the chosen variant against the baseline, from the data.
+
+    When the baseline is what ships, every other variant is compared with it instead.
+    """
     _check(table)
-    out = []
     chosen = table.filter(table["chosen"])
-    for row in chosen.sort(["metric", "size"]).iter_rows(named=True):
-        if row["baseline"]:
-            continue
+    challengers = table.filter(~table["baseline"]) if chosen["baseline"].all() else chosen
+    out = []
+    for row in challengers.sort(["metric", "size", "variant"]).iter_rows(named=True):
         same = (table["metric"] == row["metric"]) & (table["size"] == row["size"])
         base = table.filter(table["baseline"] & same)
         if base.height == 0 or not row["ratio"]:
@@ -248,6 +252,44 @@ def read_ablation(path: str | Path) -> tuple[pl.DataFrame, dict[str, Any]]:
     table = _check(pl.read_parquet(path))
     env = json.loads(meta.get("environment", "{}"))
     return table, {"question": meta.get("question", ""), "environment": env}
+
+
+def load_ablations(root: str | Path = DEFAULT_ROOT) -> list[tuple[pl.DataFrame, dict[str, Any]]]:
+    """Every ablation table under ``root`` (sorted by name) with its metadata."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return [read_ablation(p) for p in sorted(root.glob("*.parquet"))]
+
+
+def plot_ablation(table: pl.DataFrame, *, title: str | None = None) -> Any:
+    """Each variant's median relative to the baseline, one panel per metric, sizes on x (log).
+
+    Below 1 is less of the metric than the replaced design (better for times and bytes).
+    """
+    from matplotlib.figure import Figure
+
+    _check(table)
+    metrics = sorted(table["metric"].unique().to_list())
+    fig = Figure(figsize=(3.2 * len(metrics) + 0.5, 3.2), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        sub = table.filter(table["metric"] == metric).sort("size")
+        for variant in sorted(sub["variant"].unique().to_list()):
+            rows = sub.filter(sub["variant"] == variant)
+            sizes = [max(x, 1) for x in rows["size"].to_list()]
+            style = "k--" if rows["baseline"][0] else ("o-" if rows["chosen"][0] else "s:")
+            ax.plot(sizes, rows["ratio"].to_list(), style, label=variant)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        lower = bool(sub["lower_is_better"][0])
+        ax.set_title(f"{metric} ({'lower' if lower else 'higher'} is better)", fontsize=9)
+        ax.set_xlabel("size")
+    axes[0].set_ylabel("median / baseline median")
+    axes[-1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
 
 
 def _check(table: pl.DataFrame) -> pl.DataFrame:

@@ -134,7 +134,8 @@ def _read_all(root: Path) -> tuple[pl.DataFrame, list[str]]:
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise ValueError(f"cannot read results table {path}: {exc}") from exc
         if not all(c in frame.columns for c in _REQUIRED):
-            skipped.append(name)
+            if path.parent.name != "ablations":  # those have their own section
+                skipped.append(name)
             continue
         frames.append(frame.with_columns(pl.lit(name).alias(_SOURCE)))
     if not frames:
@@ -172,8 +173,10 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
             "`data/results/<suite>/`), then rebuild this page with `lifelab report`.",
             "",
         ]
+        figures_only: list[Path] = []
+        lines += _ablations(root, out_dir, figures_only)
         _write_text(readme, lines)
-        return _Built(readme, [], 0)
+        return _Built(readme, figures_only, 0)
 
     df = df.with_columns(pl.col("suite").fill_null("unnamed"))
     figures: list[Path] = []
@@ -181,6 +184,7 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
     lines += _sources(df)
     for (suite,), rows in _partition(df, ["suite"]):
         lines += _suite_section(str(suite), rows, out_dir, figures)
+    lines += _ablations(root, out_dir, figures)
     lines += [
         "## How to regenerate",
         "",
@@ -191,6 +195,60 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
     _write_text(readme, lines)
     tables = df[_SOURCE].n_unique() if _SOURCE in df.columns else df["sweep_id"].n_unique()
     return _Built(readme, figures, tables)
+
+
+def _ablations(root: Path, out_dir: Path, figures: list[Path]) -> list[str]:
+    """One paragraph per A/B table under ``root/ablations``: question, table, verdict, figure."""
+    from lifelab.lab.ablation import load_ablations, plot_ablation, verdict
+
+    tables = load_ablations(root / "ablations")
+    if not tables:
+        return []
+    lines = [
+        "## Ablations: each technique of the reference plan against the design it replaced",
+        "",
+        "Variants ran interleaved in one process; each cell is the median of the samples with its "
+        "95 % bootstrap interval, and `ratio` is the median over the baseline's (the replaced "
+        "design, marked *baseline*; the variant lifelab ships is marked *chosen*).",
+        "",
+    ]
+    for table, meta in tables:
+        name = str(table["ablation"][0])
+        env = meta["environment"]
+        lines += [f"### {name}", "", meta["question"], ""]
+        lines.append(_md_row(["variant", "size", "metric", "median (95 % CI)", "ratio"]))
+        lines.append(_md_row(["---"] * 5))
+        for row in table.sort(["metric", "size", "variant"]).iter_rows(named=True):
+            tag = " *(baseline)*" if row["baseline"] else ""
+            tag += " *(chosen)*" if row["chosen"] else ""
+            lines.append(
+                _md_row(
+                    [
+                        row["variant"] + tag,
+                        f"{row['size']:,}",
+                        f"{row['metric']} ({row['unit']})",
+                        _estimate(row["median"], row["lo"], row["hi"]),
+                        "—" if row["ratio"] is None else f"{row['ratio']:.3g}",
+                    ]
+                )
+            )
+        lines.append("")
+        said = verdict(table)
+        lines += [f"- {line}" for line in said]
+        lines.append("")
+        commit = str(env.get("git_commit") or "unknown")[:10]
+        lines += [
+            f"Measured on {env.get('cpu_model', '?')} ({env.get('cpu_count', '?')} CPUs), "
+            f"Python {env.get('python_version', '?')}, commit `{commit}`"
+            f"{' (dirty)' if env.get('git_dirty') else ''}.",
+            "",
+        ]
+        fig = plot_ablation(table)
+        path = out_dir / f"ablation-{_slug(name)}.png"
+        fig.savefig(path, dpi=DPI)
+        figures.append(path)
+        lines += [f"![{name}]({path.name})", ""]
+    return lines
 
 
 def _targets(root: Path) -> list[str]:

@@ -60,7 +60,7 @@ EXPECTED = {
     ),
     "log_format": (
         ablate_io.LOG_JSON,
-        ablate_io.LOG_JSON,
+        ablate_io.LOG_MSGSPEC,
         {ablate_io.LOG_JSON, ablate_io.LOG_ORJSON, ablate_io.LOG_MSGSPEC},
         {"encode_ns_per_record", "decode_ns_per_record", "flush_ns_per_record", "bytes_per_record"},
     ),
@@ -192,7 +192,7 @@ def test_sync_io_life_lives_like_the_async_one(tmp_path):
 
 
 def test_every_log_format_round_trips_real_records(tmp_path):
-    """Each format decodes (own decoder and json) to the record; json is the log's own bytes."""
+    """Each format decodes (own decoder and json) to the record; msgspec is the log's own bytes."""
     records = _log_records(tmp_path / "run", 120, seed=2)
     assert {r["kind"] for r in records} >= {"tick", "decision"}
     formats = _formats()
@@ -204,7 +204,7 @@ def test_every_log_format_round_trips_real_records(tmp_path):
             assert decode(line) == rec, name
             assert json.loads(line) == rec, name
     lines = (tmp_path / "run" / "logs" / "life.jsonl").read_bytes().splitlines(keepends=True)
-    encode = formats[ablate_io.LOG_JSON][0]
+    encode = formats[ablate_io.LOG_MSGSPEC][0]
     assert [encode(rec) for rec in records] == lines[1 : len(records) + 1]  # after the header
 
 
