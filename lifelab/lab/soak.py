@@ -19,7 +19,8 @@ warm-up (the first ``--warmup`` fraction of the samples) it reports:
 - ``rss_growth_pct``: peak RSS of the last third of the samples over the first third (target ≤ 5);
 - ``growing_containers``: every container whose largest size in the second half of the samples
   exceeds its largest size in the first half (by more than 5 % and 16 items) — a history that is
-  not bounded grows with time;
+  not bounded grows with time; writer backlogs and the event queue that grew but stayed within
+  their design bound (``BOUNDED``) are listed under ``bounded_backlogs`` instead;
 - ``disk``: the largest snapshot and log footprint seen, checked against retention
   (``snapshot_keep`` files, plus one being replaced) and rotation (``log_max_bytes`` ×
   ``log_max_files``, plus one record); the archive grows by design (spill, never delete) and is
@@ -51,6 +52,15 @@ __all__ = ["analyse", "container_sizes", "disk_usage", "main", "rss_bytes", "run
 RSS_TARGET_PCT = 5.0
 GROWTH_MIN_ITEMS = 16  # a container must grow by more than this (and 5 %) to be reported
 GROWTH_MIN_FRACTION = 0.05
+# Writer backlogs and queues that grow while a writer catches up and are bounded by design:
+# container path -> the attribute path (from the Life) of its bound. Growth within the bound is
+# reported under "bounded_backlogs", not as a history that grows with time.
+BOUNDED = {
+    "life._queue": "config.queue_capacity",
+    "life.persistence.logs._buf": "persistence.logs.buffer_max",
+    "life.persistence.logs._pending": "persistence.logs.buffer_max",
+    "life.persistence.archive._unwritten": "persistence.archive.backlog_max",
+}
 _WALK_DEPTH = 6
 _WALK_FANOUT = 64  # dicts/lists of lifelab objects larger than this are sized, not entered
 
@@ -208,6 +218,22 @@ def analyse(samples: Sequence[dict[str, Any]], warmup: float = 0.2) -> dict[str,
     }
 
 
+def _within_bounds(life: Any, growing: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Move the growing containers that stayed within their design bound out of ``growing``."""
+    out = {}
+    for path, sizes in list(growing.items()):
+        where = BOUNDED.get(path)
+        if where is None:
+            continue
+        bound: Any = life
+        for name in where.split("."):
+            bound = getattr(bound, name, None)
+        if isinstance(bound, int) and sizes["second_half_max"] <= bound:
+            out[path] = {**sizes, "bound": bound}
+            del growing[path]
+    return out
+
+
 def _disk_report(samples: Sequence[dict[str, Any]], config: Any) -> dict[str, Any]:
     disks = [s["disk"] for s in samples if s["disk"]]
     if not disks:
@@ -244,6 +270,7 @@ def _phase(
     life.close()
     final_disk = disk_usage(Path(life.run_dir))
     report = analyse(series, warmup)
+    report["bounded_backlogs"] = _within_bounds(life, report["growing_containers"])
     report["disk"] = _disk_report(series, life.config)
     report["disk_after_close"] = final_disk
     archived = summary["archive_size"]

@@ -120,3 +120,19 @@ def test_rss_is_read_from_proc_on_linux():
         assert rss is not None and rss > 1 << 20
     else:  # pragma: no cover
         assert rss is None
+
+
+def test_backlogs_within_their_design_bound_are_not_counted_as_growth():
+    """A writer backlog that grew within its bound is reported apart; past it, it stays growth."""
+    from lifelab.lab.soak import _within_bounds
+
+    life = Life(LifeConfig(queue_capacity=100))
+    growing = {
+        "life._queue": {"first_half_max": 0, "second_half_max": 80},
+        "life.feedback.pending": {"first_half_max": 0, "second_half_max": 500},
+    }
+    bounded = _within_bounds(life, growing)
+    assert bounded == {"life._queue": {"first_half_max": 0, "second_half_max": 80, "bound": 100}}
+    assert set(growing) == {"life.feedback.pending"}
+    over = {"life._queue": {"first_half_max": 0, "second_half_max": 101}}
+    assert _within_bounds(life, over) == {} and set(over) == {"life._queue"}
