@@ -1,0 +1,128 @@
+"""Targets are judged from the tables, never typed in: pass, fail and "no data" by construction."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from lifelab.lab.targets import (
+    PLAIN_TABLES,
+    TARGETS,
+    check_targets,
+    load_tables,
+    run_import_trials,
+)
+
+
+def _trial(events, metrics_every, ticks_per_s, *, capacity=10_000, ratio=None):
+    return {
+        "status": "ok",
+        "events_per_tick": events,
+        "memory_capacity": capacity,
+        "batch_size": 64,
+        "gc_mode": "default",
+        "config_json": json.dumps({"metrics_every": metrics_every}),
+        "ticks_per_s": ticks_per_s,
+        "events_per_s": ticks_per_s * events,
+        "last_decile_ratio": ratio,
+    }
+
+
+def _tables(fast: bool) -> dict[str, pl.DataFrame]:
+    scale = 10.0 if fast else 1.0
+    targets = pl.DataFrame(
+        [
+            _trial(1.0, 32, 30_000 * scale),
+            _trial(1.0, 32, 31_000 * scale),
+            _trial(1.0, 0, 31_000 * scale if fast else 40_000),  # metrics off
+            _trial(64.0, 32, 4_000 * scale),
+            _trial(1.0, 32, 20_000, capacity=100_000, ratio=0.99 if fast else 0.8),
+        ]
+    )
+    io = pl.DataFrame(
+        {
+            "status": ["ok", "ok"],
+            "config_json": [json.dumps({"snapshot_every": 1000}), "{}"],
+            "tick_p99_us": [120.0 if fast else 400.0, 100.0],
+        }
+    )
+    memory = pl.DataFrame(
+        {
+            "entries": [1_000, 1_000_000],
+            "bytes_per_slot": [64, 64 if fast else 70],
+            "decay_ms": [0.01, 2.0 if fast else 4.0],
+            "archive_search_p99_ms": [0.1, 1.0 if fast else 9.0],
+        }
+    )
+    realtime = pl.DataFrame(
+        {
+            "lateness_p99_ms": [0.5 if fast else 3.0] * 3,
+            "drift_intervals": [0.1, 0.2, 0.1 if fast else 1.5],
+            "cpu_percent": [0.5 if fast else 4.0] * 3,
+        }
+    )
+    imports = pl.DataFrame({"import_ms": [20.0, 25.0, 30.0 if fast else 400.0]})
+    return {
+        "targets": targets,
+        "io": io,
+        "memory_scaling": memory,
+        "realtime": realtime,
+        "import_time": imports if fast else imports.with_columns(pl.col("import_ms") * 10),
+    }
+
+
+def test_every_target_passes_on_good_tables_and_fails_on_bad_ones():
+    good = check_targets(_tables(fast=True))
+    bad = check_targets(_tables(fast=False))
+    assert good.height == bad.height == len(TARGETS)
+    assert good["verdict"].to_list() == ["pass"] * len(TARGETS), good
+    assert bad["verdict"].to_list() == ["fail"] * len(TARGETS), bad
+
+
+def test_no_tables_means_no_data_not_a_pass():
+    table = check_targets({})
+    assert set(table["verdict"]) == {"no data"}
+    assert table["measured"].null_count() == len(TARGETS)
+
+
+def test_measured_values_come_from_the_tables():
+    table = check_targets(_tables(fast=False))
+    got = dict(zip(table["target"], table["measured"], strict=True))
+    assert got["ticks/s, 1 event per tick"] == 30_500  # median of 30 000 and 31 000
+    assert got["p99 tick with persistence on / off"] == pytest.approx(4.0)
+    assert got["real-time 100 Hz: drift"] == 1.5  # the worst repeat
+    assert got["import lifelab, cold"] == 250.0  # median of 200, 250, 4 000
+    assert got["metrics overhead"] == pytest.approx(1 - 30_500 / 40_000)
+
+
+def test_the_issue_7_thresholds():
+    by_name = {t.name: t for t in TARGETS}
+    assert by_name["ticks/s, 1 event per tick"].threshold == 250_000
+    assert by_name["events/s, 64 per tick in batches of 64"].threshold == 1_500_000
+    assert by_name["no degradation over a long run"].threshold == 0.97
+    assert by_name["archive search p99 (type + time, limit 100)"].threshold == 5.0
+    assert by_name["p99 tick with persistence on / off"].threshold == 1.5
+    assert by_name["import lifelab, cold"].threshold == 150.0
+
+
+def test_load_tables_reads_plain_tables_by_name(tmp_path):
+    (tmp_path / "targets").mkdir()
+    run_import_trials(repeats=1, out=tmp_path / "targets")
+    pl.DataFrame({"entries": [1], "decay_ms": [1.0]}).write_parquet(
+        tmp_path / "memory_scaling.parquet"
+    )
+    tables = load_tables(tmp_path)
+    assert {"import_time", "memory_scaling"} <= set(tables)
+    assert tables["import_time"]["import_ms"][0] > 0
+    assert {"import_time", "realtime", "tick_scaling"} <= set(PLAIN_TABLES)
+
+
+def test_only_the_newest_sweep_that_measured_a_target_counts():
+    """An old sweep (another commit) in the record never dilutes today's figure."""
+    old = pl.DataFrame([_trial(1.0, 32, 1_000_000.0)]).with_columns(sweep_id=pl.lit("20260101T0"))
+    new = pl.DataFrame([_trial(1.0, 32, 50_000.0)]).with_columns(sweep_id=pl.lit("20261127T0"))
+    table = check_targets({"targets": pl.concat([old, new])})
+    row = table.filter(pl.col("target") == "ticks/s, 1 event per tick").row(0, named=True)
+    assert (row["measured"], row["verdict"]) == (50_000.0, "fail")
