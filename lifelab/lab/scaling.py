@@ -20,7 +20,17 @@ if TYPE_CHECKING:
     import polars as pl
     from matplotlib.figure import Figure
 
-__all__ = ["MEMORY_METRICS", "ScalingError", "fit_exponents", "memory_scaling", "plot_scaling"]
+__all__ = [
+    "MEMORY_METRICS",
+    "SNAPSHOT_METRICS",
+    "TICK_METRICS",
+    "ScalingError",
+    "fit_exponents",
+    "measure_tick",
+    "memory_scaling",
+    "plot_scaling",
+    "tick_scaling",
+]
 
 MEMORY_METRICS = (
     "append_ns",
@@ -31,6 +41,11 @@ MEMORY_METRICS = (
     "archive_search_p50_ms",
     "archive_search_p99_ms",
 )
+
+# A tick with active memory held full at N entries: the median tick should not grow with N
+# (exponent ~0); the mean carries the decay pass every decay_every ticks, which is O(N).
+TICK_METRICS = ("tick_p50_us", "tick_mean_us")
+SNAPSHOT_METRICS = ("capture_ms", "encode_ms", "write_ms")
 
 
 class ScalingError(LifelabError, RuntimeError):
@@ -77,6 +92,55 @@ def memory_scaling(
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
+def tick_scaling(
+    sizes: Sequence[int],
+    *,
+    ticks: int = 2_000,
+    seed: int = 0,
+    timeout_s: float = 900.0,
+    progress: bool = True,
+) -> pl.DataFrame:
+    """Tick latency with active memory held full at each size, one fresh process per size."""
+    import polars as pl
+    from tqdm.auto import tqdm
+
+    rows = []
+    for n in tqdm(list(sizes), desc="tick scaling", disable=not progress or None):
+        cmd = [sys.executable, "-m", "lifelab.lab.scaling", str(int(n)), str(ticks), str(seed)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        if proc.returncode != 0:
+            raise ScalingError(
+                f"tick scaling at {n} exited {proc.returncode}: {proc.stderr[-2000:]}"
+            )
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def measure_tick(entries: int, ticks: int = 2_000, seed: int = 0) -> dict[str, float]:
+    """Per-tick latency of a life whose memory holds ``entries`` (capacity = entries, nothing
+    decays out: min_weight 0), so every tick spills at capacity and every tenth decays N."""
+    import numpy as np
+
+    from lifelab.lab.io_bench import filled_life
+    from lifelab.observe.bench import _latency_pass
+
+    life = filled_life(entries, seed=seed)
+    try:
+        life.run(200)  # past the first decay passes and the first capacity spills
+        ns = _latency_pass(life, ticks).astype(float)
+        held = len(life.memory)
+    finally:
+        life.close()
+    return {
+        "entries": entries,
+        "active_entries": held,
+        "ticks": ticks,
+        "tick_p50_us": float(np.percentile(ns, 50)) / 1e3,
+        "tick_mean_us": float(ns.mean()) / 1e3,
+        "tick_p99_us": float(np.percentile(ns, 99)) / 1e3,
+    }
+
+
 def fit_exponents(
     df: pl.DataFrame, *, x: str = "entries", metrics: Sequence[str] = MEMORY_METRICS
 ) -> pl.DataFrame:
@@ -115,7 +179,11 @@ def fit_exponents(
 
 
 def plot_scaling(
-    df: pl.DataFrame, *, x: str = "entries", metrics: Sequence[str] = MEMORY_METRICS
+    df: pl.DataFrame,
+    *,
+    x: str = "entries",
+    metrics: Sequence[str] = MEMORY_METRICS,
+    title: str = "How memory costs grow with the number of entries",
 ) -> Figure:
     """Log-log lines of each metric against x, with the fitted exponent in the legend."""
     import numpy as np
@@ -140,6 +208,10 @@ def plot_scaling(
         )
     ax.set_xlabel(f"{x} (log)")
     ax.set_ylabel("cost, in the unit of each metric (log)")
-    ax.set_title("How memory costs grow with the number of entries")
+    ax.set_title(title)
     ax.legend(fontsize="small")
     return fig
+
+
+if __name__ == "__main__":  # one tick_scaling measurement, in the fresh process it asked for
+    print(json.dumps(measure_tick(*(int(a) for a in sys.argv[1:4]))))
