@@ -4,7 +4,7 @@ The tick thread only pays ``capture`` (copying the columns); encoding, writing a
 in the snapshot thread, but they still cost CPU on a 2-core machine, so both are measured. The
 format comparison encodes the same capture as lifelab's ``.lls`` (JSON header + raw column
 bytes + checksum), as plain JSON (columns as lists), and as numpy ``.npz`` with a JSON header —
-plus orjson / msgspec when they are installed. Pickle is never a candidate (unsafe to load).
+plus orjson and msgpack (msgspec). Pickle is never a candidate (unsafe to load).
 """
 
 from __future__ import annotations
@@ -101,27 +101,38 @@ def _formats() -> dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]
         "json": (json_encode, json_decode),
         "npz + json header": (npz_encode, npz_decode),
     }
-    try:
-        import orjson
+    # orjson and msgspec are dependencies (the log writer uses msgspec). Neither encodes ints
+    # past 64 bits, and the canonical state holds the generators' 128-bit states: those go as
+    # decimal strings (what a real snapshot in these formats would have to do).
+    import msgspec
+    import orjson
 
-        def orjson_encode(cap: Any) -> bytes:
-            return orjson.dumps({"canonical": cap.canonical, "columns": cap.columns},
-                                option=orjson.OPT_SERIALIZE_NUMPY)
+    def orjson_encode(cap: Any) -> bytes:
+        return orjson.dumps(
+            {"canonical": _wide_ints_as_str(cap.canonical), "columns": cap.columns},
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
 
-        out["orjson"] = (orjson_encode, orjson.loads)
-    except ImportError:
-        pass
-    try:
-        import msgspec
+    def msgspec_encode(cap: Any) -> bytes:
+        cols = {k: v.tobytes() for k, v in cap.columns.items()}
+        return msgspec.msgpack.encode(
+            {"canonical": _wide_ints_as_str(cap.canonical), "columns": cols}
+        )
 
-        def msgspec_encode(cap: Any) -> bytes:
-            cols = {k: v.tobytes() for k, v in cap.columns.items()}
-            return msgspec.msgpack.encode({"canonical": cap.canonical, "columns": cols})
-
-        out["msgspec msgpack"] = (msgspec_encode, msgspec.msgpack.decode)
-    except ImportError:
-        pass
+    out["orjson"] = (orjson_encode, orjson.loads)
+    out["msgspec msgpack"] = (msgspec_encode, msgspec.msgpack.decode)
     return out
+
+
+def _wide_ints_as_str(obj: Any) -> Any:
+    """A copy with ints outside the signed 64-bit range written as decimal strings."""
+    if isinstance(obj, int) and not isinstance(obj, bool) and not -(2**63) <= obj < 2**63:
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _wide_ints_as_str(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_wide_ints_as_str(v) for v in obj]
+    return obj
 
 
 def snapshot_formats(entries: int = 100_000, *, repeats: int = 5, seed: int = 0) -> pl.DataFrame:
