@@ -78,13 +78,24 @@ _MAX_SPILL_ROWS = 20  # one tick's spill: 1..20 rows
 _WARMUP = 1
 
 # run_all's sizes: quick for a smoke run (~a minute), full for the lead's quiet machine.
-_SETTINGS: dict[bool, dict[str, dict[str, Any]]] = {
-    True: {
+_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {
+        "archive_writes": {"sizes": (60,), "repeats": 2, "tick_us": 0.0},
+        "persistence_io": {
+            "sizes": (300,),
+            "ticks": 120,
+            "snapshot_every": 40,
+            "log_every": 5,
+            "repeats": 2,
+        },
+        "log_format": {"sizes": (150,), "repeats": 2},
+    },
+    "quick": {
         "archive_writes": {"sizes": (2_000,), "repeats": 3},
         "persistence_io": {"sizes": (5_000,), "ticks": 1_500, "repeats": 3},
         "log_format": {"sizes": (1_000,), "repeats": 5},
     },
-    False: {
+    "full": {
         "archive_writes": {"sizes": (2_000, 20_000), "repeats": 7},
         "persistence_io": {"sizes": (10_000, 100_000), "ticks": 5_000, "repeats": 5},
         "log_format": {"sizes": (1_000, 10_000), "repeats": 9},
@@ -563,13 +574,14 @@ def log_format(
 
 
 def run_all(
-    root: str | Path = DEFAULT_ROOT, *, quick: bool = True, progress: bool = True
+    root: str | Path = DEFAULT_ROOT, *, scale: str = "quick", progress: bool = True
 ) -> list[Path]:
     """Run the three ablations and write each table to ``root/<ablation>.parquet``.
 
-    ``quick`` runs small sizes (a smoke run, about a minute); the full sizes are for a quiet
-    machine. Scratch files go to a temporary directory inside ``root`` (the same disk as the
-    results, not a possible tmpfs), removed at the end. Returns the written paths.
+    ``scale``: "quick" (small sizes, about a minute), "full" (for a quiet machine) or "smoke"
+    (tiny: checks that it runs). Scratch files go to a temporary directory inside ``root`` (the
+    same disk as the results, not a possible tmpfs), removed at the end. Returns the written
+    paths.
     """
     from tqdm.auto import tqdm
 
@@ -578,7 +590,9 @@ def run_all(
         "persistence_io": persistence_io,
         "log_format": log_format,
     }
-    settings = _SETTINGS[bool(quick)]
+    if scale not in _SETTINGS:
+        raise ConfigError(f"scale must be one of {sorted(_SETTINGS)}, got {scale!r}")
+    settings = _SETTINGS[scale]
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -942,7 +942,14 @@ _ABLATIONS: dict[str, Callable[..., pl.DataFrame]] = {
     "archive_index": archive_index_ablation,
     "memoisation": memoisation_ablation,
 }
-# Arguments for a full (quiet machine) run; a quick run uses each function's defaults.
+# Arguments by scale: "quick" uses each function's defaults, "full" is for a quiet machine,
+# "smoke" only checks that everything runs (CI, the experiment's [smoke] table).
+_SMOKE: dict[str, dict[str, Any]] = {
+    "decay": {"sizes": (300, 2_000), "repeats": 2},
+    "entry_storage": {"sizes": (500, 2_000), "repeats": 2},
+    "archive_index": {"sizes": (1_000,), "repeats": 2, "searches": 10},
+    "memoisation": {"sizes": (1_000,), "repeats": 2},
+}
 _FULL: dict[str, dict[str, Any]] = {
     "decay": {"sizes": (1_000, 10_000, 100_000, 1_000_000), "repeats": 15},
     "entry_storage": {"sizes": (10_000, 100_000, 1_000_000), "repeats": 7},
@@ -954,15 +961,19 @@ _FULL: dict[str, dict[str, Any]] = {
 def run_all(
     root: str | Path = "data/results/ablations",
     *,
-    quick: bool = True,
+    scale: str = "quick",
     progress: bool = True,
     seed: int = 0,
 ) -> list[Path]:
     """Run the four ablations and write each table to ``root/<ablation>.parquet``.
 
-    ``quick`` uses small sizes and few repeats (a minute or less); otherwise sizes go to a
-    million entries. Returns the paths written, in :data:`QUESTIONS` order.
+    ``scale``: "quick" (small sizes, few repeats: under a minute), "full" (to a million
+    entries; a quiet machine, minutes) or "smoke" (tiny: checks that it runs). Returns the paths
+    written, in :data:`QUESTIONS` order.
     """
+    scales = {"smoke": _SMOKE, "quick": {key: {} for key in _ABLATIONS}, "full": _FULL}
+    if scale not in scales:
+        raise AblationError(f"scale must be one of {sorted(scales)}, got {scale!r}")
     from tqdm import tqdm
 
     from lifelab.lab.ablation import write_ablation
@@ -971,7 +982,7 @@ def run_all(
     with tqdm(total=len(_ABLATIONS), desc="ablate memory", disable=not progress) as bar:
         for name, fn in _ABLATIONS.items():
             bar.set_postfix_str(name)
-            kwargs = {} if quick else _FULL[name]
+            kwargs = scales[scale][name]
             table = fn(**kwargs, seed=seed)
             paths.append(write_ablation(table, question=QUESTIONS[name], root=root))
             bar.update()

@@ -194,6 +194,8 @@ def verdict(table: pl.DataFrame) -> list[str]:
         size = f" at {row['size']:,}" if row["size"] else ""
         word = "better" if factor > 1 else "worse"
         how = f"{factor:.3g}× {word}" if factor >= 1 else f"{1 / factor:.3g}× {word}"
+        if abs(factor - 1.0) < 0.005:
+            how = "the same"
         tail = " (intervals overlap: no clear difference)" if overlap else ""
         out.append(
             f"{row['metric']}{size}: {row['variant']} {_fmt(row['median'])} {row['unit']} vs "

@@ -210,9 +210,9 @@ def test_every_log_format_round_trips_real_records(tmp_path):
 
 def test_run_all_writes_one_table_per_question(tmp_path, monkeypatch):
     """run_all writes the three tables with their questions and removes its scratch files."""
-    monkeypatch.setitem(ablate_io._SETTINGS, True, TINY)
+    monkeypatch.setitem(ablate_io._SETTINGS, "quick", TINY)
     root = tmp_path / "ablations"
-    paths = run_all(root, quick=True, progress=False)
+    paths = run_all(root, scale="quick", progress=False)
     assert paths == [root / f"{name}.parquet" for name in QUESTIONS]
     assert sorted(p.name for p in root.iterdir()) == sorted(p.name for p in paths)
     for name, path in zip(QUESTIONS, paths, strict=True):

@@ -112,9 +112,9 @@ def test_run_all_writes_one_table_per_question(tmp_path, monkeypatch):
     """run_all writes the four tables (tiny arguments swapped in) and returns their paths."""
     for name, case in CASES.items():
         monkeypatch.setitem(am._ABLATIONS, name, functools.partial(case[0], **case[1]))
-    paths = am.run_all(tmp_path, quick=True, progress=False)
+    paths = am.run_all(tmp_path, scale="quick", progress=False)
     assert paths == [tmp_path / f"{name}.parquet" for name in am.QUESTIONS]
-    assert list(am.QUESTIONS) == list(am._ABLATIONS) == list(am._FULL)
+    assert list(am.QUESTIONS) == list(am._ABLATIONS) == list(am._FULL) == list(am._SMOKE)
     for name, path in zip(am.QUESTIONS, paths, strict=True):
         table, meta = read_ablation(path)
         assert set(table["ablation"]) == {name}

@@ -19,9 +19,9 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_there_are_six_notebooks():
-    """The six notebooks of the performance documentation are present."""
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+def test_there_are_seven_notebooks():
+    """The seven notebooks of the performance documentation are present."""
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
