@@ -95,6 +95,11 @@ _RETRY_DELAYS_S = (0.01, 0.05, 0.2, 0.5)
 # Then one attempt per backoff, doubling between these bounds (a flush or close tries at once).
 _BACKOFF_S = (0.5, 5.0)
 _COMMIT_ROWS = 65_536  # rows per transaction when catching up (bounds the .tolist() copies)
+# Most rows the writer takes off the queue before it commits them. It used to take the whole
+# queue (4 096 batches, ~300 000 rows at 64 events/tick), so a producer faster than SQLite ran
+# free for 4 096 ticks and then waited ~10 s on a full queue; taking a few thousand rows at a
+# time turns that into short waits spread over the ticks (smooth backpressure).
+_GATHER_ROWS = 4_096
 _BUSY_TIMEOUT_S = 5.0
 _READONLY_CACHE_KIB = 16 * 1024  # inspection only searches: a modest cache
 
@@ -378,18 +383,23 @@ class SQLiteArchive:
             else:
                 first = get()
             items = [first]
+            rows = len(first["id"]) if isinstance(first, dict) else 0
             deadline = time.monotonic() + self._coalesce_s
             while (
                 first is not _RETRY
                 and len(items) < limit
+                and rows < _GATHER_ROWS
                 and items[-1] is not _WAKE
                 and items[-1] is not _STOP
             ):
                 remaining = deadline - time.monotonic()
                 try:
-                    items.append(get(timeout=remaining) if remaining > 0 else get(block=False))
+                    item = get(timeout=remaining) if remaining > 0 else get(block=False)
                 except queue.Empty:
                     break
+                items.append(item)
+                if isinstance(item, dict):
+                    rows += len(item["id"])
             urgent = any(it is _WAKE or it is _STOP for it in items)
             try:
                 self._write([it for it in items if isinstance(it, dict)], urgent=urgent)
