@@ -39,8 +39,15 @@ def filled_life(entries: int, seed: int = 0) -> Any:
     left = entries - len(mem)
     while left > 0:
         k = min(left, 65_536)
-        mem.add_batch(rng.integers(0, 22, k), KIND_EVENT, np.full(k, 2, np.int8), rng.random(k),
-                      float(life.state.age), float(life.state.subjective_time), life.state.ticks)
+        mem.add_batch(
+            rng.integers(0, 22, k),
+            KIND_EVENT,
+            np.full(k, 2, np.int8),
+            rng.random(k),
+            float(life.state.age),
+            float(life.state.subjective_time),
+            life.state.ticks,
+        )
         left -= k
     return life
 
@@ -68,9 +75,16 @@ def snapshot_costs(sizes: Sequence[int], *, repeats: int = 5, seed: int = 0) -> 
             capture_ms, cap = _median_ms(life.capture, repeats)
             encode_ms, data = _median_ms(lambda cap=cap: encode(cap), repeats)
             write_ms, path = _median_ms(lambda cap=cap: write_snapshot(Path(tmp), cap), repeats)
-            rows.append({"entries": int(n), "capture_ms": capture_ms, "encode_ms": encode_ms,
-                         "write_ms": write_ms, "bytes": len(data),
-                         "bytes_per_entry": len(data) / max(int(n), 1)})
+            rows.append(
+                {
+                    "entries": int(n),
+                    "capture_ms": capture_ms,
+                    "encode_ms": encode_ms,
+                    "write_ms": write_ms,
+                    "bytes": len(data),
+                    "bytes_per_entry": len(data) / max(int(n), 1),
+                }
+            )
             Path(path).unlink(missing_ok=True)
     return pl.DataFrame(rows)
 
@@ -88,8 +102,9 @@ def _formats() -> dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]
 
     def npz_encode(cap: Any) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, header=np.frombuffer(json.dumps(cap.canonical).encode(), np.uint8),
-                 **cap.columns)
+        np.savez(
+            buf, header=np.frombuffer(json.dumps(cap.canonical).encode(), np.uint8), **cap.columns
+        )
         return buf.getvalue()
 
     def npz_decode(data: bytes) -> Any:
@@ -155,6 +170,14 @@ def snapshot_formats(entries: int = 100_000, *, repeats: int = 5, seed: int = 0)
                     os.fsync(f.fileno())
 
             write_ms, _ = _median_ms(write, repeats)
-            rows.append({"format": name, "entries": entries, "bytes": len(data),
-                         "encode_ms": encode_ms, "decode_ms": decode_ms, "write_ms": write_ms})
+            rows.append(
+                {
+                    "format": name,
+                    "entries": entries,
+                    "bytes": len(data),
+                    "encode_ms": encode_ms,
+                    "decode_ms": decode_ms,
+                    "write_ms": write_ms,
+                }
+            )
     return pl.DataFrame(rows)

@@ -75,8 +75,9 @@ def test_parameter_injection_changes_the_outcome(tmp_path):
     root = _scratch_project(tmp_path)
     texts = {}
     for ticks in (200, 400):
-        record = run_experiment(root / "experiments" / "tour.toml",
-                                {"TICKS": ticks, "LIVE_SECONDS": 0.05}, root=root)
+        record = run_experiment(
+            root / "experiments" / "tour.toml", {"TICKS": ticks, "LIVE_SECONDS": 0.05}, root=root
+        )
         texts[ticks] = _output_text(Path(record["notebook"]))
     assert "'ticks': 200" in texts[200] and "'ticks': 400" not in texts[200]
     assert "'ticks': 400" in texts[400]

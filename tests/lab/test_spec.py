@@ -182,7 +182,10 @@ def test_linked_parameters_vary_together():
         repeats=1,
     )
     assert [(s.batch_size, s.events_per_tick, s.gc_mode) for s in specs] == [
-        (1, 1.0, "default"), (1, 1.0, "freeze"), (64, 64.0, "default"), (64, 64.0, "freeze")
+        (1, 1.0, "default"),
+        (1, 1.0, "freeze"),
+        (64, 64.0, "default"),
+        (64, 64.0, "freeze"),
     ]
     with pytest.raises(ValueError, match="tuple of 2"):
         expand({"batch_size+events_per_tick": [1, 64]})
