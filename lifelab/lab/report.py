@@ -162,6 +162,13 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
     if timestamp:
         lines.append(f"Generated at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.")
     lines.append("")
+    from lifelab.lab.targets import PLAIN_TABLES
+
+    plain = [name for name in skipped if Path(name).stem in PLAIN_TABLES]
+    skipped = [name for name in skipped if name not in plain]
+    if plain:
+        listed = ", ".join(f"`{s}`" for s in plain)
+        lines += [f"Plain tables (read by the targets and the notebooks): {listed}.", ""]
     if skipped:
         lines += [f"Skipped (not results tables): {', '.join(f'`{s}`' for s in skipped)}.", ""]
 
@@ -176,6 +183,7 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
         figures_only: list[Path] = []
         lines += _ablations(root, out_dir, figures_only)
         _write_text(readme, lines)
+        _remove_stale_figures(out_dir, figures_only)
         return _Built(readme, figures_only, 0)
 
     df = df.with_columns(pl.col("suite").fill_null("unnamed"))
@@ -193,8 +201,20 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
         "",
     ]
     _write_text(readme, lines)
+    _remove_stale_figures(out_dir, figures)
     tables = df[_SOURCE].n_unique() if _SOURCE in df.columns else df["sweep_id"].n_unique()
     return _Built(readme, figures, tables)
+
+
+def _remove_stale_figures(out_dir: Path, figures: list[Path]) -> None:
+    """Delete the PNGs in ``out_dir`` this build did not write: a former build's, now unlinked.
+
+    The folder is generated (its README says so); only PNG files are touched.
+    """
+    keep = {p.name for p in figures}
+    for path in out_dir.glob("*.png"):
+        if path.name not in keep:
+            path.unlink()
 
 
 def _ablations(root: Path, out_dir: Path, figures: list[Path]) -> list[str]:

@@ -163,3 +163,23 @@ def test_report_command_arguments_and_result(tmp_path):
     assert [Path(p).name for p in result["figures"]] == _links(out / "README.md")
     defaults = parser.parse_args([])
     assert (defaults.results, defaults.out) == ("data/results", "docs/performance")
+
+
+def test_plain_tables_are_named_apart_and_stale_figures_go(tmp_path):
+    """Tables the targets read are listed as plain tables; a figure no build links is removed."""
+    root = tmp_path / "results"
+    _write(root, _small())
+    (root / "targets").mkdir(parents=True, exist_ok=True)
+    pl.DataFrame({"import_ms": [9.0]}).write_parquet(root / "targets" / "import_time.parquet")
+    out = tmp_path / "docs"
+    out.mkdir()
+    (out / "old-suite-throughput.png").write_bytes(b"\x89PNG")
+    (out / "notes.txt").write_text("kept")
+    text = report.build_report(root, out, timestamp=False).read_text()
+    want = "Plain tables (read by the targets and the notebooks): `targets/import_time.parquet`"
+    assert want in text
+    assert "Skipped" not in text
+    assert not (out / "old-suite-throughput.png").exists()
+    assert (out / "notes.txt").exists()
+    for name in re.findall(r"\]\(([^)]+\.png)\)", text):
+        assert (out / name).exists(), name
