@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["config_overrides", "finite_number", "int_at_least"]
+__all__ = ["add_set_option", "config_overrides", "finite_number", "int_at_least"]
 
 
 def int_at_least(low: int) -> Callable[[str], int]:
@@ -40,6 +40,16 @@ def finite_number(low: float | None = None) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def add_set_option(parser: argparse.ArgumentParser, example: str = "min_weight=0.01") -> None:
+    """The repeatable ``--set KEY=VALUE`` option, parsed by :func:`config_overrides`."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help=f"any other LifeConfig field, e.g. --set {example} (repeatable)",
+    )
 
 
 def config_overrides(items: list[str] | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from lifelab import __version__
-from lifelab._argtypes import config_overrides, finite_number, int_at_least
+from lifelab._argtypes import add_set_option, config_overrides, finite_number, int_at_least
 from lifelab.exceptions import LifelabError
 
 __all__ = ["main"]
@@ -456,12 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-every", type=int, default=0, help="log a tick summary every K ticks (0: off)"
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="any other LifeConfig field, e.g. --set min_weight=0.01 (repeatable)",
-    )
+    add_set_option(p)
     _add_json(p)
     p.set_defaults(handler=cmd_bench_loop)
 
@@ -479,12 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="first time a bare pacing loop (up to 10 s): the CPU cost of the wake-ups alone",
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="any other LifeConfig field, e.g. --set events_per_tick=4 (repeatable)",
-    )
+    add_set_option(p, "events_per_tick=4")
     _add_json(p)
     p.set_defaults(handler=cmd_bench_realtime)
 

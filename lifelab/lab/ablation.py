@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ __all__ = [
     "load_ablations",
     "plot_ablation",
     "read_ablation",
+    "timed_ms",
     "verdict",
     "write_ablation",
 ]
@@ -310,8 +311,3 @@ def _fmt(x: float) -> str:
     if x == 0 or 0.01 <= abs(x) < 1e6:
         return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"
     return f"{x:.3g}"
-
-
-def sizes_of(samples: Sequence[Sample]) -> list[int]:
-    """The distinct sizes in ``samples``, ascending (for progress bars and plots)."""
-    return sorted({s.size for s in samples})

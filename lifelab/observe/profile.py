@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifelab._argtypes import config_overrides, finite_number, int_at_least
+from lifelab._argtypes import add_set_option, config_overrides, finite_number, int_at_least
 from lifelab.config import LifeConfig
 from lifelab.exceptions import ConfigError, ConfigTypeError, LifelabError
 from lifelab.observe._profile_worker import SPEC_VERSION
@@ -1172,12 +1172,7 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interval", type=_seconds, default=0.01, help="seconds between ticks with --realtime"
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="any other LifeConfig field, e.g. --set min_weight=0.01 (repeatable)",
-    )
+    add_set_option(parser)
 
 
 def run_profile_command(args: argparse.Namespace) -> dict[str, Any]:
