@@ -67,6 +67,7 @@ _RULES: dict[str, _Rule] = {
     "vector_min_batch": _Rule(int, 1, 1_000_000),
     "metrics_every": _Rule(int, 0, 1_000_000),
     "archive_cache_mb": _Rule(int, 1, 65_536),
+    "engine": _Rule(str, choices=("compiled", "python")),
 }
 
 
@@ -115,6 +116,9 @@ class LifeConfig:
             until full: the default (SQLite's own 2 MB) keeps RSS flat in a long real-time run;
             64 inserts ~1.5x faster at a million rows, for fast simulated runs
             (docs/reliability.md).
+        engine: ``"compiled"`` (the whole tick in one numba function; falls back to the Python
+            engine with a warning when numba is missing) or ``"python"`` (the readable
+            reference). Both give the same digest at every tick.
     """
 
     seed: int = 0
@@ -153,6 +157,7 @@ class LifeConfig:
     vector_min_batch: int = 16
     metrics_every: int = 32
     archive_cache_mb: int = 2
+    engine: str = "compiled"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -2,8 +2,16 @@
 
 One decision per event. A batch is appraised against the self-state at the start of the tick and
 its impacts are summed and applied once (so a batch of one is exactly the per-event rule). The
-scalar path (:func:`respond`) and the numpy path (:func:`respond_batch`) implement the same rule;
-tests hold them equal.
+rule is stated to the last bit, so that every implementation gives the same floats:
+
+- per kept event, ``m = (|I| · sig) · c`` and the impacts ``base · m`` (energy of ``recovery``
+  then ``· efficiency``), summed in event order starting from 0.0;
+- the energy cost is ``n_dampen · (0.01·(1 − c_d)) + n_absorb · (0.005·(1 − c_a))`` (the second
+  term only when ``c_a < 0.8``).
+
+The scalar path (:func:`respond`), the numpy path (:func:`respond_batch`, sequential sums by
+``np.add.accumulate``) and the compiled kernel (``life/kernel.py``) implement it; tests hold all
+three bit-identical.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ __all__ = [
     "DAMPEN",
     "IGNORE",
     "FeedbackBook",
+    "action_costs",
     "adapt",
     "choose_action",
     "learn",
@@ -85,7 +94,8 @@ def respond(
     base_e, base_s, base_i = base
     coef_d = coef["dampen"]
     coef_a = coef["absorb"]
-    d_e = d_s = d_i = cost = 0.0
+    d_e = d_s = d_i = 0.0
+    n_dampen = n_absorb = 0
     for t, intensity in zip(types, intensities, strict=False):  # equal by construction
         a = intensity if intensity >= 0.0 else -intensity
         sig = a * multipliers[t] * ctx
@@ -98,15 +108,14 @@ def respond(
         if stability > 0.8:
             action = DAMPEN
             c = coef_d
-            cost += DAMPEN_COST * (1.0 - coef_d)
+            n_dampen += 1
         elif stability < 0.3 and intensity > 0.0:
             action = AMPLIFY
             c = AMPLIFY_GAIN
         else:
             action = ABSORB
             c = coef_a
-            if coef_a < ABSORB_COST_BELOW:
-                cost += ABSORB_COST * (1.0 - coef_a)
+            n_absorb += 1
         m = a * sig * c
         e = base_e[t] * m
         if t == RECOVERY:
@@ -115,7 +124,15 @@ def respond(
         d_s += base_s[t] * m
         d_i += base_i[t] * m
         kept.append((t, action, sig))
-    return d_e, d_s, d_i, cost
+    return d_e, d_s, d_i, action_costs(n_dampen, n_absorb, coef_d, coef_a)
+
+
+def action_costs(n_dampen: int, n_absorb: int, coef_d: float, coef_a: float) -> float:
+    """The energy a batch's actions cost (the module docstring's rule, in its exact order)."""
+    cost = n_dampen * (DAMPEN_COST * (1.0 - coef_d))
+    if coef_a < ABSORB_COST_BELOW:
+        cost += n_absorb * (ABSORB_COST * (1.0 - coef_a))
+    return cost
 
 
 def respond_batch(
@@ -144,10 +161,11 @@ def respond_batch(
     coef_d = coef["dampen"]
     coef_a = coef["absorb"]
     # Every event sees the same start-of-tick stability, so at most two actions occur per batch.
+    n_dampen = n_absorb = 0
     if stability > 0.8:
         k_actions = np.full(n, DAMPEN, np.int8)
         gain: np.ndarray | float = coef_d
-        cost = n * DAMPEN_COST * (1.0 - coef_d)
+        n_dampen = n
     else:
         if stability < 0.3:
             positive = intensities[kept] > 0.0
@@ -158,13 +176,17 @@ def respond_batch(
             k_actions = np.full(n, ABSORB, np.int8)
             gain = coef_a
             n_absorb = n
-        cost = n_absorb * ABSORB_COST * (1.0 - coef_a) if coef_a < ABSORB_COST_BELOW else 0.0
     mult = absolute[kept] * k_sigs
     mult *= gain
+    # Impacts per event, then sums in event order from 0.0 (the first row): a matrix product
+    # would sum in BLAS's order and differ from the scalar path in the last bits.
+    contrib = np.empty((n + 1, 3))
+    contrib[0] = 0.0
+    np.multiply(base[k_types], mult[:, None], out=contrib[1:])
     if efficiency != 1.0:
-        base = base.copy()  # (n_types, 3): cheaper than scaling the per-event rows
-        base[RECOVERY, 0] *= efficiency
-    delta = mult @ base[k_types]
+        contrib[1:, 0][k_types == RECOVERY] *= efficiency
+    delta = np.add.accumulate(contrib, axis=0)[-1]
+    cost = action_costs(n_dampen, n_absorb, coef_d, coef_a)
     return delta, cost, k_types, k_actions, k_sigs
 
 
@@ -198,12 +220,20 @@ class FeedbackBook:
         return total
 
     def to_list(self) -> list[list[Any]]:
-        """JSON-ready, sorted by due tick (floats round-trip exactly through JSON)."""
+        """JSON-ready, one row per pending event, by due tick then insertion order.
+
+        A row is ``[due, E0, S0, I0, type, action, significance]`` however the events were
+        grouped when registered, so the canonical form (and the digest) does not depend on
+        which path or engine registered them. Floats round-trip exactly through JSON.
+        """
         out = []
         for due in sorted(self.pending):
             for e0, s0, i0, types, actions, sigs in self.pending[due]:
                 if isinstance(types, np.ndarray):
-                    out.append([due, e0, s0, i0, types.tolist(), actions.tolist(), sigs.tolist()])
+                    for t, a, sig in zip(
+                        types.tolist(), actions.tolist(), sigs.tolist(), strict=True
+                    ):
+                        out.append([due, e0, s0, i0, t, a, sig])
                 else:
                     out.append([due, e0, s0, i0, int(types), int(actions), float(sigs)])
         return out

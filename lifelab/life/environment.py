@@ -32,6 +32,7 @@ class Environment:
         "_den",
         "_num",
         "carry",
+        "cdf",
         "counts",
         "lo",
         "lo_arr",
@@ -58,6 +59,11 @@ class Environment:
         self._den = frac.denominator
         self.carry = 0
         self.types = BlockStream(gens[0], lambda g, k: g.choice(n, size=k, p=p))
+        # What Generator.choice(p=p) searches (its own two steps), for engines that draw the
+        # type stream themselves.
+        cdf = p.cumsum()
+        cdf /= cdf[-1]
+        self.cdf = cdf
         self.uniform = BlockStream(gens[1], lambda g, k: g.random(k))
         self.counts = (
             BlockStream(gens[2], lambda g, k: g.poisson(rate, k)) if mode == "poisson" else None
@@ -66,6 +72,11 @@ class Environment:
         self.span = [r.hi - r.lo for r in table.rows]
         self.lo_arr = np.array(self.lo)
         self.span_arr = np.array(self.span)
+
+    @property
+    def rate_fraction(self) -> tuple[int, int]:
+        """The fixed-mode rate as an exact fraction (numerator, denominator)."""
+        return self._num, self._den
 
     def count(self) -> int:
         """How many events the world emits this tick."""

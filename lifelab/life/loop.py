@@ -24,6 +24,7 @@ from lifelab.exceptions import EventError, LifeStateError
 from lifelab.life import behavior, meaning, policy
 from lifelab.life.behavior import ABSORB, ACTION_NAMES, AMPLIFY, FeedbackBook
 from lifelab.life.clock import ClockStopped, RealtimeClock, SimulatedClock
+from lifelab.life.compiled import CompiledEngine, make_engine
 from lifelab.life.digest import digest_of
 from lifelab.life.environment import Environment
 from lifelab.life.events import ECHO, RECOVERY, Event, TypeTable
@@ -139,6 +140,18 @@ class Life:
         if self.persistence is not None:
             self.persistence.schedule(0)
             self._io_due = self.persistence.next_due
+        # Events the compiled engine holds in its own queue ring (0 for the Python engine).
+        self._queued_elsewhere = 0
+        self._engine: CompiledEngine | None = None
+        if cfg.engine == "compiled" and not cfg.log_decisions:
+            self._engine = make_engine(self)
+            if self._engine is not None:
+                self._tick = self._engine.step  # type: ignore[method-assign]
+
+    @property
+    def engine(self) -> str:
+        """The engine that runs the ticks: ``"compiled"`` or ``"python"`` (the fallback)."""
+        return "python" if self._engine is None else "compiled"
 
     # -- the tick --------------------------------------------------------------------------------
 
@@ -306,6 +319,7 @@ class Life:
             s.recent_events.extend(types[-self.config.recent_events_size :].tolist())
             return (k_types, k_actions, k_sigs) if len(k_types) else None
         kept = self._kept
+        kept.clear()  # a tick cut short by an error left its list behind
         efficiency = recovery_efficiency(age) if RECOVERY in types else 1.0
         d_e, d_s, d_i, cost = behavior.respond(
             types,
@@ -395,31 +409,16 @@ class Life:
         s = self.state
         mem = self.memory
         energy, stability, integrity = s.energy, s.stability, s.integrity
-        batched: list[tuple[Any, ...]] = []
+        # Entries are written in registration order, one record at a time, so the ids do not
+        # depend on how the events were grouped when registered (one rule for every engine).
         for e0, s0, i0, types, actions, sigs in due:
             d = (energy - e0, stability - s0, integrity - i0)
             if max(abs(d[0]), abs(d[1]), abs(d[2])) <= FEEDBACK_EPSILON:
                 continue
             if isinstance(types, np.ndarray):
-                batched.append((types, actions, sigs, d))
+                mem.add_batch(types, KIND_FEEDBACK, actions, sigs, age, s.subjective_time, tick, d)
             else:
                 mem.add(types, KIND_FEEDBACK, actions, sigs, age, s.subjective_time, tick, d)
-        if len(batched) == 1:
-            types, actions, sigs, d = batched[0]
-            mem.add_batch(types, KIND_FEEDBACK, actions, sigs, age, s.subjective_time, tick, d)
-        elif batched:
-            counts = [len(b[0]) for b in batched]
-            payload = np.repeat(np.array([b[3] for b in batched]), counts, axis=0)
-            mem.add_batch(
-                np.concatenate([b[0] for b in batched]),
-                KIND_FEEDBACK,
-                np.concatenate([b[1] for b in batched]),
-                np.concatenate([b[2] for b in batched]),
-                age,
-                s.subjective_time,
-                tick,
-                (payload[:, 0], payload[:, 1], payload[:, 2]),
-            )
 
     def _maybe_echo(self) -> None:
         """One roll per tick (fix: the reference rolled twice) for a memory echo next tick."""
@@ -486,14 +485,14 @@ class Life:
             raise
         with self._queue_lock:
             self.events_pushed += 1
-            if len(self._queue) < self.config.queue_capacity:
+            if len(self._queue) + self._queued_elsewhere < self.config.queue_capacity:
                 self._queue.append((t, event.intensity))
             else:
                 self.events_dropped += 1
 
     @property
     def queue_depth(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + self._queued_elsewhere
 
     # -- living --------------------------------------------------------------------------------
 
@@ -518,6 +517,9 @@ class Life:
         return self.summary()
 
     def _live(self, ticks: int | None) -> None:
+        if self._engine is not None:
+            self._engine.live(ticks)
+            return
         tick = self._tick
         stop = self._stop
         remaining = ticks
@@ -549,6 +551,10 @@ class Life:
         s = self.state
         i = s.integrity - self.config.error_integrity_penalty
         s.integrity = 0.0 if i < 0.0 else i
+        # Feedback due on this tick is dropped if the failed stage came before its collection:
+        # left pending, it would never come due again (a leak, and a canonical state that
+        # remembers the failure forever).
+        self.feedback.pop_due(s.ticks)
         # The failed stage may have skipped the end of the tick; the capacity bound must hold
         # after every tick all the same (DESIGN §2 invariant 5).
         mem = self.memory
@@ -606,6 +612,8 @@ class Life:
 
     def plan(self) -> dict[str, int]:
         """Types that may come next, by how often they followed the latest pattern."""
+        if self._engine is not None:
+            self._engine.settle()
         nexts = behavior.potential_sequences(self.state.recent_events, self.state.time_ratio)
         return {self.types.names[t]: c for t, c in nexts.most_common()}
 
@@ -645,6 +653,8 @@ class Life:
 
     def canonical(self) -> dict[str, Any]:
         """Everything the digest covers, JSON-ready (no paths, no wall-clock readings)."""
+        if self._engine is not None:
+            self._engine.settle()
         state = self.state.to_dict()
         if self._clock.realtime:
             state.pop("birth_time")
@@ -677,6 +687,8 @@ class Life:
 
     def capture(self) -> Capture:
         """Copies of everything needed to resume exactly (cheap: the tick thread only copies)."""
+        if self._engine is not None:
+            self._engine.settle()
         extra: dict[str, Any] = {
             "config": self.config.to_dict(),
             "type_names": list(self.types.names),
@@ -726,6 +738,8 @@ class Life:
         if self.persistence is not None:
             self.persistence.schedule(self.state.ticks)
             self._io_due = self.persistence.next_due
+        if self._engine is not None:
+            self._engine.load()
 
     def snapshot(self) -> Path:
         """Write a snapshot now (synchronously) and return its path; needs a run directory."""

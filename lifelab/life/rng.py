@@ -67,6 +67,17 @@ class BlockStream:
         if self.index == BLOCK:
             self._refill()
 
+    @property
+    def generator(self) -> np.random.Generator:
+        return self._gen
+
+    def adopt_block(self, state_before: dict[str, Any], index: int) -> None:
+        """Take a block another engine drew into :attr:`array` in place (the compiled kernel
+        refills streams itself): the generator state before it and the position in it."""
+        self._state_before = state_before
+        self.values = self.array.tolist()
+        self.index = index
+
     def get_state(self) -> dict[str, Any]:
         """JSON-ready position of the stream."""
         return {"state_before": self._state_before, "index": self.index}

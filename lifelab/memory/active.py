@@ -362,6 +362,30 @@ class ActiveMemory:
                 where.discard(src)
                 where.add(dst)
 
+    # -- for an engine that writes the columns itself (life/compiled.py) -------------------------
+
+    def storage(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The whole storage (not only live rows): significance, weight, timestamp, event_type
+        and the record array of the other fields. Valid until the next :meth:`reserve`."""
+        hot = self._hot
+        return hot["significance"], hot["weight"], hot["timestamp"], hot["event_type"], self._rec
+
+    @property
+    def rows(self) -> int:
+        """Live rows (equals ``len(self)`` after every tick)."""
+        return self._n
+
+    def reserve(self, size: int) -> None:
+        """Make room for at least ``size`` rows (storage() arrays are replaced)."""
+        self._reserve(size)
+
+    def adopt(self, rows: int, next_id: int, spilled: int) -> None:
+        """Take the counts an external engine left after writing the storage arrays."""
+        self._n = rows
+        self.next_id = next_id
+        self.spilled = spilled
+        self._forget_victims()
+
     # -- reading -------------------------------------------------------------------------------
 
     def __len__(self) -> int:

@@ -155,6 +155,26 @@ class Metrics:
         self._stages = {name: LogHistogram() for name in STAGES}
         self._tick = LogHistogram()
 
+    @property
+    def gaps(self) -> list[int]:
+        """The 1024 sampling gaps, in order (the compiled engine copies them into its kernel)."""
+        return self._gaps
+
+    @property
+    def gap_index(self) -> int:
+        return self._gap_index
+
+    @gap_index.setter
+    def gap_index(self, value: int) -> None:
+        self._gap_index = value & 1023
+
+    def add_samples(self, marks_ns: Any) -> None:
+        """Sampled ticks timed elsewhere (the compiled kernel): rows of ``len(STAGES) + 1`` marks
+        in ns, the tick's start first."""
+        self._pending.extend(int(v) for v in marks_ns.ravel().tolist())
+        if len(self._pending) >= self.FOLD_EVERY * (len(STAGES) + 1):
+            self.fold()
+
     def next_gap(self) -> int:
         i = self._gap_index
         self._gap_index = (i + 1) & 1023

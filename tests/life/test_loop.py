@@ -189,7 +189,11 @@ def _all_rows(life):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_scalar_and_vector_paths_give_the_same_life(seed):
-    """Multi-event batches on the numpy path change no decision and (almost) no value."""
+    """The scalar and the numpy path of the Python engine give the same digest at every tick.
+
+    One rule (behavior.py's docstring) states the floats to the last bit, so the paths agree
+    exactly, not approximately; the compiled engine is held to the same digest elsewhere.
+    """
     base = LifeConfig(
         seed=seed,
         events_per_tick=6.0,
@@ -197,20 +201,14 @@ def test_scalar_and_vector_paths_give_the_same_life(seed):
         memory_capacity=200,
         learn_every=25,
         adapt_every=30,
+        engine="python",
     )
     scalar = Life(base.replace(vector_min_batch=1_000_000))
     vector = Life(base.replace(vector_min_batch=1))
-    scalar.run(400)
-    vector.run(400)
-    assert scalar.entries_written == vector.entries_written
-    assert len(scalar.memory) == len(vector.memory)
-    assert scalar.actions == vector.actions
-    for name in ("energy", "stability", "integrity", "subjective_time"):
-        assert getattr(scalar.state, name) == pytest.approx(getattr(vector.state, name), rel=1e-9)
-    assert scalar.state.sensitivity == pytest.approx(vector.state.sensitivity)
-    assert scalar.state.behavior_threshold == pytest.approx(vector.state.behavior_threshold)
-    # The order of feedback entries written on one tick may differ between the paths (ids are
-    # assigned in collection order), so entries are compared as a multiset.
+    for _ in range(40):
+        scalar.run(10)
+        vector.run(10)
+        assert scalar.digest() == vector.digest()
     assert _all_rows(scalar) == _all_rows(vector)
 
 
@@ -473,7 +471,8 @@ def test_no_echo_at_probability_zero():
 
 def test_echo_probability_doubles_after_50_quiet_ticks():
     """With a roll of 0.03 and p = 0.02 the first echo comes on tick 51 (p doubled to 0.04)."""
-    life = Life(LifeConfig(events_per_tick=0.0, echo_probability=0.02))
+    # the Python engine: this test swaps its uniform stream (the kernel reads the stream's blocks)
+    life = Life(LifeConfig(events_per_tick=0.0, echo_probability=0.02, engine="python"))
     life._uniform = FixedUniform(0.03)
     life.run(50)
     assert life.echoes == 0
@@ -486,8 +485,12 @@ def test_echo_probability_doubles_after_50_quiet_ticks():
 @pytest.mark.parametrize(("capacity", "echoes"), [(10, 1), (100, 0)])
 def test_echo_probability_rises_when_memory_is_over_80_percent_full(capacity, echoes):
     """Nine entries in a memory of ten (> 80 %) lift p = 0.02 to 0.03 > a roll of 0.025."""
-    life = Life(LifeConfig(events_per_tick=0.0, echo_probability=0.02, memory_capacity=capacity))
-    life._uniform = FixedUniform(0.025)
+    life = Life(
+        LifeConfig(
+            events_per_tick=0.0, echo_probability=0.02, memory_capacity=capacity, engine="python"
+        )
+    )
+    life._uniform = FixedUniform(0.025)  # (the Python engine: see the test above)
     for _ in range(9):
         life.push(Event("shock", 1.0))
     life.run(1)
@@ -511,7 +514,7 @@ def _fail_on(ticks_to_fail, life):
 
 def test_a_raising_stage_is_counted_and_costs_integrity():
     """Two failing ticks out of ten: ticks advance, 2 errors, integrity −2·0.01, run returns."""
-    life = Life(_quiet())
+    life = Life(_quiet(engine="python"))  # a patched stage: the Python engine's
     life._maybe_echo = _fail_on({3, 7}, life)
     summary = life.run(10)
     assert summary["ticks"] == 10
@@ -528,7 +531,7 @@ def test_a_stage_raising_every_tick_does_not_stop_the_loop(monkeypatch):
         raise ValueError("the world is broken")
 
     monkeypatch.setattr(Environment, "count", broken)
-    life = Life(LifeConfig(error_integrity_penalty=0.1))
+    life = Life(LifeConfig(error_integrity_penalty=0.1, engine="python"))  # a patched stage
     summary = life.run(5)
     assert summary["ticks"] == 5
     assert life.errors["ValueError"] == 5
