@@ -16,6 +16,7 @@ __all__ = [
     "LifeStateError",
     "LifelabError",
     "StageError",
+    "StateValueError",
 ]
 
 
@@ -45,6 +46,13 @@ class LifeStateError(LifelabError, RuntimeError):
 
 class StageError(LifelabError, RuntimeError):
     """A tick stage raised; the loop counted it and kept running."""
+
+
+class StateValueError(LifelabError, ValueError):
+    """A value written to the self-state is not a finite number of the field's kind.
+
+    Raised at the write (``state.energy = nan``) so NaN never enters the state and spreads.
+    """
 
 
 class ArchiveError(LifelabError, OSError):

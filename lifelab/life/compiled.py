@@ -173,7 +173,7 @@ class CompiledEngine:
     def load(self) -> None:
         """Pack the whole state from the Life's Python objects (at creation and after resume)."""
         k, life, si, sf, tp = self.k, self.life, self.si, self.sf, self.tp
-        s = life.state
+        s = life._state
         si[:] = 0
         self._load_light()
         tp[k.T_SENS] = s.sensitivity
@@ -231,7 +231,7 @@ class CompiledEngine:
         self._bind()
 
     def _load_light(self) -> None:
-        k, s = self.k, self.life.state
+        k, s = self.k, self.life._state
         self.si[k.I_TICKS] = s.ticks
         # one slice write instead of six item writes (S_AGE … S_SMOOTH are contiguous)
         self.sf[k.S_AGE : k.S_SMOOTH + 1] = (
@@ -269,13 +269,13 @@ class CompiledEngine:
 
     # -- kernel -> Python objects ---------------------------------------------------------------
 
-    def _store_light(self) -> None:
+    def _store_light(self, fold: bool = True) -> None:
         # NOTE: one tolist() per array, then plain list reads, for speed: a numpy item read
         # costs ~100 ns and this runs after every burst (every tick in real time).
         k, life = self.k, self.life
         i = self.si.tolist()
         f = self.sf.tolist()
-        s = life.state
+        s = life._state
         s.ticks = i[k.I_TICKS]
         s.age = f[k.S_AGE]
         s.subjective_time = f[k.S_SUBJ]
@@ -297,7 +297,7 @@ class CompiledEngine:
             with life._queue_lock:
                 life.events_dropped += i[k.I_DROPPED]
             self.si[k.I_DROPPED] = 0
-        if i[k.I_NMARKS]:
+        if fold and i[k.I_NMARKS]:
             self._fold_marks()
 
     def settle(self) -> None:
@@ -306,7 +306,7 @@ class CompiledEngine:
             return
         k, life, si, sf, tp = self.k, self.life, self.si, self.sf, self.tp
         self._flush_outbox()
-        s = life.state
+        s = life._state
         if si[k.I_LEARNED]:
             s.sensitivity = tp[k.T_SENS].tolist()
             s.threshold = tp[k.T_THR].tolist()
@@ -417,8 +417,15 @@ class CompiledEngine:
                 break
             if reason == k.R_IO:
                 self._flush_outbox()
-                self._store_light()
-                life._io(int(si[k.I_TICKS]))
+                self._store_light(fold=False)
+                tick = int(si[k.I_TICKS])
+                t0 = time.perf_counter_ns()
+                life._io(tick)
+                if si[k.I_SAMPLED_TICK] == tick and si[k.I_NMARKS]:
+                    # a sampled tick: its io stage is this call (in cycles, like the marks)
+                    io_cycles = (time.perf_counter_ns() - t0) / self._ns_per_cycle()
+                    self.marks[si[k.I_NMARKS] - 1, 8] += int(io_cycles)
+                self._fold_marks()
                 si[k.I_IO_DUE] = min(life._io_due, _NEVER)
                 self._load_light()
             elif reason == k.R_DEAD:
@@ -563,12 +570,7 @@ class CompiledEngine:
         if n == 0:
             return
         marks = self.marks[:n]
-        # ns per cycle over the engine's whole life so far (the cycle counter runs at a
-        # constant rate on current x86 CPUs, so a long baseline gives an exact ratio)
-        ns = time.perf_counter_ns() - self._ns0
-        cycles = self.k.cycles() - self._cycles0
-        ratio = ns / cycles if cycles > 0 and ns > 0 else 1.0
-        rel = np.rint((marks - marks[:, :1]) * ratio).astype(np.int64)
+        rel = np.rint((marks - marks[:, :1]) * self._ns_per_cycle()).astype(np.int64)
         self.life.metrics.add_samples(rel)
         si[k.I_NMARKS] = 0
 
@@ -611,6 +613,13 @@ class CompiledEngine:
         if len(out) != si[k.I_FB_N]:
             raise RuntimeError(f"feedback book holds {si[k.I_FB_N]} entries, found {len(out)}")
         return out
+
+    def _ns_per_cycle(self) -> float:
+        """Over the engine's whole life so far: the cycle counter runs at a constant rate on
+        current x86 CPUs, so a long baseline gives an exact ratio."""
+        ns = time.perf_counter_ns() - self._ns0
+        cycles = self.k.cycles() - self._cycles0
+        return ns / cycles if cycles > 0 and ns > 0 else 1.0
 
     def _reserve_feedback(self, need: int) -> None:
         if need > len(self.fb_i):

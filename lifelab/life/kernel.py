@@ -82,8 +82,8 @@ I_IDX = 21  # stream positions: types, world uniform, organism uniform, counts
 I_REFILLED = 25  # per stream: refills done in the kernel since the flag was cleared
 I_OUT_N, I_NV, I_FB_N, I_DROPPED, I_LEARNED = 28, 29, 30, 31, 32
 I_IO_DUE, I_SAMPLE_AT, I_GAP, I_NMARKS, I_STOP, I_NEED = 33, 34, 35, 36, 37, 38
-I_HIST_CHANGED, I_FB_FREE, I_FB_TOP = 39, 40, 41
-N_SI = 42
+I_HIST_CHANGED, I_FB_FREE, I_FB_TOP, I_SAMPLED_TICK = 39, 40, 41, 42
+N_SI = 43
 # per-type rows of tp
 T_SENS, T_THR, T_BSENS, T_BTHR, T_WEIGHT, T_BASE_E, T_BASE_S, T_BASE_I = 0, 1, 2, 3, 4, 5, 6, 7
 T_LO, T_SPAN, T_CDF, T_MULT = 8, 9, 10, 11
@@ -973,8 +973,9 @@ def run_ticks(
             _enforce_capacity(si, ci, out_i, out_f, m_sig, m_w, m_ts, m_type, rec, victims)
         if sampled:
             mk[7] = _cycles()
-            mk[8] = mk[7]  # the io stage runs in Python, after the kernel returns
+            mk[8] = mk[7]  # the io stage runs in Python after the kernel returns; it adds its time
             si[I_NMARKS] += 1
+            si[I_SAMPLED_TICK] = tick
             g = si[I_GAP]
             si[I_SAMPLE_AT] = tick + gaps[g]
             si[I_GAP] = (g + 1) & (gaps.shape[0] - 1)

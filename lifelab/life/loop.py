@@ -29,7 +29,7 @@ from lifelab.life.digest import digest_of
 from lifelab.life.environment import Environment
 from lifelab.life.events import ECHO, RECOVERY, Event, TypeTable
 from lifelab.life.rng import BlockStream, streams_for_seed
-from lifelab.life.state import SelfState, recovery_efficiency
+from lifelab.life.state import SelfState, StateView, recovery_efficiency
 from lifelab.memory.active import KIND_EVENT, KIND_FEEDBACK, ActiveMemory
 from lifelab.memory.archive import Archive, MemoryArchive
 from lifelab.observe.metrics import Metrics
@@ -81,12 +81,15 @@ class Life:
             life_id = _life_id or uuid.uuid4().hex
             birth_time = time.time()
             self._clock = RealtimeClock(cfg.tick_interval)
-        self.state = SelfState(
+        self._state = SelfState(
             life_id=life_id,
             birth_time=birth_time,
             n_types=n_types,
             recent_size=cfg.recent_events_size,
         )
+        # The engines work on the plain state; everyone else gets the validating view
+        # (state.py says why).
+        self.state = StateView(self._state)
         self.persistence: Persistence | None = None
         self.corrupt_files: list[Path] = []
         self.archive: Archive = MemoryArchive()
@@ -156,7 +159,7 @@ class Life:
     # -- the tick --------------------------------------------------------------------------------
 
     def _tick(self) -> None:
-        s = self.state
+        s = self._state
         cfg = self.config
         dt = self._wait()
         tick = s.ticks + 1
@@ -235,7 +238,7 @@ class Life:
         if cfg.snapshot_every and tick % cfg.snapshot_every == 0:
             store.snapshot_async(self.capture())
         if cfg.log_every and tick % cfg.log_every == 0:
-            s = self.state
+            s = self._state
             store.log(
                 "tick",
                 tick,
@@ -300,7 +303,7 @@ class Life:
         Returns a list of (type, action, significance) on the scalar path, a tuple of arrays
         (types, actions, significances) on the numpy path, or None when everything was ignored.
         """
-        s = self.state
+        s = self._state
         ctx = meaning.context(s.integrity, s.stability, s.subjective_time / age)
         self.events_processed += n
         if isinstance(types, np.ndarray):
@@ -351,7 +354,7 @@ class Life:
             return
         if self._log_decisions:
             self._log_kept(tick, *zip(*kept, strict=True))
-        s = self.state
+        s = self._state
         mem_add = self.memory.add
         book = self.feedback
         subjective = s.subjective_time
@@ -370,7 +373,7 @@ class Life:
         self, k_types: np.ndarray, k_actions: np.ndarray, k_sigs: np.ndarray, tick: int, age: float
     ) -> None:
         self.memory.add_batch(
-            k_types, KIND_EVENT, k_actions, k_sigs, age, self.state.subjective_time, tick
+            k_types, KIND_EVENT, k_actions, k_sigs, age, self._state.subjective_time, tick
         )
         self._register_feedback_batch(tick, k_types, k_actions, k_sigs)
         if self._log_decisions:
@@ -387,7 +390,7 @@ class Life:
         self, tick: int, types: np.ndarray, actions: np.ndarray, sigs: np.ndarray
     ) -> None:
         """One pending record per distinct delay, grouped by one stable sort (not a mask each)."""
-        s = self.state
+        s = self._state
         lo = self.config.feedback_min_ticks
         span = self.config.feedback_max_ticks - lo + 1
         delays = (self._uniform.take(len(types)) * span).astype(np.int64)
@@ -406,7 +409,7 @@ class Life:
         due = self.feedback.pop_due(tick)
         if not due:
             return
-        s = self.state
+        s = self._state
         mem = self.memory
         energy, stability, integrity = s.energy, s.stability, s.integrity
         # Entries are written in registration order, one record at a time, so the ids do not
@@ -437,7 +440,7 @@ class Life:
             self.ticks_since_echo += 1
 
     def _check_mortality(self) -> None:
-        s = self.state
+        s = self._state
         if s.energy == 0.0 and s.stability == 0.0 and s.integrity == 0.0:
             self.zero_vital_ticks += 1
             limit = self.config.mortality_ticks
@@ -448,7 +451,7 @@ class Life:
 
     def _refresh_params(self) -> None:
         """Recompute the cached per-type multipliers and thresholds after learning/adaptation."""
-        s = self.state
+        s = self._state
         self._mult = meaning.type_multipliers(self._weights, s.sensitivity, s.behavior_sensitivity)
         self._thr = list(s.behavior_threshold)
         self._mult_arr = np.array(self._mult)
@@ -548,7 +551,7 @@ class Life:
         kind = type(exc).__name__
         self.errors[kind] += 1
         self.last_error = f"{kind}: {exc}"
-        s = self.state
+        s = self._state
         i = s.integrity - self.config.error_integrity_penalty
         s.integrity = 0.0 if i < 0.0 else i
         # Feedback due on this tick is dropped if the failed stage came before its collection:
@@ -614,11 +617,11 @@ class Life:
         """Types that may come next, by how often they followed the latest pattern."""
         if self._engine is not None:
             self._engine.settle()
-        nexts = behavior.potential_sequences(self.state.recent_events, self.state.time_ratio)
+        nexts = behavior.potential_sequences(self._state.recent_events, self._state.time_ratio)
         return {self.types.names[t]: c for t, c in nexts.most_common()}
 
     def is_weak(self) -> bool:
-        return policy.is_weak(self.state, self.config)
+        return policy.is_weak(self._state, self.config)
 
     @property
     def entries_written(self) -> int:
@@ -626,7 +629,7 @@ class Life:
 
     def summary(self) -> dict[str, Any]:
         """The run summary of DESIGN.md §5 (real-time runs add lateness, drift and CPU)."""
-        s = self.state
+        s = self._state
         out: dict[str, Any] = {
             "run_dir": self.config.run_dir,
             "ticks": s.ticks,
@@ -655,7 +658,7 @@ class Life:
         """Everything the digest covers, JSON-ready (no paths, no wall-clock readings)."""
         if self._engine is not None:
             self._engine.settle()
-        state = self.state.to_dict()
+        state = self._state.to_dict()
         if self._clock.realtime:
             state.pop("birth_time")
         return {
@@ -699,8 +702,8 @@ class Life:
             "alive": self.alive,
         }
         if self._clock.realtime:
-            extra["birth_time"] = self.state.birth_time
-        return Capture(self.state.ticks, self.canonical(), self.memory.export(), extra)
+            extra["birth_time"] = self._state.birth_time
+        return Capture(self._state.ticks, self.canonical(), self.memory.export(), extra)
 
     def _restore(self, capture: Capture) -> None:
         """Load a capture into this freshly built organism (same config and type table)."""
@@ -711,8 +714,8 @@ class Life:
                 f"snapshot event types {names} differ from this organism's {list(self.types.names)}"
             )
         state = dict(c["state"])
-        state.setdefault("birth_time", capture.extra.get("birth_time", self.state.birth_time))
-        self.state.load(state)
+        state.setdefault("birth_time", capture.extra.get("birth_time", self._state.birth_time))
+        self._state.load(state)
         self.feedback.load(c["feedback"])
         self._queue.clear()
         self._queue.extend((int(t), float(i)) for t, i in c["queue"])
@@ -734,9 +737,9 @@ class Life:
         self.alive = bool(extra.get("alive", True))
         self._refresh_params()
         every = self.config.metrics_every
-        self._sample_at = self.state.ticks + every if every else NEVER
+        self._sample_at = self._state.ticks + every if every else NEVER
         if self.persistence is not None:
-            self.persistence.schedule(self.state.ticks)
+            self.persistence.schedule(self._state.ticks)
             self._io_due = self.persistence.next_due
         if self._engine is not None:
             self._engine.load()
