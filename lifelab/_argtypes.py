@@ -8,7 +8,25 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["add_set_option", "config_overrides", "finite_number", "int_at_least"]
+__all__ = [
+    "ENGINES",
+    "ENGINE_HELP",
+    "add_engine_option",
+    "add_set_option",
+    "config_overrides",
+    "engine_choice",
+    "finite_number",
+    "int_at_least",
+]
+
+# LifeConfig.engine's choices (tests/test_cli.py checks that LifeConfig accepts each one).
+ENGINES = ("compiled", "python")
+ENGINE_HELP = (
+    "compiled: the whole tick in one numba function, many ticks per call (its first use on a "
+    "machine compiles it, ~20 s, then it is cached; falls back to python with a warning when "
+    "numba is missing); python: the plain reference engine, one Python call per stage. Both "
+    "give the same digest at every tick"
+)
 
 
 def int_at_least(low: int) -> Callable[[str], int]:
@@ -50,6 +68,31 @@ def add_set_option(parser: argparse.ArgumentParser, example: str = "min_weight=0
         metavar="KEY=VALUE",
         help=f"any other LifeConfig field, e.g. --set {example} (repeatable)",
     )
+
+
+def add_engine_option(
+    parser: argparse.ArgumentParser, default_text: str = "compiled, the LifeConfig default"
+) -> None:
+    """The ``--engine {compiled,python}`` option; None (not given) leaves LifeConfig's default."""
+    parser.add_argument(
+        "--engine", choices=ENGINES, default=None, help=f"{ENGINE_HELP} ({default_text})"
+    )
+
+
+def engine_choice(engine: str | None, overrides: dict[str, Any]) -> str | None:
+    """``--engine``, or ``--set engine=…`` (taken out of ``overrides``); both must agree.
+
+    Raises:
+        ConfigError: both were given, with different engines.
+    """
+    from lifelab.exceptions import ConfigError
+
+    if "engine" not in overrides:
+        return engine
+    other = overrides.pop("engine")
+    if engine is not None and other != engine:
+        raise ConfigError(f"--engine {engine} and --set engine={other} disagree: give it once")
+    return other
 
 
 def config_overrides(items: list[str] | None) -> dict[str, Any]:

@@ -18,7 +18,14 @@ from types import FrameType
 from typing import Any
 
 from lifelab import __version__
-from lifelab._argtypes import add_set_option, config_overrides, finite_number, int_at_least
+from lifelab._argtypes import (
+    add_engine_option,
+    add_set_option,
+    config_overrides,
+    engine_choice,
+    finite_number,
+    int_at_least,
+)
 from lifelab.exceptions import LifelabError
 
 __all__ = ["main"]
@@ -87,6 +94,7 @@ _CONFIG_FIELD = {
     "log_every": "log_every",
     "dt": "dt",
     "interval": "tick_interval",
+    "engine": "engine",
 }
 
 
@@ -95,6 +103,10 @@ def _add_life_options(p: argparse.ArgumentParser, *, resume: bool = False) -> No
         if resume and flag == "--seed":
             continue
         p.add_argument(flag, type=kind, default=None if resume else default, help=text)
+    if resume:
+        add_engine_option(p, "default: the run's own")
+    else:
+        add_engine_option(p)
     p.add_argument(
         "--poisson",
         action="store_true",
@@ -114,6 +126,8 @@ def _config_from(args: argparse.Namespace) -> Any:
     from lifelab.config import LifeConfig
 
     values = {field: getattr(args, dest) for dest, field in _CONFIG_FIELD.items()}
+    if values["engine"] is None:  # not given: LifeConfig's default
+        del values["engine"]
     return LifeConfig(
         clock="realtime" if args.realtime else "simulated",
         events_mode="poisson" if args.poisson else "fixed",
@@ -228,6 +242,7 @@ def cmd_run(args: argparse.Namespace) -> Any:
         finally:
             _shut_down(life, stop)
     out = life.summary()
+    out["engine"] = life.engine  # what ran (numba missing: the Python fallback)
     if args.metrics:
         out["metrics"] = life.metrics.summary()
         if not args.json:
@@ -252,6 +267,7 @@ def cmd_resume(args: argparse.Namespace) -> Any:
         finally:
             _shut_down(life, stop)
     out = life.summary()
+    out["engine"] = life.engine
     out["corrupt_files"] = [str(p) for p in life.corrupt_files]
     return stop.finish(life, out)
 
@@ -306,6 +322,7 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
 
     parse_gc_mode(args.gc)  # refuse a bad mode before any work
     extra = config_overrides(args.set)
+    engine = engine_choice(args.engine, extra)
     if args.snapshot_every:
         extra["snapshot_every"] = args.snapshot_every
     if args.log_every:
@@ -318,6 +335,7 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
             memory_capacity=args.memory_capacity,
             gc=args.gc,
             seed=args.seed,
+            engine=engine,
             baseline=args.baseline,
             progress=bar.update,
             **extra,
@@ -328,6 +346,9 @@ def cmd_bench_realtime(args: argparse.Namespace) -> dict[str, Any]:
     from lifelab.observe.bench_realtime import bench_realtime
 
     extra = config_overrides(args.set)
+    engine = engine_choice(args.engine, extra)
+    if engine is not None:
+        extra["engine"] = engine
     ticks = round(args.seconds / args.interval)
     with _progress(ticks, "bench realtime") as bar:
         return bench_realtime(
@@ -341,9 +362,21 @@ def cmd_bench_realtime(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_bench_import(args: argparse.Namespace) -> dict[str, Any]:
-    from lifelab.observe.bench_realtime import bench_import
+    from lifelab.observe.bench_realtime import BenchProcessError, bench_import
 
-    return bench_import(repeats=args.repeats)
+    try:
+        return bench_import(repeats=args.repeats)
+    except BenchProcessError as exc:  # a failed interpreter is a failure, not bad input
+        raise OSError(str(exc)) from exc
+
+
+def cmd_bench_compile(args: argparse.Namespace) -> dict[str, Any]:
+    from lifelab.observe.bench_realtime import BenchProcessError, bench_compile
+
+    try:
+        return bench_compile()
+    except BenchProcessError as exc:
+        raise OSError(str(exc)) from exc
 
 
 # -- parser ----------------------------------------------------------------------------------------
@@ -427,7 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = bsub.add_parser(
         "loop",
         help="ticks/s, latency, RSS and GC of the tick loop",
-        description="Throughput and latency of the loop on the simulated clock.",
+        description="Throughput and latency of the loop on the simulated clock. Tick "
+        "latency (latency_source): the python engine times every tick with a Python timer; the "
+        "compiled engine reports the kernel's own cycle-counter timings of the sampled ticks "
+        "(every metrics_every-th on average), since a Python timer around one kernel call "
+        "would mostly measure the call.",
     )
     p.add_argument("--ticks", type=_positive_int, default=200_000, help="measured ticks (200000)")
     p.add_argument("--events-per-tick", type=_number, default=1.0, help="events per tick (1)")
@@ -456,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-every", type=int, default=0, help="log a tick summary every K ticks (0: off)"
     )
+    add_engine_option(p)
     add_set_option(p)
     _add_json(p)
     p.set_defaults(handler=cmd_bench_loop)
@@ -474,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="first time a bare pacing loop (up to 10 s): the CPU cost of the wake-ups alone",
     )
+    add_engine_option(p)
     add_set_option(p, "events_per_tick=4")
     _add_json(p)
     p.set_defaults(handler=cmd_bench_realtime)
@@ -486,6 +525,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=_positive_int, default=15, help="fresh interpreters (15)")
     _add_json(p)
     p.set_defaults(handler=cmd_bench_import)
+
+    p = bsub.add_parser(
+        "compile",
+        help="start-up cost of the compiled engine: cold compile, warm start, import",
+        description="Time the compiled engine's start-up in fresh interpreters: "
+        "`Life(LifeConfig()).run(1)` with an empty numba cache (first_compile_s, import "
+        "included), again with the cache it filled (warm_start_s), and a plain `import "
+        "lifelab` (import_s), which must not import numba. The cold run compiles the kernel "
+        "(~20 s); its cache goes to a temporary folder, removed afterwards.",
+    )
+    _add_json(p)
+    p.set_defaults(handler=cmd_bench_compile)
 
     from lifelab.observe.bench_memory import add_bench_memory_arguments, run_bench_memory_command
 

@@ -6,7 +6,8 @@ The manager (:mod:`lifelab.lab.runner`) starts this module in a fresh process, p
     python -m lifelab.lab._worker --spec '{"ticks": 2000, ...}'
 
 The measurement is ``lifelab bench loop``'s (:func:`lifelab.observe.bench._measure`): warm-up
-ticks, then the GC mode, ten timed deciles, then a latency pass of single timed ticks. The stage
+ticks, then the GC mode, ten timed deciles, then a latency pass (single ticks timed from Python
+for the Python engine; the compiled kernel's own timings of its sampled ticks). The stage
 histograms of ``life.metrics`` are emptied after warm-up, so stage shares describe the measured
 ticks only. The environment is captured here, after the trial, so ``gc_threshold`` is the one the
 GC mode left behind.
@@ -45,7 +46,9 @@ def run_spec(spec: TrialSpec) -> dict[str, Any]:
 
     With ``snapshot_every`` or ``log_every`` in the spec's config the organism gets a temporary
     run directory (removed afterwards), as in ``bench loop``, so persistence costs are inside the
-    figures. An organism that dies (``mortality_ticks``) fails the trial: its ticks stopped.
+    figures. An organism that dies (``mortality_ticks``) fails the trial: its ticks stopped, and
+    so does an organism that runs another engine than the spec's (the compiled engine falls back
+    to the Python one without numba): its row would be filed under the wrong engine.
     """
     from lifelab.life.loop import Life
     from lifelab.observe.bench import _measure
@@ -62,6 +65,12 @@ def run_spec(spec: TrialSpec) -> dict[str, Any]:
         changes["run_dir"] = str(Path(tmp) / "run")
     life = Life(spec.life_config(**changes))
     try:
+        if life.engine != spec.engine:
+            raise RuntimeError(
+                f"the trial asks for the {spec.engine} engine but the organism runs the "
+                f"{life.engine} engine (numba missing, or a setting the compiled engine does not "
+                "support such as log_decisions): install numba or sweep engine='python'"
+            )
         life.run(spec.warmup_ticks)
         _check_alive(life, "warm-up")
         # Forget the warm-up's stage timings (fresh histograms, same shape as Metrics makes).

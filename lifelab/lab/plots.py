@@ -35,6 +35,7 @@ __all__ = [
 # of one cell may use different seeds, and those must pool.
 SWEEP_PARAMS = (
     "suite",
+    "engine",
     "batch_size",
     "gc_mode",
     "memory_capacity",

@@ -2,8 +2,9 @@
 
 A table's columns are schema.ALL_COLUMNS exactly; its parquet key-value metadata carries the
 schema version (``lifelab_results_schema``), the suite and the sweep id. Writers never overwrite
-a file; readers check the version and load every version they know (one loader each — version 1
-is the only one so far) and refuse newer or unknown ones. :func:`load_results` merges tables and,
+a file; readers check the version and load every version they know (one loader each, upgrading
+to the current columns: see the history in :mod:`lifelab.lab.schema`) and refuse newer or unknown
+ones. :func:`load_results` merges tables and,
 like pyperf, never mixes rows measured on different machines or Pythons unless told to.
 """
 
@@ -176,7 +177,7 @@ def read_results(path: str | os.PathLike[str]) -> pl.DataFrame:
         )
     try:
         df = loader(Path(path))
-    except FileNotFoundError:
+    except (FileNotFoundError, ResultsSchemaError):
         raise
     except (Exception, PanicException) as exc:  # corrupt pages pass the metadata check
         raise ResultsSchemaError(f"{path}: cannot read the table (corrupt file?): {exc}") from exc
@@ -184,13 +185,26 @@ def read_results(path: str | os.PathLike[str]) -> pl.DataFrame:
 
 
 def _load_v1(path: Path) -> pl.DataFrame:
+    """Version 1 had no ``engine`` column: its trials all ran the Python engine."""
+    import polars as pl
+
+    df = pl.read_parquet(path)
+    if "engine" in df.columns:
+        raise ResultsSchemaError(
+            f"{path} says results schema version 1 but has an 'engine' column (version 2): "
+            "its metadata is wrong"
+        )
+    return df.with_columns(pl.lit("python", pl.String).alias("engine"))
+
+
+def _load_v2(path: Path) -> pl.DataFrame:
     import polars as pl
 
     return pl.read_parquet(path)
 
 
 # One loader per schema version ever written; a new version adds a loader that upgrades.
-_LOADERS: dict[int, Callable[[Path], Any]] = {1: _load_v1}
+_LOADERS: dict[int, Callable[[Path], Any]] = {1: _load_v1, 2: _load_v2}
 
 
 def load_results(

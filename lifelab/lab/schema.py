@@ -5,6 +5,8 @@ version in the parquet key-value metadata under ``lifelab_results_schema``.
 
 Schema history:
     1 — first version (lifelab 0.1): id, parameter, metric and environment columns below.
+    2 — the ``engine`` parameter column (``compiled`` or ``python``). Version-1 tables load with
+        ``engine = "python"``: every trial ran the Python engine before there was another.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ __all__ = [
     "polars_schema",
 ]
 
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 2
 METADATA_KEY = "lifelab_results_schema"
 
 # The tick stages timed by life.metrics (lifelab.observe.metrics.STAGES), kept here as plain
@@ -46,6 +48,7 @@ PARAM_COLUMNS: tuple[tuple[str, str], ...] = (
     ("batch_size", "Int64"),
     ("memory_capacity", "Int64"),
     ("gc_mode", "String"),  # default | off | freeze | tuned | T0,T1,T2
+    ("engine", "String"),  # compiled | python (the engine that ran; a trial refuses a fallback)
     ("config_json", "String"),  # every other LifeConfig override, sorted JSON ("{}" if none)
 )
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -53,6 +56,8 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("events", "Int64"),
     ("ticks_per_s", "Float64"),
     ("events_per_s", "Float64"),
+    # Tick latency, by engine: python, a Python timer around every tick of a latency pass;
+    # compiled, the kernel's cycle-counter timings of its sampled ticks (observe/bench.py).
     ("tick_p50_us", "Float64"),
     ("tick_p99_us", "Float64"),
     ("tick_max_us", "Float64"),

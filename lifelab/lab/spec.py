@@ -25,7 +25,9 @@ __all__ = ["SPEC_VERSION", "TrialSpec", "expand"]
 
 # Version of the JSON a manager hands to a worker (to_json / from_json).
 # History: 1 — first version (lifelab 0.1).
-SPEC_VERSION = 1
+#          2 — the ``engine`` field; a version-1 spec (none) reads as engine="python", the only
+#              engine there was.
+SPEC_VERSION = 2
 
 # Fields that describe the measurement; timeout_s only bounds it and is not part of the cell.
 _CELL_FIELDS = (
@@ -36,10 +38,11 @@ _CELL_FIELDS = (
     "batch_size",
     "memory_capacity",
     "gc_mode",
+    "engine",
     "config",
 )
 # TrialSpec fields that are also LifeConfig fields: they never go into .config.
-_LIFE_FIELDS = ("seed", "events_per_tick", "batch_size", "memory_capacity")
+_LIFE_FIELDS = ("seed", "events_per_tick", "batch_size", "memory_capacity", "engine")
 _MAX_TICKS = 10**10
 _MAX_TIMEOUT_S = 7 * 86_400.0
 
@@ -64,6 +67,8 @@ class TrialSpec:
         batch_size: Most events drained per tick.
         memory_capacity: Active memory capacity.
         gc_mode: ``default``, ``off``, ``freeze``, ``tuned`` or ``T0,T1,T2``.
+        engine: ``"compiled"`` (LifeConfig's default) or ``"python"``. The worker refuses to
+            measure another engine than this one (numba missing: the trial fails).
         config: Every other LifeConfig override as sorted ``(key, value)`` pairs (a mapping is
             accepted and normalised).
         timeout_s: Seconds the worker process may take before it is killed.
@@ -76,6 +81,7 @@ class TrialSpec:
     batch_size: int = 64
     memory_capacity: int = 10_000
     gc_mode: str = "default"
+    engine: str = "compiled"  # LifeConfig's default (tests/lab/test_spec.py checks they agree)
     config: ConfigItems = ()
     timeout_s: float = 600.0
 
@@ -115,13 +121,7 @@ class TrialSpec:
         # LifeConfig validates the organism's fields (names, types, ranges) and widens ints to
         # floats; the spec keeps the validated values so that 1 and 1.0 make one cell.
         items = _config_items(self.config)
-        cfg = LifeConfig(
-            seed=self.seed,
-            events_per_tick=self.events_per_tick,
-            batch_size=self.batch_size,
-            memory_capacity=self.memory_capacity,
-            **dict(items),
-        )
+        cfg = LifeConfig(**{name: getattr(self, name) for name in _LIFE_FIELDS}, **dict(items))
         for name in _LIFE_FIELDS:
             object.__setattr__(self, name, getattr(cfg, name))
         object.__setattr__(self, "config", tuple((k, getattr(cfg, k)) for k, _ in items))
@@ -150,6 +150,7 @@ class TrialSpec:
             "batch_size": self.batch_size,
             "memory_capacity": self.memory_capacity,
             "gc_mode": self.gc_mode,
+            "engine": self.engine,
             "config_json": self.config_json,
         }
 
@@ -158,9 +159,14 @@ class TrialSpec:
         """Stable short hash (12 hex) of the measured parameters; ignores ``timeout_s``.
 
         blake2b of sorted compact JSON: identical across repeats, processes and machines (no
-        reliance on Python's randomised ``hash``).
+        reliance on Python's randomised ``hash``). ``engine="python"`` is left out of the hash:
+        cells hashed before engines existed were Python-engine trials, and their stored hashes
+        must stay those of today's specs.
         """
-        text = json.dumps(self.params(), sort_keys=True, separators=(",", ":"))
+        params = self.params()
+        if params["engine"] == "python":
+            del params["engine"]
+        text = json.dumps(params, sort_keys=True, separators=(",", ":"))
         return hashlib.blake2b(text.encode("utf-8"), digest_size=6).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,15 +183,19 @@ class TrialSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialSpec:
-        """Inverse of :meth:`to_dict`; refuses other spec versions and unknown keys."""
+        """Inverse of :meth:`to_dict`; reads versions 1 and 2, refuses others and unknown keys."""
         if not isinstance(data, Mapping):
             raise ValueError(f"a trial spec must be a JSON object, got {type(data).__name__}")
         values = dict(data)
         version = values.pop("version", SPEC_VERSION)
-        if version != SPEC_VERSION:
+        if version == 1:
+            if "engine" in values:
+                raise ValueError("a version-1 trial spec has no 'engine' field (version 2 has)")
+            values["engine"] = "python"  # version 1 predates engines: it meant the Python one
+        elif version != SPEC_VERSION:
             raise ValueError(
-                f"trial spec version must be {SPEC_VERSION}, got {version!r} (a newer lifelab "
-                "wrote it: run the sweep and its workers with the same lifelab)"
+                f"trial spec version must be 1 or {SPEC_VERSION}, got {version!r} (another "
+                "lifelab wrote it: run the sweep and its workers with the same lifelab)"
             )
         unknown = sorted(set(values) - _SPEC_FIELDS)
         if unknown:

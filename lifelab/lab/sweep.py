@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lifelab._argtypes import ENGINE_HELP, ENGINES
 from lifelab.exceptions import LifelabError
 from lifelab.lab.results import DEFAULT_RESULTS_ROOT, ResultsExistsError, write_results
 from lifelab.lab.runner import TrialFailed, failed_row, run_trial
@@ -351,6 +352,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
         "repeat the option or separate with commas",
     )
     axes.add_argument(
+        "--engine",
+        default=None,
+        metavar="E[,E…]",
+        help=f"engines, comma-separated: {ENGINE_HELP} (compiled, the LifeConfig default)",
+    )
+    axes.add_argument(
         "--memory-capacity",
         default="10000",
         metavar="C[,C…]",
@@ -458,6 +465,8 @@ def grid_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "memory_capacity": _ints(args.memory_capacity, "--memory-capacity"),
         "gc_mode": split_gc_modes(args.gc or ["default"]),
     }
+    if args.engine is not None:  # else TrialSpec's default, LifeConfig's
+        grid["engine"] = _engines(args.engine)
     if args.warmup_ticks is not None:
         grid["warmup_ticks"] = _ints(args.warmup_ticks, "--warmup-ticks")
     for item in args.set:
@@ -465,7 +474,7 @@ def grid_from_args(args: argparse.Namespace) -> dict[str, Any]:
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise ValueError(f"--set expects KEY=VALUE[,VALUE…], got {item!r}")
-        if key in grid:
+        if key in grid or key == "engine":
             raise ValueError(f"--set {key}: use its own option instead")
         grid[key] = _json_values(text)
     return grid
@@ -511,6 +520,14 @@ def _ints(text: str, flag: str) -> list[int]:
             out.append(int(part.replace("_", "")))
         except ValueError:
             raise ValueError(f"{flag}: expected integers, got {part!r}") from None
+    return out
+
+
+def _engines(text: str) -> list[str]:
+    out = _split(text, "--engine")
+    for name in out:
+        if name not in ENGINES:
+            raise ValueError(f"--engine: expected {' or '.join(ENGINES)}, got {name!r}")
     return out
 
 

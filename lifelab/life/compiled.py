@@ -42,7 +42,7 @@ __all__ = ["CompiledEngine", "make_engine", "numba_available"]
 # Ticks per kernel call in simulated time: a stop request or a pushed event waits at most one
 # chunk (~16 ms at a million ticks/s); a call costs ~5 µs to enter, so this is 0.03 % overhead.
 CHUNK = 16_384
-_OUTBOX_ROWS = 65_536
+_OUTBOX_ROWS = 4_096  # grows when one tick may spill more (R_OUTBOX)
 _MARK_ROWS = 512
 _warned = False
 _NEVER = 2**62  # 'never' as an int64 (Python's NEVER may be larger)

@@ -128,6 +128,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "tool": spec["tool"],
         "clock": config.clock,
+        "engine": life.engine,  # what ran (config.engine asks; numba missing: python)
         "ticks": summary["ticks"] - ticks0,
         "warmup": spec["warmup"],
         "wall_s": wall_s,

@@ -1,10 +1,21 @@
 """``lifelab bench loop``: throughput, tick latency, memory and GC figures of the tick loop.
 
-Method (DESIGN.md §3): warm-up ticks are excluded; the GC mode is applied after warm-up; the
-throughput pass runs untimed ticks in ten equal chunks (``rate_by_decile``); a separate latency
-pass times single ticks with ``perf_counter_ns`` (its timer overhead, ~0.1 µs, is inside the
-percentiles but not inside ``ticks_per_s``). A bare loop that does the minimum a tick must do
-(draw an event, clamp three vitals, append three columns) gives a same-run yardstick.
+Method (DESIGN.md §3): warm-up ticks are excluded; the GC mode is applied after warm-up and
+``life.metrics`` is emptied; the throughput pass runs untimed ticks in ten equal chunks
+(``rate_by_decile``); then a latency pass. Where the tick percentiles come from is reported as
+``latency_source``:
+
+- ``"python timer per tick"`` (the Python engine): the pass times single ticks with
+  ``perf_counter_ns`` (its timer overhead, ~0.1 µs, is inside the percentiles but not inside
+  ``ticks_per_s``);
+- ``"kernel cycle counter, sampled ticks"`` (the compiled engine): the pass is one ``life.run(n)``
+  and the percentiles are read from ``life.metrics.tick``, the ticks the kernel itself timed with
+  the CPU cycle counter (every ``metrics_every``-th on average, in both passes). Timing one
+  kernel call from Python would mostly measure the ~5 µs it costs to enter the kernel. With
+  ``metrics_every=0`` nothing is sampled and the Python timer is used instead.
+
+A bare loop that does the minimum a tick must do (draw an event, clamp three vitals, append three
+columns) gives a same-run yardstick.
 """
 
 from __future__ import annotations
@@ -24,7 +35,10 @@ from lifelab.life.events import builtin_types
 from lifelab.life.loop import Life
 from lifelab.observe.gcmode import GcWatch, apply_gc_mode, parse_gc_mode
 
-__all__ = ["bare_loop", "bench_loop", "peak_rss_mb"]
+__all__ = ["KERNEL_LATENCY", "PYTHON_LATENCY", "bare_loop", "bench_loop", "peak_rss_mb"]
+
+PYTHON_LATENCY = "python timer per tick"
+KERNEL_LATENCY = "kernel cycle counter, sampled ticks"
 
 
 def peak_rss_mb() -> float:
@@ -42,17 +56,22 @@ def bench_loop(
     warmup: int | None = None,
     latency_ticks: int | None = None,
     seed: int = 0,
+    engine: str | None = None,
     baseline: bool = False,
     progress: Callable[[int], None] | None = None,
     **config: Any,
 ) -> dict[str, Any]:
     """Benchmark the loop on the simulated clock and return the ``bench loop`` JSON keys.
 
+    ``engine`` is ``"compiled"`` or ``"python"`` (None: LifeConfig's default); the result's
+    ``engine`` is the one that ran (``life.engine``: the Python fallback when numba is missing).
     With ``snapshot_every`` or ``log_every`` in ``config`` the organism gets a temporary run
     directory (removed afterwards), so persistence costs are inside the figures.
     """
     if ticks < 10:
         raise ValueError(f"ticks must be >= 10 (ten deciles), got {ticks}")
+    if engine is not None:
+        config["engine"] = engine
     mode = parse_gc_mode(gc)
     persist = bool(config.get("snapshot_every") or config.get("log_every"))
     config.setdefault("log_every", 0)
@@ -96,6 +115,7 @@ def _measure(
 ) -> dict[str, Any]:
     life.run(warmup if warmup is not None else min(20_000, max(1_000, ticks // 10)))
     apply_gc_mode(mode)
+    life.metrics.reset()  # the sampled ticks describe the measured ticks only
     events0 = life.events_processed
     chunk = ticks // 10
     rates = []
@@ -109,16 +129,27 @@ def _measure(
                 progress(chunk)
         wall = time.perf_counter() - t0
     events = life.events_processed - events0
-    lat = _latency_pass(life, latency_ticks if latency_ticks is not None else min(ticks, 100_000))
+    n = latency_ticks if latency_ticks is not None else min(ticks, 100_000)
+    latency = None
+    if life.engine == "compiled" and life.config.metrics_every > 0:
+        latency = _kernel_latency(life, n)
+    if latency is None:
+        lat = _latency_pass(life, n)
+        latency = {
+            "latency_source": PYTHON_LATENCY,
+            "latency_samples": len(lat),
+            "tick_p50_us": float(np.percentile(lat, 50)) / 1e3,
+            "tick_p99_us": float(np.percentile(lat, 99)) / 1e3,
+            "tick_max_us": float(lat.max()) / 1e3,
+        }
     return {
+        "engine": life.engine,
         "ticks": chunk * 10,
         "events": events,
         "wall_s": wall,
         "ticks_per_s": chunk * 10 / wall,
         "events_per_s": events / wall,
-        "tick_p50_us": float(np.percentile(lat, 50)) / 1e3,
-        "tick_p99_us": float(np.percentile(lat, 99)) / 1e3,
-        "tick_max_us": float(lat.max()) / 1e3,
+        **latency,
         "peak_rss_mb": peak_rss_mb(),
         "gc_collections": sum(watch.collections),
         "gc_collections_by_gen": list(watch.collections),
@@ -127,6 +158,27 @@ def _measure(
         "last_decile_ratio": rates[-1] / rates[0],
         "memory_active": len(life.memory),
         "archive_size": len(life.archive),
+    }
+
+
+def _kernel_latency(life: Life, n: int) -> dict[str, Any] | None:
+    """Tick percentiles from the ticks the compiled kernel timed itself, after ``n`` more ticks.
+
+    ``life.metrics`` was emptied after warm-up, so the samples cover the throughput pass and
+    these ``n`` ticks. Resolution: the log histogram's buckets are an eighth of an octave wide.
+    None when no tick was sampled (a run shorter than the sampling gap).
+    """
+    if n:
+        life.run(n)
+    tick = life.metrics.tick
+    if tick.count == 0:
+        return None
+    return {
+        "latency_source": KERNEL_LATENCY,
+        "latency_samples": tick.count,
+        "tick_p50_us": tick.percentile(50) / 1e3,
+        "tick_p99_us": tick.percentile(99) / 1e3,
+        "tick_max_us": tick.max / 1e3,
     }
 
 

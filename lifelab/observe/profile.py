@@ -49,7 +49,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifelab._argtypes import add_set_option, config_overrides, finite_number, int_at_least
+from lifelab._argtypes import (
+    add_engine_option,
+    add_set_option,
+    config_overrides,
+    engine_choice,
+    finite_number,
+    int_at_least,
+)
 from lifelab.config import LifeConfig
 from lifelab.exceptions import ConfigError, ConfigTypeError, LifelabError
 from lifelab.observe._profile_worker import SPEC_VERSION
@@ -73,6 +80,8 @@ __all__ = [
 
 # History: 1 — profile.prof | scalene-profile.json, functions.parquet, lines.parquet (Scalene),
 # summary.json with format_version, tool, profiler_version, worker, analysis, hot_spots, summary.
+# Later additions within version 1, absent from older files and read as unknown: worker.engine
+# (and the analysis' engine).
 PROFILE_FORMAT_VERSION = 1
 TOOLS = ("cprofile", "scalene")
 DEFAULT_PROFILE_ROOT = Path("data") / "runs" / "profiles"
@@ -170,6 +179,7 @@ class ProfileResult:
             "table_path": str(self.table_path),
             "lines_path": None if self.lines_path is None else str(self.lines_path),
             "wall_s": worker.get("wall_s"),
+            "engine": worker.get("engine"),
             "summary": self.summary(),
             "hot_spots": self.hot_spots(),
         }
@@ -997,6 +1007,7 @@ def _clock_figures(worker: Mapping[str, Any]) -> dict[str, Any]:
     ticks = worker.get("ticks") or 0
     out: dict[str, Any] = {
         "clock": worker.get("clock"),
+        "engine": worker.get("engine"),
         "wall_s": wall,
         "cpu_s": worker.get("cpu_s"),
         "ticks_per_s_profiled": ticks / wall if wall > 0 else None,
@@ -1067,6 +1078,12 @@ def _summary_text(tool: str, meta: Mapping[str, Any], a: Mapping[str, Any], tick
                 f"{' in ' + line['function'] if line.get('function') else ''} "
                 f"with {_pct(line['cpu_percent'])}."
             )
+    if a.get("engine") == "compiled":
+        parts.append(
+            "The compiled engine ran these ticks: the kernel's time shows up as one native "
+            "frame (the kernel call, run_ticks) in cProfile and as native time in Scalene, not "
+            "split by stage (profile with --engine python to see the stages)."
+        )
     hot = a.get("hottest_functions") or []
     if hot:
         top = hot[0]
@@ -1172,6 +1189,7 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interval", type=_seconds, default=0.01, help="seconds between ticks with --realtime"
     )
+    add_engine_option(parser)
     add_set_option(parser)
 
 
@@ -1185,7 +1203,11 @@ def run_profile_command(args: argparse.Namespace) -> dict[str, Any]:
         "clock": "realtime" if args.realtime else "simulated",
         "tick_interval": args.interval,
     }
-    values.update(config_overrides(args.set))
+    overrides = config_overrides(args.set)
+    engine = engine_choice(args.engine, overrides)
+    if engine is not None:
+        values["engine"] = engine
+    values.update(overrides)
     config = LifeConfig.from_mapping(values)
     result = profile(
         config,

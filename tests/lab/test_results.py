@@ -17,13 +17,14 @@ from lifelab.lab.results import (
     read_results,
     write_results,
 )
-from lifelab.lab.schema import ALL_COLUMNS, METADATA_KEY, polars_schema
+from lifelab.lab.schema import ALL_COLUMNS, METADATA_KEY, RESULTS_SCHEMA_VERSION, polars_schema
 from lifelab.lab.spec import TrialSpec
 from lifelab.lab.sweep import rows_to_frame
 
 GOLDEN = Path(__file__).parent / "fixtures" / "results_v1.parquet"
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 _FILL = {"String": "x", "Int64": 1, "Float64": 1.0, "Boolean": False, "Datetime": T0}
+CURRENT = str(RESULTS_SCHEMA_VERSION)
 
 
 def make_table(n=3, *, cpu="CPU A", python="3.11.7", started=T0, suite="s", sweep_id="w1"):
@@ -57,7 +58,7 @@ def test_write_read_round_trip(tmp_path):
     assert back.schema == polars_schema()
     assert back.equals(df)
     meta = read_metadata(path)
-    assert meta[METADATA_KEY] == "1"
+    assert meta[METADATA_KEY] == CURRENT == "2"
     assert meta["suite"] == "s" and meta["sweep_id"] == "w1"
     assert not list(path.parent.glob(".*tmp"))
 
@@ -91,7 +92,7 @@ def test_read_refuses_newer_and_unknown_versions(tmp_path):
     """A table from a newer lifelab, or without a version, is refused with a clear error."""
     df = make_table()
     newer = tmp_path / "newer.parquet"
-    df.write_parquet(newer, metadata={METADATA_KEY: "2"})
+    df.write_parquet(newer, metadata={METADATA_KEY: str(RESULTS_SCHEMA_VERSION + 1)})
     with pytest.raises(ResultsSchemaError, match="newer"):
         read_results(newer)
     odd = tmp_path / "odd.parquet"
@@ -109,12 +110,12 @@ def test_read_refuses_newer_and_unknown_versions(tmp_path):
 def test_read_validates_columns_and_values(tmp_path):
     """A versioned file with a missing column or an impossible value is refused on load."""
     bad = tmp_path / "bad.parquet"
-    make_table().drop("cpu_model").write_parquet(bad, metadata={METADATA_KEY: "1"})
+    make_table().drop("cpu_model").write_parquet(bad, metadata={METADATA_KEY: CURRENT})
     with pytest.raises(ResultsSchemaError, match="cpu_model"):
         read_results(bad)
     worse = tmp_path / "worse.parquet"
     make_table().with_columns(pl.lit("maybe").alias("status")).write_parquet(
-        worse, metadata={METADATA_KEY: "1"}
+        worse, metadata={METADATA_KEY: CURRENT}
     )
     with pytest.raises(ResultsSchemaError, match="status"):
         read_results(worse)
@@ -157,6 +158,8 @@ def test_load_results_suite_filter_and_empty_root(tmp_path):
 def test_golden_v1_fixture_still_loads():
     """The committed version-1 table loads, with its rows, statuses and cell hashes intact.
 
+    Version 1 predates engines: its rows load with engine "python", the engine they ran.
+
     Made once with ``run_sweep({"batch_size": [1, 64], "mortality_ticks": [None, 1]},
     repeats=1, suite="golden", base={"ticks": 100, "warmup_ticks": 10, <the FRAGILE weakness
     settings of test_runner.py without mortality_ticks>})``: two ok and two failed trials.
@@ -166,6 +169,7 @@ def test_golden_v1_fixture_still_loads():
     assert meta[METADATA_KEY] == "1" and meta["suite"] == "golden"
     assert df.schema == polars_schema()
     assert df.height == 4
+    assert df["engine"].to_list() == ["python"] * 4
     assert df["status"].to_list() == ["ok", "failed", "ok", "failed"]
     assert df["sweep_id"].unique().to_list() == [meta["sweep_id"]]
     assert df["order"].to_list() == [0, 1, 2, 3]
@@ -184,9 +188,37 @@ def test_golden_v1_fixture_still_loads():
             batch_size=row["batch_size"],
             memory_capacity=row["memory_capacity"],
             gc_mode=row["gc_mode"],
+            engine=row["engine"],
             config=json.loads(row["config_json"]),
         )
         assert spec.cell == row["cell"]
+
+
+def test_version_1_tables_upgrade_and_version_2_keeps_the_engine(tmp_path):
+    """A version-1 table gains engine="python"; a version-2 table keeps each row's engine."""
+    df = make_table(2).with_columns(pl.Series("engine", ["compiled", "python"]))
+    old = tmp_path / "v1.parquet"
+    df.drop("engine").write_parquet(old, metadata={METADATA_KEY: "1"})
+    assert read_results(old)["engine"].to_list() == ["python", "python"]
+    assert read_results(old).drop("engine").equals(df.drop("engine"))
+    path = write_results(df, tmp_path / "v2.parquet", suite="s", sweep_id="w1")
+    assert read_results(path)["engine"].to_list() == ["compiled", "python"]
+    # Both versions load side by side (one table of today's columns).
+    write_results(df, tmp_path / "root" / "s" / "new.parquet", suite="s", sweep_id="w1")
+    df.drop("engine").write_parquet(
+        tmp_path / "root" / "s" / "old.parquet", metadata={METADATA_KEY: "1"}
+    )
+    both = load_results(tmp_path / "root")
+    assert both.height == 4 and both.schema == polars_schema()
+    assert sorted(both["engine"].to_list()) == ["compiled", "python", "python", "python"]
+
+
+def test_a_version_1_table_with_an_engine_column_is_refused(tmp_path):
+    """An engine column under version-1 metadata is a mislabelled table, not data to overwrite."""
+    path = tmp_path / "odd.parquet"
+    make_table(1).write_parquet(path, metadata={METADATA_KEY: "1"})
+    with pytest.raises(ResultsSchemaError, match="version 1 but has an 'engine' column"):
+        read_results(path)
 
 
 def test_load_results_skips_other_parquet_and_hidden_files(tmp_path):

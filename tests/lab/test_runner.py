@@ -66,6 +66,7 @@ def test_run_trial_returns_a_full_row():
     assert row["cell"] == TINY.cell
     assert row["ticks"] == 2_000 and row["warmup_ticks"] == 200
     assert row["gc_mode"] == "default" and row["config_json"] == "{}"
+    assert row["engine"] == TINY.engine == "compiled"
     assert math.isfinite(row["ticks_per_s"]) and row["ticks_per_s"] > 0
     assert row["events"] > 0
     for name, _ in METRIC_COLUMNS:
@@ -118,6 +119,17 @@ def test_worker_prints_one_json_line_last(capsys):
     result = json.loads(lines[-1])
     assert set(result) == set(_worker.RESULT_KEYS)
     assert result["ticks_per_s"] > 0
+
+
+def test_worker_refuses_to_measure_another_engine(capsys):
+    """A compiled trial whose organism falls back to the Python engine fails, saying why."""
+    # log_decisions is a setting only the Python engine supports: Life falls back to it.
+    spec = TrialSpec(ticks=20, warmup_ticks=0, config={"log_decisions": True})
+    assert _worker.main(["--spec", spec.to_json()]) == 1
+    err = capsys.readouterr().err
+    assert "asks for the compiled engine but the organism runs the python engine" in err
+    python = TrialSpec(ticks=20, warmup_ticks=0, engine="python", config={"log_decisions": True})
+    assert _worker.main(["--spec", python.to_json()]) == 0
 
 
 def test_worker_refuses_a_bad_spec(capsys):

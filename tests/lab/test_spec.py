@@ -75,8 +75,10 @@ def test_cell_is_stable_across_repeats_processes_and_versions():
     )
     assert len(spec.cell) == 12
     int(spec.cell, 16)
-    # Pinned: a changed hash would split old and new results of one cell.
-    assert TrialSpec(ticks=2_000, warmup_ticks=200).cell == "30ca6a96bcc0"
+    # Pinned: a changed hash would split old and new results of one cell. Python-engine cells
+    # hash as they did before engines existed (their trials all ran the Python engine).
+    assert TrialSpec(ticks=2_000, warmup_ticks=200, engine="python").cell == "30ca6a96bcc0"
+    assert TrialSpec(ticks=2_000, warmup_ticks=200, engine="compiled").cell == "c9202434f18b"
 
 
 def test_cell_ignores_timeout_but_not_parameters():
@@ -162,6 +164,52 @@ def test_json_round_trip():
     back = TrialSpec.from_json(text)
     assert back == spec
     assert back.cell == spec.cell
+
+
+def test_engine_is_a_field_and_an_axis():
+    """engine defaults to LifeConfig's, is a parameter column, and sweeps as its own axis."""
+    import dataclasses
+
+    from lifelab.config import LifeConfig
+
+    shipped = {f.name: f.default for f in dataclasses.fields(LifeConfig)}["engine"]
+    assert TrialSpec().engine == shipped  # the shipped default (conftest --engine may patch it)
+    spec = TrialSpec(engine="python")
+    assert spec.params()["engine"] == "python"
+    assert spec.life_config().engine == "python"
+    assert spec.config == ()  # a field of its own, never in config_json
+    specs = expand({"engine": ["compiled", "python"], "batch_size": [1, 64]}, repeats=2)
+    assert len(specs) == 8
+    assert len({s.cell for s in specs}) == 4
+    assert [(s.engine, s.batch_size) for s in specs[:4]] == [
+        ("compiled", 1),
+        ("compiled", 64),
+        ("python", 1),
+        ("python", 64),
+    ]
+    assert TrialSpec(engine="python").cell != TrialSpec(engine="compiled").cell
+
+
+def test_bad_engines_are_refused_by_name():
+    """An unknown engine or an engine smuggled into config is refused, naming the field."""
+    with pytest.raises(ValueError, match=r"engine.*'jit'"):
+        TrialSpec(engine="jit")
+    with pytest.raises(TypeError, match="engine"):
+        TrialSpec(engine=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="field of its own"):
+        TrialSpec(config={"engine": "python"})
+    with pytest.raises(ValueError, match="'jit'"):
+        expand({"engine": ["compiled", "jit"]})
+
+
+def test_a_version_1_spec_means_the_python_engine():
+    """Version 1 specs predate engines: they read as engine="python"; one naming it is refused."""
+    data = TrialSpec(ticks=1_000, engine="python").to_dict()
+    assert data["version"] == SPEC_VERSION == 2
+    old = {k: v for k, v in data.items() if k != "engine"} | {"version": 1}
+    assert TrialSpec.from_dict(old) == TrialSpec(ticks=1_000, engine="python")
+    with pytest.raises(ValueError, match="version-1"):
+        TrialSpec.from_dict({**old, "engine": "compiled"})
 
 
 def test_from_json_refuses_other_versions_and_unknown_fields():

@@ -193,8 +193,46 @@ def test_grid_from_args():
     assert grid["decay_every"] == [10, 100]
     assert grid["events_mode"] == ["poisson"]
     assert len(expand(grid, repeats=1)) == 12
+    assert "engine" not in grid  # not given: TrialSpec's default, LifeConfig's
     with pytest.raises(SystemExit):
         parser.parse_args(["--workers", "2", "--scheduler", "tcp://x:1"])
+
+
+def test_engine_is_a_sweep_axis_planned_without_running():
+    """--engine compiled,python doubles the cells; each trial carries its engine column."""
+    parser = argparse.ArgumentParser()
+    add_sweep_arguments(parser)
+    args = parser.parse_args(["--engine", "compiled,python", "--batch-size", "1,64"])
+    grid = grid_from_args(args)
+    assert grid["engine"] == ["compiled", "python"]
+    specs = expand(grid, repeats=2)
+    assert len(specs) == 8 and len({s.cell for s in specs}) == 4
+    assert {(s.engine, s.batch_size) for s in specs} == {
+        (e, b) for e in ("compiled", "python") for b in (1, 64)
+    }
+    assert all(s.params()["engine"] == s.engine for s in specs)
+    assert all("engine" not in s.config_json for s in specs)
+    for bad, fragment in (
+        (["--engine", "compiled,jit"], "--engine: expected compiled or python, got 'jit'"),
+        (["--engine", ","], "--engine: give at least one value"),
+        (["--set", "engine=python"], "--set engine: use its own option"),
+    ):
+        with pytest.raises(ValueError, match=fragment):
+            grid_from_args(parser.parse_args(bad))
+
+
+def test_engine_column_of_a_sweep_table(tmp_path):
+    """A two-engine sweep writes one row per engine, each with the engine that ran."""
+    parser = argparse.ArgumentParser()
+    add_sweep_arguments(parser)
+    out = tmp_path / "engines.parquet"
+    argv = ["--engine", "compiled,python", "--ticks", "100", "--warmup-ticks", "10"]
+    args = parser.parse_args([*argv, "--repeats", "1", "--out", str(out)])
+    summary = run_sweep_command(args)
+    assert summary["ok"] == 2 and summary["cells"] == 2
+    df = read_results(out)
+    assert df["engine"].to_list() == ["compiled", "python"]
+    assert df["config_json"].to_list() == ["{}", "{}"]
 
 
 def test_run_sweep_command_summary(tmp_path):

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 
 from lifelab.cli import main
-from lifelab.observe.bench_realtime import bare_pacing, bench_import, bench_realtime
+from lifelab.observe.bench_realtime import (
+    BenchProcessError,
+    bare_pacing,
+    bench_import,
+    bench_realtime,
+)
 
 
 def test_bench_realtime_reports_lateness_drift_and_cpu():
@@ -52,3 +58,31 @@ def test_cli_bench_realtime_and_import(capsys):
 def test_cli_bench_realtime_bad_span_exits_2(capsys):
     assert main(["bench", "realtime", "--seconds", "0.01"]) == 2
     assert "10 intervals" in capsys.readouterr().err
+
+
+def test_a_failing_interpreter_is_a_bench_process_error(monkeypatch, capsys):
+    """An interpreter that fails or cannot start raises BenchProcessError; the CLI exits 1."""
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    with pytest.raises(BenchProcessError, match="status 1") as info:
+        bench_import(repeats=1)
+    assert isinstance(info.value, RuntimeError)
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    with pytest.raises(BenchProcessError, match="could not start"):
+        bench_import(repeats=1)
+    assert main(["bench", "import", "--repeats", "1"]) == 1
+    assert "could not start" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_bench_compile_reports_cold_warm_and_import(capsys):
+    """bench compile: a cold compile in a fresh numba cache, a warm start, a numba-free import.
+
+    Takes ~30 s: the cold run compiles the kernel (into a temporary cache, not the project's).
+    """
+    assert main(["bench", "compile", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["engine"] == "compiled"
+    for key in ("first_compile_s", "warm_start_s", "import_s"):
+        assert isinstance(out[key], float) and math.isfinite(out[key]) and out[key] > 0, key
+    assert out["numba_imported_by_import_lifelab"] is False
+    assert isinstance(out["numba_version"], str)

@@ -25,12 +25,14 @@ from lifelab.observe.profile import (
 )
 
 TINY = {"ticks": 2_000, "warmup": 200}
-JSON_KEYS = {"profile_path", "table_path", "hot_spots", "summary", "tool", "ticks"}
+JSON_KEYS = {"profile_path", "table_path", "hot_spots", "summary", "tool", "ticks", "engine"}
+PYTHON = LifeConfig(engine="python")  # one Python call per stage: the frames these tests read
+KERNEL_SENTENCE = "one native frame (the kernel call, run_ticks)"
 
 
 def test_cprofile_run_gives_function_table_and_loop_hot_spot(tmp_path):
     """A tiny cProfile run is read into a function table with lifelab's loop among the hot spots."""
-    result = profile(tool="cprofile", out=tmp_path / "p", **TINY)
+    result = profile(PYTHON, tool="cprofile", out=tmp_path / "p", **TINY)
     assert result.tool == "cprofile"
     assert result.ticks == TINY["ticks"]
     assert result.profile_path == tmp_path / "p" / "profile.prof"
@@ -53,6 +55,17 @@ def test_cprofile_run_gives_function_table_and_loop_hot_spot(tmp_path):
     assert result.lines.is_empty()
     assert "file" in result.lines.columns
     assert "lifelab/life/loop.py" in result.summary() or "Life._tick" in result.summary()
+    assert result.to_json()["engine"] == "python"
+    assert KERNEL_SENTENCE not in result.summary()
+
+
+def test_compiled_engine_profile_names_the_kernel_frame(tmp_path):
+    """With the compiled engine the ticks run in the kernel call, and the summary says so."""
+    result = profile(LifeConfig(engine="compiled"), tool="cprofile", out=tmp_path / "p", **TINY)
+    assert result.to_json()["engine"] == "compiled"
+    assert result.functions.filter(pl.col("function") == "run_ticks").height == 1
+    text = result.summary()
+    assert KERNEL_SENTENCE in text and "native time in Scalene" in text
 
 
 def test_cprofile_files_round_trip(tmp_path):
@@ -159,7 +172,7 @@ def test_scalene_run_gives_line_and_function_tables(tmp_path):
     reason = _scalene_unavailable()
     if reason is not None:
         pytest.skip(reason)
-    result = profile(tool="scalene", out=tmp_path / "p", ticks=5_000, warmup=500)
+    result = profile(PYTHON, tool="scalene", out=tmp_path / "p", ticks=5_000, warmup=500)
     assert result.profile_path == tmp_path / "p" / "scalene-profile.json"
     assert result.lines_path == tmp_path / "p" / LINES_FILE
     for table in (result.lines, result.functions):
@@ -256,12 +269,32 @@ def test_cli_arguments_run_a_profile(tmp_path):
         ["--ticks", "300", "--warmup", "0", "--out", str(tmp_path / "p"), "--set", "seed=3"]
     )
     assert args.tool == "cprofile"
+    assert args.engine is None  # LifeConfig's default
     out = run_profile_command(args)
     assert set(out) >= JSON_KEYS
     assert out["ticks"] == 300
+    assert out["engine"] == LifeConfig().engine
     assert json.loads(json.dumps(out)) == out
     with pytest.raises(SystemExit):
         parser.parse_args(["--tool", "perf"])
+
+
+def test_cli_engine_reaches_the_profiled_organism(tmp_path):
+    """--engine python is the profiled organism's engine; a bad engine or a clash is refused."""
+    parser = argparse.ArgumentParser()
+    add_profile_arguments(parser)
+    args = parser.parse_args(
+        ["--ticks", "100", "--warmup", "0", "--out", str(tmp_path / "p"), "--engine", "python"]
+    )
+    out = run_profile_command(args)
+    assert out["engine"] == "python"
+    summary = json.loads((tmp_path / "p" / SUMMARY_FILE).read_text())
+    assert summary["worker"]["config"]["engine"] == "python"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--engine", "jit"])
+    clash = parser.parse_args(["--engine", "python", "--set", "engine=compiled"])
+    with pytest.raises(ValueError, match="disagree"):
+        run_profile_command(clash)
 
 
 def test_import_stays_cheap():

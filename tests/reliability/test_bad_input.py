@@ -34,7 +34,7 @@ from lifelab.exceptions import (
 )
 from lifelab.lab.experiment import ExperimentError, load_experiment
 from lifelab.lab.results import ResultsSchemaError, read_results
-from lifelab.lab.schema import METADATA_KEY
+from lifelab.lab.schema import METADATA_KEY, RESULTS_SCHEMA_VERSION
 from lifelab.life.digest import digest_of
 from lifelab.life.events import Event, TypeTable
 from lifelab.life.loop import Life
@@ -284,6 +284,12 @@ CLI_CASES = [
     ("search bad sort", ["search", "{run}", "--sort", "colour"], "invalid choice"),
     ("bench bad gc", ["bench", "loop", "--ticks", "10", "--gc", "bogus"], "gc mode"),
     ("bench unknown set", ["bench", "loop", "--ticks", "10", "--set", "colour=1"], "colour"),
+    ("bad engine", ["run", "--ticks", "1", "--engine", "jit"], "--engine: invalid choice: 'jit'"),
+    (
+        "bench engines disagree",
+        ["bench", "loop", "--ticks", "10", "--engine", "python", "--set", "engine=compiled"],
+        "disagree",
+    ),
     ("unknown command", ["fly"], "invalid choice"),
     ("experiment missing", ["experiment", "run", "{tmp}/missing.toml"], "cannot read"),
 ]
@@ -661,7 +667,11 @@ def _file(content: bytes):
 
 RESULTS_CASES = [
     ("no version metadata", _table(metadata={}), "not a lifelab results table"),
-    ("future version", _table(metadata={METADATA_KEY: "2"}), "newer than this lifelab"),
+    (
+        "future version",
+        _table(metadata={METADATA_KEY: str(RESULTS_SCHEMA_VERSION + 1)}),
+        "newer than this lifelab",
+    ),
     ("version text", _table(metadata={METADATA_KEY: "one"}), "unknown results schema version"),
     ("version 0", _table(metadata={METADATA_KEY: "0"}), "unknown results schema version 0"),
     ("missing column", _table(lambda df: df.drop("wall_s")), r"missing columns \['wall_s'\]"),

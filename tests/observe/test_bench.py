@@ -1,0 +1,93 @@
+"""bench loop: keys, engines and where the tick latency comes from; nothing asserts on speed."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from lifelab.cli import main
+from lifelab.observe.bench import KERNEL_LATENCY, PYTHON_LATENCY, bench_loop
+
+KEYS = {
+    "engine",
+    "latency_source",
+    "latency_samples",
+    "ticks",
+    "events",
+    "wall_s",
+    "ticks_per_s",
+    "events_per_s",
+    "tick_p50_us",
+    "tick_p99_us",
+    "tick_max_us",
+    "peak_rss_mb",
+    "gc_collections",
+    "gc_pause_ms",
+    "rate_by_decile",
+}
+SOURCES = {"python": PYTHON_LATENCY, "compiled": KERNEL_LATENCY}
+
+
+def _check_latency(out: dict) -> None:
+    for key in ("tick_p50_us", "tick_p99_us", "tick_max_us"):
+        assert isinstance(out[key], float) and math.isfinite(out[key]) and out[key] > 0, key
+    assert out["tick_p50_us"] <= out["tick_p99_us"] <= out["tick_max_us"]
+    assert isinstance(out["latency_samples"], int) and out["latency_samples"] > 0
+
+
+@pytest.mark.parametrize("engine", ["python", "compiled"])
+def test_cli_bench_loop_reports_engine_and_latency_source(engine, capsys):
+    """bench loop --engine E --json has every key, the engine that ran and its latency source."""
+    assert main(["bench", "loop", "--engine", engine, "--ticks", "200", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(out) >= KEYS
+    assert out["engine"] == engine
+    assert out["latency_source"] == SOURCES[engine]
+    assert out["ticks"] == 200 and len(out["rate_by_decile"]) == 10
+    _check_latency(out)
+
+
+def test_python_latency_times_every_tick_of_the_pass():
+    """The Python engine's latency pass times each of its ticks from Python."""
+    out = bench_loop(ticks=100, warmup=10, latency_ticks=50, engine="python")
+    assert out["latency_source"] == PYTHON_LATENCY
+    assert out["latency_samples"] == 50
+    _check_latency(out)
+
+
+def test_compiled_latency_comes_from_the_kernels_sampled_ticks():
+    """The compiled engine's percentiles are the kernel's own samples (about 1 tick in k)."""
+    out = bench_loop(ticks=2_000, warmup=100, latency_ticks=2_000, engine="compiled")
+    assert out["engine"] == "compiled"
+    assert out["latency_source"] == KERNEL_LATENCY
+    # metrics_every=32: gaps average 32 ticks over the 4 000 measured ticks, never every tick
+    assert 0 < out["latency_samples"] < 4_000
+    _check_latency(out)
+
+
+def test_compiled_without_sampling_falls_back_to_the_python_timer():
+    """metrics_every=0 leaves the kernel nothing to report: the Python timer is used."""
+    out = bench_loop(ticks=100, warmup=10, latency_ticks=20, engine="compiled", metrics_every=0)
+    assert out["engine"] == "compiled"
+    assert out["latency_source"] == PYTHON_LATENCY and out["latency_samples"] == 20
+
+
+@pytest.mark.parametrize("engine", ["python", "compiled"])
+def test_baseline_works_for_both_engines(engine):
+    """--baseline adds the bare CPython loop's rate and the ratio, whatever the engine."""
+    out = bench_loop(ticks=100, warmup=10, latency_ticks=20, engine=engine, baseline=True)
+    assert out["baseline_ticks_per_s"] > 0
+    assert out["ratio_to_baseline"] == pytest.approx(
+        out["ticks_per_s"] / out["baseline_ticks_per_s"]
+    )
+
+
+def test_cli_engine_and_set_engine_must_agree(capsys):
+    """--engine and --set engine=… may both be given only if they agree (else exit 2)."""
+    argv = ["bench", "loop", "--ticks", "10", "--engine", "python", "--set", "engine=compiled"]
+    assert main(argv) == 2
+    assert "disagree" in capsys.readouterr().err
+    assert main(["bench", "loop", "--ticks", "10", "--set", "engine=python", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["engine"] == "python"
