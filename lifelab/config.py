@@ -118,7 +118,8 @@ class LifeConfig:
             (docs/reliability.md).
         engine: ``"compiled"`` (the whole tick in one numba function; falls back to the Python
             engine with a warning when numba is missing) or ``"python"`` (the readable
-            reference). Both give the same digest at every tick.
+            reference). Both give the same digest at every tick. ``log_decisions`` runs on the
+            Python engine (the kernel does not format records); ``Life.engine`` says which ran.
     """
 
     seed: int = 0

@@ -156,7 +156,8 @@ class CompiledEngine:
         self.hist_m = np.zeros(k.HISTORY)
         self.out_i = np.zeros((_OUTBOX_ROWS, 5), np.int64)
         self.out_f = np.zeros((_OUTBOX_ROWS, 7))
-        self.victims = np.zeros(256, np.int64)  # see kernel._select_victims
+        # about ten ticks of spills at capacity: one selection per decay period (default 10)
+        self.victims = np.zeros(max(256, 10 * batch_room), np.int64)
         self.marks = np.zeros((_MARK_ROWS, 9), np.int64)
         self.gaps = np.asarray(life.metrics.gaps, np.int64)
         self.streams: list[BlockStream] = [env.types, env.uniform, life._uniform]

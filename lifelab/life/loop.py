@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lifelab.config import LifeConfig
-from lifelab.exceptions import EventError, LifeStateError
+from lifelab.exceptions import EventError, LifeStateError, StageError
 from lifelab.life import behavior, meaning, policy
 from lifelab.life.behavior import ABSORB, ACTION_NAMES, AMPLIFY, FeedbackBook
 from lifelab.life.clock import ClockStopped, RealtimeClock, SimulatedClock
@@ -120,6 +120,12 @@ class Life:
         self._refresh_params()
         # NOTE: policy.is_weak inlined in _tick for speed; this tuple is its thresholds.
         self._weak_at = (cfg.weak_energy, cfg.weak_stability, cfg.weak_integrity)
+        # NOTE: per-tick config reads cached for speed (a frozen dataclass field is two
+        # attribute loads; these four paid ~1 % of a one-event tick in instructions).
+        self._echo_p = cfg.echo_probability
+        self._crowded = 0.8 * cfg.memory_capacity  # echoes are likelier above this many entries
+        self._fb_lo = cfg.feedback_min_ticks
+        self._fb_span = cfg.feedback_max_ticks - cfg.feedback_min_ticks + 1
         # counters
         self.events_pushed = 0
         self.events_rejected = 0
@@ -322,7 +328,6 @@ class Life:
             s.recent_events.extend(types[-self.config.recent_events_size :].tolist())
             return (k_types, k_actions, k_sigs) if len(k_types) else None
         kept = self._kept
-        kept.clear()  # a tick cut short by an error left its list behind
         efficiency = recovery_efficiency(age) if RECOVERY in types else 1.0
         d_e, d_s, d_i, cost = behavior.respond(
             types,
@@ -336,7 +341,11 @@ class Life:
             efficiency,
             kept,
         )
-        s.apply_delta(d_e - cost, d_s, d_i)
+        try:
+            s.apply_delta(d_e - cost, d_s, d_i)
+        except StageError:
+            kept.clear()  # the tick stops here: nothing of it is remembered
+            raise
         s.recent_events.extend(types)
         return kept or None
 
@@ -359,8 +368,8 @@ class Life:
         book = self.feedback
         subjective = s.subjective_time
         e0, s0, i0 = s.energy, s.stability, s.integrity
-        lo = self.config.feedback_min_ticks
-        span = self.config.feedback_max_ticks - lo + 1
+        lo = self._fb_lo
+        span = self._fb_span
         uniform = self._uniform
         actions = self.actions
         for t, action, sig in kept:
@@ -391,8 +400,8 @@ class Life:
     ) -> None:
         """One pending record per distinct delay, grouped by one stable sort (not a mask each)."""
         s = self._state
-        lo = self.config.feedback_min_ticks
-        span = self.config.feedback_max_ticks - lo + 1
+        lo = self._fb_lo
+        span = self._fb_span
         delays = (self._uniform.take(len(types)) * span).astype(np.int64)
         order = np.argsort(delays, kind="stable")
         bounds = np.searchsorted(delays[order], np.arange(span + 1)).tolist()
@@ -412,24 +421,43 @@ class Life:
         s = self._state
         mem = self.memory
         energy, stability, integrity = s.energy, s.stability, s.integrity
-        # Entries are written in registration order, one record at a time, so the ids do not
-        # depend on how the events were grouped when registered (one rule for every engine).
+        # Entries in registration order (one rule for every engine): one at a time until the
+        # first record of several events, then the rest in one vectorised write.
+        rows: list[tuple[Any, ...]] | None = None
         for e0, s0, i0, types, actions, sigs in due:
             d = (energy - e0, stability - s0, integrity - i0)
             if max(abs(d[0]), abs(d[1]), abs(d[2])) <= FEEDBACK_EPSILON:
                 continue
             if isinstance(types, np.ndarray):
-                mem.add_batch(types, KIND_FEEDBACK, actions, sigs, age, s.subjective_time, tick, d)
-            else:
+                if rows is None:
+                    rows = []
+                rows.append((types, actions, sigs, d))
+            elif rows is None:
                 mem.add(types, KIND_FEEDBACK, actions, sigs, age, s.subjective_time, tick, d)
+            else:  # a tuple of one makes a single event concatenable
+                rows.append(((types,), (actions,), (sigs,), d))
+        if rows is None:
+            return
+        counts = [len(r[0]) for r in rows]
+        payload = np.repeat(np.array([r[3] for r in rows]), counts, axis=0)
+        mem.add_batch(
+            np.concatenate([r[0] for r in rows]),
+            KIND_FEEDBACK,
+            np.concatenate([r[1] for r in rows]),
+            np.concatenate([r[2] for r in rows]),
+            age,
+            s.subjective_time,
+            tick,
+            (payload[:, 0], payload[:, 1], payload[:, 2]),
+        )
 
     def _maybe_echo(self) -> None:
         """One roll per tick (fix: the reference rolled twice) for a memory echo next tick."""
-        p = self.config.echo_probability
+        p = self._echo_p
         if self.ticks_since_echo >= ECHO_BASE_WAIT:
             p *= 2.0
         mem = self.memory
-        if mem.next_id - mem.spilled > 0.8 * self.config.memory_capacity:
+        if mem.next_id - mem.spilled > self._crowded:
             p *= 1.5
         uniform = self._uniform
         if uniform.next() < p:

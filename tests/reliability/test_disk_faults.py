@@ -472,6 +472,7 @@ def test_a_stage_raising_for_many_ticks_is_counted_penalised_and_logged_once(tmp
         run_dir=str(tmp_path / "run"),
         log_every=10,
         snapshot_every=50,
+        engine="python",  # the test patches a stage of the Python engine
     )
     life = Life(config)
     echo = life._maybe_echo
@@ -505,7 +506,11 @@ def test_a_failing_stage_in_real_time_still_waits_for_every_deadline():
     interval = 0.004
     life = Life(
         LifeConfig(
-            clock="realtime", tick_interval=interval, events_per_tick=0.0, echo_probability=0.0
+            clock="realtime",
+            tick_interval=interval,
+            events_per_tick=0.0,
+            echo_probability=0.0,
+            engine="python",  # the test patches a stage of the Python engine
         )
     )
     calls: list[float] = []

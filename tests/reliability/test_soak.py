@@ -68,7 +68,7 @@ def test_container_walk_reaches_the_organism_containers(tmp_path):
     finally:
         life.close()
     for path in (
-        "life.state.recent_events",
+        "life._state.recent_events",  # the engines' state (life.state is its validating view)
         "life.feedback.pending",
         "life._queue",
         "life.errors",
@@ -76,7 +76,7 @@ def test_container_walk_reaches_the_organism_containers(tmp_path):
         "life.persistence.archive._queue",
     ):
         assert path in sizes, sorted(sizes)
-    assert sizes["life.state.recent_events"] == 32
+    assert sizes["life._state.recent_events"] == 32
     assert any(p.startswith("life.memory.") for p in sizes)
     assert any(p.startswith("life.persistence.logs.") for p in sizes)
     usage = disk_usage(tmp_path / "run")
