@@ -31,6 +31,8 @@ __all__ = [
     "AMPLIFY",
     "AMPLIFY_GAIN",
     "DAMPEN",
+    "ECHO_BASE_WAIT",
+    "FEEDBACK_EPSILON",
     "IGNORE",
     "FeedbackBook",
     "action_costs",
@@ -43,6 +45,8 @@ __all__ = [
 ]
 
 IGNORE, DAMPEN, ABSORB, AMPLIFY = 0, 1, 2, 3
+ECHO_BASE_WAIT = 50  # ticks without a memory echo after which its probability doubles
+FEEDBACK_EPSILON = 0.001  # a due action becomes a feedback entry if any vital moved more
 ACTION_NAMES = ("ignore", "dampen", "absorb", "amplify")
 AMPLIFY_GAIN = 1.5
 DAMPEN_COST = 0.01

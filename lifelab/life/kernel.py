@@ -35,15 +35,21 @@ from lifelab.life.behavior import (
     ABSORB,
     ABSORB_COST,
     ABSORB_COST_BELOW,
+    ACTION_NAMES,
     AMPLIFY,
     AMPLIFY_GAIN,
     DAMPEN,
     DAMPEN_COST,
+    ECHO_BASE_WAIT,
+    FEEDBACK_EPSILON,
     IGNORE,
 )
 from lifelab.life.events import ECHO, RECOVERY
 from lifelab.life.rng import BLOCK
+from lifelab.life.state import ADAPTATION_HISTORY, CIRCADIAN_PERIOD_S, ENERGY_MAX
+from lifelab.memory.active import KIND_EVENT, KIND_FEEDBACK, SECONDS_PER_DAY
 
+# Every table and constant comes from the module that defines it for the Python engine.
 # NOTE: numba's cache is keyed on this file, not on the modules these constants come from; a
 # change to one of them must touch this file (or clear __pycache__) to recompile.
 
@@ -102,14 +108,9 @@ FB_E0, FB_S0, FB_I0, FB_SIG = 0, 1, 2, 3
 R_DONE, R_IO, R_OUTBOX, R_GROW_MEM, R_GROW_FB, R_GROW_QUEUE = 0, 1, 2, 3, 4, 5
 R_COUNTS, R_ERROR, R_DEAD, R_MARKS, R_SCRATCH = 6, 7, 8, 9, 10
 
-KIND_EVENT, KIND_FEEDBACK = 0, 1
-ECHO_BASE_WAIT = 50
-FEEDBACK_EPSILON = 0.001
-ENERGY_MAX = 100.0
-SECONDS_PER_DAY = 86_400.0
 TWO_PI = 2.0 * np.pi
-HISTORY = 50
-N_ACTIONS = 4
+HISTORY = ADAPTATION_HISTORY
+N_ACTIONS = len(ACTION_NAMES)
 _INV_2_53 = 1.0 / 9007199254740992.0
 _PCG_MULT = (2549297995355413924 << 64) + 4865540595714422341
 
@@ -264,7 +265,7 @@ def _apply_delta(sf, d_e, d_s, d_i):
 
 @njit(cache=True)
 def _recovery_efficiency(age):
-    v = 0.4 + 0.6 * np.cos(TWO_PI * ((age % SECONDS_PER_DAY) / SECONDS_PER_DAY))
+    v = 0.4 + 0.6 * np.cos(TWO_PI * ((age % CIRCADIAN_PERIOD_S) / CIRCADIAN_PERIOD_S))
     return 0.4 if v < 0.4 else 1.0 if v > 1.0 else v
 
 

@@ -22,7 +22,14 @@ import numpy as np
 from lifelab.config import LifeConfig
 from lifelab.exceptions import EventError, LifeStateError, StageError
 from lifelab.life import behavior, meaning, policy
-from lifelab.life.behavior import ABSORB, ACTION_NAMES, AMPLIFY, FeedbackBook
+from lifelab.life.behavior import (
+    ABSORB,
+    ACTION_NAMES,
+    AMPLIFY,
+    ECHO_BASE_WAIT,
+    FEEDBACK_EPSILON,
+    FeedbackBook,
+)
 from lifelab.life.clock import ClockStopped, RealtimeClock, SimulatedClock
 from lifelab.life.compiled import CompiledEngine, make_engine
 from lifelab.life.digest import digest_of
@@ -38,9 +45,6 @@ from lifelab.store.rundir import DEFAULT_ROOT, RunDir
 from lifelab.store.snapshot import Capture, load_newest
 
 __all__ = ["Life"]
-
-ECHO_BASE_WAIT = 50  # ticks without an echo after which its probability doubles
-FEEDBACK_EPSILON = 0.001
 
 
 def _seeded_life_id(gen: np.random.Generator) -> str:

@@ -24,10 +24,11 @@ from typing import Any
 
 from lifelab.exceptions import StageError, StateValueError
 
-__all__ = ["CIRCADIAN_PERIOD_S", "ENERGY_MAX", "SelfState", "StateView"]
+__all__ = ["ADAPTATION_HISTORY", "CIRCADIAN_PERIOD_S", "ENERGY_MAX", "SelfState", "StateView"]
 
 ENERGY_MAX = 100.0
 CIRCADIAN_PERIOD_S = 86_400.0
+ADAPTATION_HISTORY = 50  # adaptation passes remembered
 _TWO_PI = 2.0 * math.pi
 _INF = math.inf
 
@@ -117,7 +118,7 @@ class SelfState:
         self.behavior_sensitivity = [0.2] * n_types
         self.behavior_threshold = [0.1] * n_types
         self.behavior_response_coef = {"dampen": 0.5, "absorb": 1.0, "ignore": 0.0}
-        self.adaptation_history: deque[tuple[int, float]] = deque(maxlen=50)
+        self.adaptation_history: deque[tuple[int, float]] = deque(maxlen=ADAPTATION_HISTORY)
 
     # -- derived values --------------------------------------------------------------------------
 
