@@ -26,13 +26,17 @@ if TYPE_CHECKING:
 __all__ = ["filled_life", "snapshot_costs", "snapshot_formats"]
 
 
-def filled_life(entries: int, seed: int = 0) -> Any:
-    """A Life whose active memory holds ``entries`` entries (written in batches, no decay)."""
+def filled_life(entries: int, seed: int = 0, **config: Any) -> Any:
+    """A Life whose active memory holds ``entries`` entries (written in batches, no decay).
+
+    ``config`` sets other LifeConfig fields (``engine``, ``decay_every``, ``metrics_every``…);
+    the capacity (``entries``) and ``min_weight`` (0: nothing decays out) are fixed.
+    """
     from lifelab.config import LifeConfig
     from lifelab.life.loop import Life
     from lifelab.memory.active import KIND_EVENT
 
-    life = Life(LifeConfig(seed=seed, memory_capacity=max(entries, 1), min_weight=0.0))
+    life = Life(LifeConfig(seed=seed, memory_capacity=max(entries, 1), min_weight=0.0, **config))
     life.run(100)
     rng = np.random.default_rng(seed)
     mem = life.memory

@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lifelab.exceptions import LifelabError
 
@@ -26,6 +26,7 @@ __all__ = [
     "TICK_METRICS",
     "ScalingError",
     "fit_exponents",
+    "load_kernel",
     "measure_tick",
     "memory_scaling",
     "plot_scaling",
@@ -97,16 +98,23 @@ def tick_scaling(
     *,
     ticks: int = 2_000,
     seed: int = 0,
+    engine: str | None = None,
     timeout_s: float = 900.0,
     progress: bool = True,
 ) -> pl.DataFrame:
-    """Tick latency with active memory held full at each size, one fresh process per size."""
+    """Tick latency with active memory held full at each size, one fresh process per size.
+
+    ``engine``: ``"compiled"`` or ``"python"`` (None: LifeConfig's default); see
+    :func:`measure_tick`.
+    """
     import polars as pl
     from tqdm.auto import tqdm
 
     rows = []
     for n in tqdm(list(sizes), desc="tick scaling", disable=not progress or None):
         cmd = [sys.executable, "-m", "lifelab.lab.scaling", str(int(n)), str(ticks), str(seed)]
+        if engine is not None:
+            cmd.append(engine)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
         if proc.returncode != 0:
             raise ScalingError(
@@ -116,28 +124,75 @@ def tick_scaling(
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
-def measure_tick(entries: int, ticks: int = 2_000, seed: int = 0) -> dict[str, float]:
+def load_kernel() -> None:
+    """Load (or, with an empty numba cache, compile) the compiled engine before timing anything.
+
+    Builds and runs a throwaway compiled Life. Besides taking the ~0.2 s cache load (~20 s
+    compile) out of the first measured Life, it keeps that Life's stage times honest: a compiled
+    engine converts kernel cycles to ns with a ratio measured from its creation, and the first
+    one in a process starts its wall clock before the cycle counter's own cache load, so its
+    times read too high until it has lived many times that long. Does nothing without numba.
+    """
+    from lifelab.config import LifeConfig
+    from lifelab.life.compiled import numba_available
+    from lifelab.life.loop import Life
+
+    if numba_available():
+        Life(LifeConfig(engine="compiled", metrics_every=1)).run(2)
+
+
+def measure_tick(
+    entries: int,
+    ticks: int = 2_000,
+    seed: int = 0,
+    *,
+    engine: str | None = None,
+    warmup: int = 200,
+    **config: Any,
+) -> dict[str, Any]:
     """Per-tick latency of a life whose memory holds ``entries`` (capacity = entries, nothing
-    decays out: min_weight 0), so every tick spills at capacity and every tenth decays N."""
-    import numpy as np
+    decays out: min_weight 0), so every tick spills at capacity and every tenth decays N.
 
+    After ``warmup`` untimed ticks (past the first decay passes and capacity spills), every one
+    of ``ticks`` ticks is timed stage by stage by ``life.metrics`` (``metrics_every=1``): the
+    instrument both engines feed, with their own clock each: ``perf_counter_ns`` in the Python
+    engine, the CPU's cycle counter in the compiled kernel. Timing single ticks from Python
+    would not do for the compiled engine: one kernel call costs more than its tick. The
+    percentiles carry the log histogram's resolution (an eighth of an octave, interpolated);
+    the mean is exact. ``config`` sets other LifeConfig fields (e.g. ``decay_every``).
+
+    Returns ``tick_p50_us``, ``tick_mean_us``, ``tick_p99_us`` and each stage's median
+    (``stage_<name>_p50_us``), with ``engine`` (the one that ran) and ``sampled_ticks``.
+    """
     from lifelab.lab.io_bench import filled_life
-    from lifelab.observe.bench import _latency_pass
+    from lifelab.observe.metrics import STAGES
 
-    life = filled_life(entries, seed=seed)
+    config.setdefault("metrics_every", 1)
+    if engine is not None:
+        config["engine"] = engine
+    if config.get("engine") != "python":
+        load_kernel()
+    life = filled_life(entries, seed=seed, **config)
     try:
-        life.run(200)  # past the first decay passes and the first capacity spills
-        ns = _latency_pass(life, ticks).astype(float)
+        life.run(warmup)
+        life.metrics.reset()
+        life.run(ticks)
+        tick = life.metrics.tick
+        stages = life.metrics.stages
         held = len(life.memory)
+        ran = life.engine
     finally:
         life.close()
     return {
         "entries": entries,
         "active_entries": held,
         "ticks": ticks,
-        "tick_p50_us": float(np.percentile(ns, 50)) / 1e3,
-        "tick_mean_us": float(ns.mean()) / 1e3,
-        "tick_p99_us": float(np.percentile(ns, 99)) / 1e3,
+        "engine": ran,
+        "sampled_ticks": tick.count,
+        "tick_p50_us": tick.percentile(50) / 1e3,
+        "tick_mean_us": tick.mean / 1e3,
+        "tick_p99_us": tick.percentile(99) / 1e3,
+        **{f"stage_{name}_p50_us": stages[name].percentile(50) / 1e3 for name in STAGES},
     }
 
 
@@ -214,4 +269,5 @@ def plot_scaling(
 
 
 if __name__ == "__main__":  # one tick_scaling measurement, in the fresh process it asked for
-    print(json.dumps(measure_tick(*(int(a) for a in sys.argv[1:4]))))
+    _engine = sys.argv[4] if len(sys.argv) > 4 else None
+    print(json.dumps(measure_tick(*(int(a) for a in sys.argv[1:4]), engine=_engine)))

@@ -96,7 +96,8 @@ T_LO, T_SPAN, T_CDF, T_MULT = 8, 9, 10, 11
 N_TP = 12
 # streams
 ST_TYPES, ST_WORLD, ST_SELF, ST_COUNTS = 0, 1, 2, 3
-# outbox columns
+# outbox columns: rows of out_i (ints) and out_f (floats), one spilled entry per column index,
+# so that handing a column to the archive is one contiguous copy
 O_ID, O_TYPE, O_KIND, O_ACTION, O_TICK = 0, 1, 2, 3, 4
 O_SIG, O_WEIGHT, O_TS, O_STS, O_FE, O_FS, O_FI = 0, 1, 2, 3, 4, 5, 6
 # feedback book: a pool of entries (ints, floats) chained per due tick. fb_b holds, per bucket
@@ -307,18 +308,18 @@ def _spill_rows(si, out_i, out_f, m_sig, m_w, m_ts, m_type, rec, victims, gone_i
     for j in range(k):  # the outbox rows (inlined by hand, see the NOTE on draws)
         row = gone_idx[j]
         r = rec[row]
-        out_i[o, O_ID] = r.id
-        out_i[o, O_TYPE] = m_type[row]
-        out_i[o, O_KIND] = r.kind
-        out_i[o, O_ACTION] = r.action
-        out_i[o, O_TICK] = r.tick
-        out_f[o, O_SIG] = m_sig[row]
-        out_f[o, O_WEIGHT] = m_w[row]
-        out_f[o, O_TS] = m_ts[row]
-        out_f[o, O_STS] = r.subjective_timestamp
-        out_f[o, O_FE] = r.feedback_energy
-        out_f[o, O_FS] = r.feedback_stability
-        out_f[o, O_FI] = r.feedback_integrity
+        out_i[O_ID, o] = r.id
+        out_i[O_TYPE, o] = m_type[row]
+        out_i[O_KIND, o] = r.kind
+        out_i[O_ACTION, o] = r.action
+        out_i[O_TICK, o] = r.tick
+        out_f[O_SIG, o] = m_sig[row]
+        out_f[O_WEIGHT, o] = m_w[row]
+        out_f[O_TS, o] = m_ts[row]
+        out_f[O_STS, o] = r.subjective_timestamp
+        out_f[O_FE, o] = r.feedback_energy
+        out_f[O_FS, o] = r.feedback_stability
+        out_f[O_FI, o] = r.feedback_integrity
         o += 1
     si[I_OUT_N] = o
     cut = 0
@@ -367,14 +368,15 @@ def _decay(si, cf, out_i, out_f, m_sig, m_w, m_ts, m_type, rec, victims, now):
     horizon = now + SECONDS_PER_DAY
     floor = cf[C_MIN_WEIGHT]
     k = 0
+    # NOTE: branch-free count for speed: LLVM vectorises this loop (4 divisions per
+    # instruction with AVX2) only without a branch in it.
     for i in range(n):
         f = m_sig[i] + 1.0
         f *= scale
         f /= horizon - m_ts[i]
         w = m_w[i] * f
         m_w[i] = w
-        if w < floor:
-            k += 1
+        k += w < floor
     if k == 0:
         return
     gone = np.empty(k, np.int64)
@@ -683,7 +685,7 @@ def run_ticks(
             break
         tick = si[I_TICKS] + 1
         spill_max = adds + (si[I_N] if tick % ci[K_DECAY_EVERY] == 0 else 0)
-        if si[I_OUT_N] + spill_max > out_i.shape[0]:
+        if si[I_OUT_N] + spill_max > out_i.shape[1]:
             si[I_STOP] = R_OUTBOX
             si[I_NEED] = spill_max
             break
