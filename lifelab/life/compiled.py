@@ -147,7 +147,7 @@ class CompiledEngine:
         self.scratch_f = np.zeros((2, batch_room))
         self.fb_i = np.zeros((1024, 4), np.int64)
         self.fb_f = np.zeros((1024, 4))
-        self.fb_b = np.full((2, cfg.feedback_max_ticks + 1), -1, np.int64)
+        self.fb_b = np.full((2, 1), -1, np.int64)  # sized by load()
         size = min(cfg.queue_capacity, 1024)
         self.q_t = np.zeros(size, np.int64)
         self.q_x = np.zeros(size)
@@ -178,6 +178,13 @@ class CompiledEngine:
         s = life._state
         si[:] = 0
         self._load_light()
+        cfg = life.config
+        for slot, every in (
+            (k.I_NEXT_DECAY, cfg.decay_every),
+            (k.I_NEXT_LEARN, cfg.learn_every),
+            (k.I_NEXT_ADAPT, cfg.adapt_every),
+        ):
+            si[slot] = (s.ticks // every + 1) * every  # the next tick with tick % every == 0
         tp[k.T_SENS] = s.sensitivity
         tp[k.T_THR] = s.threshold
         tp[k.T_BSENS] = s.behavior_sensitivity
@@ -582,7 +589,8 @@ class CompiledEngine:
         """Chain the canonical rows (by due, then insertion) into the kernel's buckets."""
         k, si = self.k, self.si
         latest = max((int(r[0]) for r in rows), default=tick)
-        buckets = max(self.life.config.feedback_max_ticks, latest - tick) + 1
+        # more buckets than the longest delay, a power of two (the kernel masks, not divides)
+        buckets = 1 << max(self.life.config.feedback_max_ticks, latest - tick).bit_length()
         self.fb_b = np.full((2, buckets), -1, np.int64)
         self._reserve_feedback(len(rows) + 1)
         for f, (due, e0, s0, i0, t, a, sig) in enumerate(rows):
