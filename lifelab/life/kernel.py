@@ -47,7 +47,7 @@ from lifelab.life.behavior import (
 from lifelab.life.events import ECHO, RECOVERY
 from lifelab.life.rng import BLOCK
 from lifelab.life.state import ADAPTATION_HISTORY, CIRCADIAN_PERIOD_S, ENERGY_MAX
-from lifelab.memory.active import KIND_EVENT, KIND_FEEDBACK, SECONDS_PER_DAY
+from lifelab.memory.active import KIND_EVENT, KIND_FEEDBACK, SECONDS_PER_DAY, ActiveMemory
 
 # Every table and constant comes from the module that defines it for the Python engine.
 # NOTE: numba's cache is keyed on this file, not on the modules these constants come from; a
@@ -1037,3 +1037,30 @@ def run_ticks(
             si[I_STOP] = R_DEAD
             break
     return done
+
+
+def decay_pass(memory: ActiveMemory, now: float) -> tuple[int, float]:
+    """One kernel decay pass over ``memory``'s live rows, as the compiled engine runs it.
+
+    For benchmarks (``lifelab bench memory``): returns (rows spilled, seconds). Spilled rows are
+    counted and dropped, not archived; the memory adopts the new row counts.
+    """
+    import time
+
+    sig, weight, ts, etype, rec = memory.storage()
+    n = memory.rows
+    si = np.zeros(N_SI, np.int64)
+    si[I_N] = n
+    si[I_NEXT_ID] = memory.next_id
+    si[I_SPILLED] = memory.spilled
+    cf = np.zeros(N_CF)
+    cf[C_DECAY_FACTOR] = memory.decay_factor
+    cf[C_MIN_WEIGHT] = memory.min_weight
+    out_i = np.zeros((5, max(n, 1)), np.int64)  # room for every row: the kernel does not check
+    out_f = np.zeros((7, max(n, 1)))
+    victims = np.zeros(1, np.int64)
+    t0 = time.perf_counter()
+    _decay(si, cf, out_i, out_f, sig, weight, ts, etype, rec, victims, now)
+    seconds = time.perf_counter() - t0
+    memory.adopt(int(si[I_N]), int(si[I_NEXT_ID]), int(si[I_SPILLED]))
+    return int(si[I_OUT_N]), seconds

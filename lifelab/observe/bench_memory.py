@@ -92,7 +92,8 @@ def bench_memory(
       keep (Python objects included) and ``fill_traced_peak_mb`` the peak while it grew.
     - ``append_ns`` / ``append_batch_ns``: ns per entry of ``add()`` (Python loop included) and of
       ``add_batch()`` in batches of 64, into a store whose allocation is already large enough.
-    - ``decay_ms``: one decay pass over N live entries that spills nothing (``decay_ns_per_entry``).
+    - ``decay_ms``: one decay pass over N live entries that spills nothing (``decay_ns_per_entry``);
+      ``kernel_decay_ms``: the same pass by the compiled engine's kernel (None without numba).
     - ``spill_ms``: ``enforce_capacity()`` spilling 10 % (N → 0.9 N), ``spill_method`` says so;
       ``spill_batch_ms``: ``enforce_capacity()`` spilling one batch of 64 from a full store (what
       a tick pays at capacity); ``decay_spill_ms``: a decay pass whose ``min_weight`` makes it
@@ -284,7 +285,24 @@ def _decay(mem: ActiveMemory, data: _History) -> dict[str, float]:
         if gone:
             raise RuntimeError(f"decay pass {p} spilled {gone} entries; the bench expects none")
     ms = _median_ns(samples[1:]) / 1e6
-    return {"decay_ms": ms, "decay_ns_per_entry": ms * 1e6 / len(mem)}
+    out = {"decay_ms": ms, "decay_ns_per_entry": ms * 1e6 / len(mem)}
+    out.update(_kernel_decay(mem, data))
+    return out
+
+
+def _kernel_decay(mem: ActiveMemory, data: _History) -> dict[str, float | None]:
+    """The same pass as the compiled engine runs it (None without numba)."""
+    try:
+        from lifelab.life.kernel import decay_pass
+    except ImportError:
+        return {"kernel_decay_ms": None}
+    samples = []
+    for p in range(DECAY_PASSES + 2):  # the first pass loads the kernel from numba's cache
+        gone, seconds = decay_pass(mem, data.end_s + 10.0 * (DECAY_PASSES + 1 + p))
+        samples.append(seconds)
+        if gone:
+            raise RuntimeError(f"kernel decay pass {p} spilled {gone} entries; expected none")
+    return {"kernel_decay_ms": float(np.median(samples[2:])) * 1e3}
 
 
 def _activation(mem: ActiveMemory, n_types: int, rng: np.random.Generator) -> dict[str, float]:

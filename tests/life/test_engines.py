@@ -211,3 +211,24 @@ def test_push_from_another_thread_reaches_the_compiled_engine():
     assert life.events_pushed == 50
     assert life.events_processed == 50
     assert life.queue_depth == 0
+
+
+def test_the_kernel_decay_pass_equals_active_memory_decay():
+    """decay_pass (what bench memory times) leaves the same weights and rows as decay()."""
+    from lifelab.life.kernel import decay_pass
+    from lifelab.memory.active import ActiveMemory
+
+    spilled = []
+    python, kernel = (ActiveMemory(5_000, spilled.append, min_weight=0.3) for _ in range(2))
+    for mem in (python, kernel):
+        sig = np.random.default_rng(1).random(4_000)
+        mem.add_batch(np.arange(4_000) % 22, 0, 2, sig, 0.0, 0.0, 1)
+    total = 0
+    for now in (100.0, 5_000.0, 40_000.0):
+        gone = python.decay(now)
+        assert decay_pass(kernel, now)[0] == gone
+        total += gone
+        assert len(python) == len(kernel)
+        for name, col in python.columns().items():
+            assert np.array_equal(col, kernel.columns()[name]), name
+    assert 0 < total < 4_000  # some rows spilled (holes filled), some stayed
