@@ -10,9 +10,9 @@ rule is stated to the last bit, so that every implementation gives the same floa
 - the energy cost is ``n_dampen · (0.01·(1 − c_d)) + n_absorb · (0.005·(1 − c_a))`` (the second
   term only when ``c_a < 0.8``).
 
-The scalar path (:func:`respond`), the numpy path (:func:`respond_batch`, sequential sums by
-``np.add.accumulate``) and the compiled kernel (``life/kernel.py``) implement it; tests hold all
-three bit-identical.
+The scalar path (:func:`respond`), the numpy path (:func:`respond_batch`, sums row after row
+by ``np.add.reduce`` over axis 0) and the compiled kernel (``life/kernel.py``) implement it;
+tests hold all three bit-identical.
 """
 
 from __future__ import annotations

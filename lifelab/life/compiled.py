@@ -104,7 +104,6 @@ class CompiledEngine:
         self.life = life
         cfg = life.config
         self.cf = np.zeros(k.N_CF)
-        self.cf[k.C_DT] = cfg.dt
         self.cf[k.C_ECHO_P] = cfg.echo_probability
         self.cf[k.C_MIN_WEIGHT] = life.memory.min_weight
         self.cf[k.C_DECAY_FACTOR] = life.memory.decay_factor
@@ -122,11 +121,9 @@ class CompiledEngine:
         ci[k.K_ADAPT_EVERY] = cfg.adapt_every
         ci[k.K_FB_LO] = cfg.feedback_min_ticks
         ci[k.K_FB_SPAN] = cfg.feedback_max_ticks - cfg.feedback_min_ticks + 1
-        ci[k.K_RECENT] = cfg.recent_events_size
         ci[k.K_MORTALITY] = cfg.mortality_ticks or 0
         ci[k.K_POISSON] = env.counts is not None
         ci[k.K_NUM], ci[k.K_DEN] = env.rate_fraction
-        ci[k.K_NTYPES] = len(life.types)
         ci[k.K_METRICS] = cfg.metrics_every
         self.ci = ci
         self.sf = np.zeros(k.N_SF)
@@ -228,14 +225,10 @@ class CompiledEngine:
         si[k.I_SAMPLE_AT] = min(life._sample_at, _NEVER)
         si[k.I_GAP] = life.metrics.gap_index
         with life._queue_lock:
-            queued = list(life._queue)
+            # everything queued, even beyond a queue_capacity lowered on resume (the Python
+            # engine keeps those too; only new events are refused above capacity)
+            self._append_to_ring(list(life._queue))
             life._queue.clear()
-            self._grow_queue(len(queued))
-            for j, (t, x) in enumerate(queued):
-                self.q_t[j] = t
-                self.q_x[j] = x
-            si[k.I_Q_COUNT] = len(queued)
-            life._queued_elsewhere = len(queued)
         self._fresh = False  # the queue now lives in the ring: settle() brings it back
         self._bind()
 
@@ -261,20 +254,11 @@ class CompiledEngine:
         with life._queue_lock:
             items = list(life._queue)
             life._queue.clear()
-            count = int(si[k.I_Q_COUNT])
-            room = max(0, life.config.queue_capacity - count)
+            room = max(0, life.config.queue_capacity - int(si[k.I_Q_COUNT]))
             if len(items) > room:  # pushes raced a burst that filled the ring: drop the rest
                 life.events_dropped += len(items) - room
                 items = items[:room]
-            self._grow_queue(count + len(items))
-            size = len(self.q_t)
-            tail = (int(si[k.I_Q_HEAD]) + count) % size
-            for t, x in items:
-                self.q_t[tail] = t
-                self.q_x[tail] = x
-                tail = (tail + 1) % size
-            si[k.I_Q_COUNT] = count + len(items)
-            life._queued_elsewhere = count + len(items)
+            self._append_to_ring(items)
 
     # -- kernel -> Python objects ---------------------------------------------------------------
 
@@ -401,13 +385,13 @@ class CompiledEngine:
             self.settle()
 
     def step(self) -> None:
-        """One tick (simulated clock), errors handled as in a run."""
-        self.settle()
-        self.load()
-        try:
-            self.burst(1, self.life._clock.wait())
-        finally:
-            self.settle()
+        """One tick (``Life._tick`` for this engine), errors handled as in a run.
+
+        A burst of one: the kernel's state is current (packed at creation, after a resume and
+        at every run(); pushes and direct writes to the vitals are taken at every burst), and
+        readers of the whole state settle it themselves.
+        """
+        self.burst(1, self.life._clock.wait())
 
     def burst(self, n: int, dt: float) -> int:
         """Run up to ``n`` ticks, serving every stop the kernel makes; return the ticks run."""
@@ -453,10 +437,12 @@ class CompiledEngine:
             elif reason == k.R_GROW_FB:
                 self._reserve_feedback(int(si[k.I_NEED]))
             elif reason == k.R_GROW_QUEUE:
-                self._grow_queue(int(si[k.I_NEED]))
+                # q_count + k: the events past queue_capacity are dropped, not stored
+                self._grow_queue(min(int(si[k.I_NEED]), life.config.queue_capacity))
             elif reason == k.R_COUNTS:
                 counts = life.environment.counts
                 assert counts is not None
+                counts.index = int(si[k.I_IDX + k.ST_COUNTS])  # the kernel's, not a stale one
                 counts.refill_if_empty()
                 si[k.I_IDX + k.ST_COUNTS] = counts.index
             elif reason == k.R_SCRATCH:
@@ -509,8 +495,8 @@ class CompiledEngine:
     def _bind(self) -> None:
         """The kernel's arguments after ``max_ticks`` and ``dt``, bound once.
 
-        NOTE: kept in a list for speed (35 attribute reads per call cost ~2 µs, a real-time
-        tick's whole budget is ~15 µs); rebound whenever an array is replaced.
+        NOTE: kept in a tuple for speed (35 attribute reads per call cost ~2 µs, a warm
+        real-time burst ~10 µs); rebound whenever an array is replaced.
         """
         self._args = (
             self.cf,
@@ -642,13 +628,30 @@ class CompiledEngine:
             fb_f[: len(self.fb_f)] = self.fb_f
             self.fb_i, self.fb_f = fb_i, fb_f
 
-    def _grow_queue(self, need: int) -> None:
-        """Make the ring hold ``need`` events (at most queue_capacity), keeping its order."""
+    def _append_to_ring(self, items: list[tuple[int, float]]) -> None:
+        """Queue ``items`` (type, intensity) after the ring's events, growing it if needed.
+
+        The caller holds the queue lock and has applied the capacity rule.
+        """
+        k, si = self.k, self.si
+        count = int(si[k.I_Q_COUNT])
+        self._grow_queue(count + len(items))
         size = len(self.q_t)
-        cap = self.life.config.queue_capacity
-        if need <= size or size >= cap:
+        tail = (int(si[k.I_Q_HEAD]) + count) % size
+        for t, x in items:
+            self.q_t[tail] = t
+            self.q_x[tail] = x
+            tail = tail + 1 if tail + 1 < size else 0
+        si[k.I_Q_COUNT] = count + len(items)
+        self.life._queued_elsewhere = count + len(items)
+
+    def _grow_queue(self, need: int) -> None:
+        """Make the ring hold at least ``need`` events, keeping their order (doubling, but not
+        past queue_capacity unless ``need`` itself is larger)."""
+        size = len(self.q_t)
+        if need <= size:
             return
-        new = min(cap, max(need, 2 * size))
+        new = max(need, min(self.life.config.queue_capacity, 2 * size))
         k, si = self.k, self.si
         count = int(si[k.I_Q_COUNT])
         idx = (int(si[k.I_Q_HEAD]) + np.arange(count)) % size
@@ -658,7 +661,3 @@ class CompiledEngine:
         q_x[:count] = self.q_x[idx]
         self.q_t, self.q_x = q_t, q_x
         si[k.I_Q_HEAD] = 0
-
-    def invalidate(self) -> None:
-        """Python changed active memory: forget the kernel's victim list."""
-        self.si[self.k.I_NV] = 0

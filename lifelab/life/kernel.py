@@ -54,24 +54,14 @@ from lifelab.memory.active import KIND_EVENT, KIND_FEEDBACK, SECONDS_PER_DAY, Ac
 # change to one of them must touch this file (or clear __pycache__) to recompile.
 
 # -- slots --------------------------------------------------------------------------------------
-# configuration, floats
-C_DT, C_ECHO_P, C_MIN_WEIGHT, C_DECAY_FACTOR = 0, 1, 2, 3
-C_WEAK_E, C_WEAK_S, C_WEAK_I, C_PEN_E, C_PEN_S, C_PEN_I = 4, 5, 6, 7, 8, 9
-N_CF = 10
-# configuration, ints
+# configuration, floats (dt is an argument: in real time it changes every tick)
+C_ECHO_P, C_MIN_WEIGHT, C_DECAY_FACTOR = 0, 1, 2
+C_WEAK_E, C_WEAK_S, C_WEAK_I, C_PEN_E, C_PEN_S, C_PEN_I = 3, 4, 5, 6, 7, 8
+N_CF = 9
+# configuration, ints (sizes the arrays carry, such as the type count, are read off them)
 K_BATCH, K_QCAP, K_CAPACITY, K_DECAY_EVERY, K_LEARN_EVERY, K_ADAPT_EVERY = 0, 1, 2, 3, 4, 5
-K_FB_LO, K_FB_SPAN, K_RECENT, K_MORTALITY, K_POISSON, K_NUM, K_DEN, K_NTYPES = (
-    6,
-    7,
-    8,
-    9,
-    10,
-    11,
-    12,
-    13,
-)
-K_METRICS = 14
-N_CI = 15
+K_FB_LO, K_FB_SPAN, K_MORTALITY, K_POISSON, K_NUM, K_DEN, K_METRICS = 6, 7, 8, 9, 10, 11, 12
+N_CI = 13
 # state, floats
 S_AGE, S_SUBJ, S_ENERGY, S_STAB, S_INTEG, S_SMOOTH, S_ECHO = 0, 1, 2, 3, 4, 5, 6
 S_COEF = 7  # dampen, absorb, ignore (the dict's birth order)

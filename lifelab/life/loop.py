@@ -722,8 +722,6 @@ class Life:
 
     def capture(self) -> Capture:
         """Copies of everything needed to resume exactly (cheap: the tick thread only copies)."""
-        if self._engine is not None:
-            self._engine.settle()
         extra: dict[str, Any] = {
             "config": self.config.to_dict(),
             "type_names": list(self.types.names),

@@ -171,7 +171,7 @@ class Metrics:
     def add_samples(self, marks_ns: Any) -> None:
         """Sampled ticks timed elsewhere (the compiled kernel): rows of ``len(STAGES) + 1`` marks
         in ns, the tick's start first."""
-        self._pending.extend(int(v) for v in marks_ns.ravel().tolist())
+        self._pending.extend(marks_ns.ravel().tolist())
         if len(self._pending) >= self.FOLD_EVERY * (len(STAGES) + 1):
             self.fold()
 
