@@ -111,11 +111,11 @@ class LifeConfig:
         log_max_files: Rotated log files kept (disk use ≤ log_max_bytes × log_max_files).
         vector_min_batch: Batches at least this long take the numpy path (same semantics).
         metrics_every: Time every k-th tick stage by stage for ``life.metrics`` (0: off).
-        archive_cache_mb: SQLite page cache of the run's archive, per connection. It fills as
-            the archive grows and then stays, so it is resident memory that grows with the run
-            until full: the default (SQLite's own 2 MB) keeps RSS flat in a long real-time run;
-            64 inserts ~1.5x faster at a million rows, for fast simulated runs
-            (docs/reliability.md).
+        archive_cache_mb: SQLite page cache per connection of the archive of a run directory of
+            format version 1 (lifelab 0.1; newer runs keep a segment archive, which has no cache
+            to size). It fills as the archive grows and then stays: the default (SQLite's own
+            2 MB) keeps RSS flat in a long real-time run; 64 inserts ~1.5x faster at a million
+            rows (docs/reliability.md).
         engine: ``"compiled"`` (the whole tick in one numba function; falls back to the Python
             engine with a warning when numba is missing) or ``"python"`` (the readable
             reference). Both give the same digest at every tick. ``log_decisions`` runs on the

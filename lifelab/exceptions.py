@@ -6,6 +6,8 @@ meaning, so ``except ValueError`` in user code keeps working (the attrs model).
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "ArchiveError",
     "ArchiveSchemaError",
@@ -17,6 +19,7 @@ __all__ = [
     "LifelabError",
     "StageError",
     "StateValueError",
+    "error_kind",
 ]
 
 
@@ -61,3 +64,32 @@ class ArchiveError(LifelabError, OSError):
 
 class ArchiveSchemaError(LifelabError, ValueError):
     """A file is not a lifelab archive, or has a schema version this lifelab cannot read."""
+
+
+# SQLite result codes (primary code, the extended suffix cut off) -> the errno name they stand for,
+# so the three writers count faults in one vocabulary (ENOSPC, EIO, EACCES, ...).
+_SQLITE_KINDS = {
+    "SQLITE_FULL": "ENOSPC",
+    "SQLITE_IOERR": "EIO",
+    "SQLITE_PERM": "EACCES",
+    "SQLITE_READONLY": "EACCES",
+    "SQLITE_AUTH": "EACCES",
+}
+
+
+def error_kind(exc: BaseException) -> str:
+    """The kind an I/O fault is counted under: its errno name (``ENOSPC``, ``EIO``, ``EACCES``),
+    the errno name a SQLite result code stands for, that of its ``__cause__``, else the class name.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        code = getattr(cur, "errno", None)
+        if isinstance(code, int) and code in errno.errorcode:
+            return errno.errorcode[code]
+        name = getattr(cur, "sqlite_errorname", None)
+        if isinstance(name, str) and name:
+            return _SQLITE_KINDS.get("_".join(name.split("_")[:2]), name)
+        cur = cur.__cause__
+    return type(exc).__name__

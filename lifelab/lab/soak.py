@@ -60,6 +60,7 @@ BOUNDED = {
     "life.persistence.logs._buf": "persistence.logs.buffer_max",
     "life.persistence.logs._pending": "persistence.logs.buffer_max",
     "life.persistence.archive._unwritten": "persistence.archive.backlog_max",
+    "life.persistence.archive._inbox": "persistence.archive.backlog_max",
 }
 _WALK_DEPTH = 6
 _WALK_FANOUT = 64  # dicts/lists of lifelab objects larger than this are sized, not entered
@@ -149,7 +150,8 @@ def container_sizes(root: Any, name: str = "life") -> dict[str, int]:
 
 
 def disk_usage(run_dir: Path) -> dict[str, int]:
-    """Bytes and files of a run directory's snapshots, logs and archive (with -wal/-shm)."""
+    """Bytes and files of a run directory's snapshots, logs and archive (segments, or the SQLite
+    file of a format 1 run with its -wal/-shm)."""
 
     def folder(path: Path, pattern: str) -> tuple[int, int]:
         total = files = 0
@@ -164,6 +166,8 @@ def disk_usage(run_dir: Path) -> dict[str, int]:
     snap_bytes, snap_files = folder(run_dir / "snapshots", "snap-*.lls")
     log_bytes, log_files = folder(run_dir / "logs", "*.jsonl")
     archive_bytes, _ = folder(run_dir, "archive.sqlite*")
+    segment_bytes, _ = folder(run_dir / "archive", "*")
+    archive_bytes += segment_bytes
     return {
         "snapshots_bytes": snap_bytes,
         "snapshots_files": snap_files,

@@ -832,14 +832,15 @@ class Life:
         life.corrupt_files = corrupt
         archive = life.persistence.archive  # type: ignore[union-attr]
         if capture is None:
-            archive.rollback_after(-1)  # nothing is covered: the replay starts from birth
+            archive.rollback(0, -1)  # nothing is covered: the replay starts from birth
         else:
             life._restore(capture)
             counters = capture.canonical["counters"]
-            # Entries spill out of id order: roll back ids written after the snapshot *and* the
-            # snapshot's active ids that reached the archive before the crash.
+            # Roll back what spilled after the snapshot: the rows past its archive_size (the
+            # SQLite archive of old runs finds them by id: those written after it, and the
+            # snapshot's active ids that reached the archive before the crash).
             last_id = counters["entries_written"] - 1
-            archive.rollback_after(last_id, active_ids=capture.columns["id"])
+            archive.rollback(counters["archive_size"], last_id, capture.columns["id"])
             if len(archive) != counters["archive_size"]:
                 raise LifeStateError(
                     f"{run.archive} holds {len(archive)} rows where the snapshot covers "

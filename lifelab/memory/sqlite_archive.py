@@ -1,12 +1,11 @@
 """The durable archive: spilled entries in one SQLite file, written off the tick thread.
 
-The tick thread only puts the spilled column dict into a bounded queue; a daemon writer thread
-drains whatever is queued, converts it with ``.tolist()`` and inserts it with one ``executemany``
-per transaction. Rows are never dropped: a failed transaction is retried at once a few times,
-then the rows wait in memory and are retried after a backoff (and at every flush) until the fault
-clears. :meth:`SQLiteArchive.append` blocks (backpressure) while the queue is full or while
-``backlog_max`` rows wait uncommitted, so memory stays bounded. Searches use their own read
-connection (WAL lets them run while the writer commits) and return exactly what
+This was the archive of run directories of format version 1 (lifelab 0.1); newer runs use the
+segment archive (:mod:`lifelab.memory.segment_archive`, issue 13's ablation says why), and this
+one still reads and extends the old runs. The hand-off to the writer thread, retries and
+backpressure are :class:`lifelab.memory.writer.QueuedArchive`'s; the writer converts what gathered
+with ``.tolist()`` and inserts it with one ``executemany`` per transaction. Searches use their own
+read connection (WAL lets them run while the writer commits) and return exactly what
 :func:`lifelab.memory.archive.filter_columns` returns (DESIGN §2, invariant 6).
 
 File layout, schema version 1::
@@ -20,17 +19,12 @@ File layout, schema version 1::
 from __future__ import annotations
 
 import contextlib
-import logging
 import numbers
 import operator
-import queue
 import sqlite3
 import threading
-import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -38,11 +32,9 @@ import numpy as np
 from lifelab.exceptions import ArchiveError, ArchiveSchemaError
 from lifelab.memory.active import COLUMNS
 from lifelab.memory.archive import SORT_KEYS
-from lifelab.store.logs import error_kind
+from lifelab.memory.writer import QueuedArchive
 
 __all__ = ["SCHEMA_VERSION", "SQLiteArchive"]
-
-logger = logging.getLogger(__name__)
 
 # Schema history. Bump SCHEMA_VERSION when the layout changes and keep a reader for every older
 # version (STYLE rule 5):
@@ -90,10 +82,6 @@ _RANGE_SQL = (
     "weight <= ?",
 )
 
-# Waits between attempts at one transaction; after the last the rows stay queued in memory.
-_RETRY_DELAYS_S = (0.01, 0.05, 0.2, 0.5)
-# Then one attempt per backoff, doubling between these bounds (a flush or close tries at once).
-_BACKOFF_S = (0.5, 5.0)
 _COMMIT_ROWS = 65_536  # rows per transaction when catching up (bounds the .tolist() copies)
 # Most rows the writer takes off the queue before it commits them. It used to take the whole
 # queue (4 096 batches, ~300 000 rows at 64 events/tick), so a producer faster than SQLite ran
@@ -106,12 +94,8 @@ _GATHER_ROWS = _COMMIT_ROWS
 _BUSY_TIMEOUT_S = 5.0
 _READONLY_CACHE_KIB = 16 * 1024  # inspection only searches: a modest cache
 
-_STOP = object()  # queue item: finish what is queued, then end the writer thread
-_WAKE = object()  # queue item: retry rows that failed before (sent by flush)
-_RETRY = object()  # not queued: the writer's backoff ran out
 
-
-class SQLiteArchive:
+class SQLiteArchive(QueuedArchive):
     """An append-only archive of spilled entries in one SQLite file that survives restarts.
 
     Satisfies :class:`lifelab.memory.archive.Archive`. ``append`` is meant for one producer (the
@@ -121,10 +105,8 @@ class SQLiteArchive:
         path: The archive file; created with its schema when missing, appended to when it exists.
         type_names: Event type names by index. An existing file's names must be a prefix of them
             (types are only ever added at the end); new ones are recorded in the file.
-        queue_max: Most batches waiting for the writer; a full queue blocks ``append``.
-        coalesce_s: After the first queued batch the writer gathers more for up to this long
-            before committing, so small spills share one transaction (fewer commits and fewer
-            GIL hand-offs to the tick thread); ``flush`` cuts the wait short.
+        coalesce_s: After the first batch the writer gathers more for up to this long before
+            committing, so small spills share one transaction; ``flush`` cuts the wait short.
         cache_mb: SQLite page cache per connection, allocated only as pages are used and then
             kept: resident memory that grows with the archive until the cache is full. The
             significance index takes rows in random order, so inserts slow down once it outgrows
@@ -133,10 +115,7 @@ class SQLiteArchive:
         backlog_max: Most rows appended but not yet committed before ``append`` waits (about
             64 B each: the default holds ~64 MB, minutes of spills while the disk is full).
 
-    Faults: failed attempts are counted in ``errors`` and by kind in ``errors_by_kind``
-    (``ENOSPC``, ``EIO``, ``EACCES``…); each kind is logged once and passed once to ``on_error``
-    (``(kind, exc)``, called in the writer thread). ``backlog`` rows wait uncommitted;
-    ``backpressure_waits`` and ``backpressure_s`` count how often and how long ``append`` waited.
+    Faults and quietness: see :class:`~lifelab.memory.writer.QueuedArchive`.
 
     Raises:
         ArchiveSchemaError: The file is not a lifelab archive, has a schema version this lifelab
@@ -149,54 +128,34 @@ class SQLiteArchive:
         path: str | Path,
         *,
         type_names: Sequence[str],
-        queue_max: int = 4096,
-        coalesce_s: float = 0.02,
+        coalesce_s: float = 0.1,
         cache_mb: int = 2,
         backlog_max: int = 1_000_000,
     ) -> None:
-        for name, value in (
-            ("queue_max", queue_max),
-            ("cache_mb", cache_mb),
-            ("backlog_max", backlog_max),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        self.backlog_max = backlog_max
+        if isinstance(cache_mb, bool) or not isinstance(cache_mb, int) or cache_mb < 1:
+            raise ValueError(f"cache_mb must be an int >= 1, got {cache_mb!r}")
         self._cache_kib = cache_mb * 1024
-        self._coalesce_s = coalesce_s
-        self._open(Path(path), tuple(type_names), queue_max, readonly=False)
+        self._init_writer(
+            coalesce_s=coalesce_s,
+            gather_rows=_GATHER_ROWS,
+            gather_batches=4096,
+            backlog_max=backlog_max,
+        )
+        self._open(Path(path), tuple(type_names), readonly=False)
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> SQLiteArchive:
         """Open an archive for inspection: never writes, starts no thread, takes types from it."""
         self = cls.__new__(cls)
-        self.backlog_max = 1
         self._cache_kib = _READONLY_CACHE_KIB
-        self._open(Path(path), None, 1, readonly=True)
+        self._init_writer(coalesce_s=0.0, gather_rows=1, gather_batches=1, backlog_max=1)
+        self._open(Path(path), None, readonly=True)
         return self
 
-    def _open(
-        self, path: Path, type_names: tuple[str, ...] | None, queue_max: int, *, readonly: bool
-    ) -> None:
+    def _open(self, path: Path, type_names: tuple[str, ...] | None, *, readonly: bool) -> None:
         self.path = path
         self.readonly = readonly
-        self.errors = 0  # failed transaction attempts in the writer thread
-        self.errors_by_kind: Counter[str] = Counter()
-        self.last_error: BaseException | None = None
-        self.on_error: Any = None  # (kind, exc) -> None, once per kind, in the writer thread
-        self.backpressure_waits = 0
-        self.backpressure_s = 0.0
-        self._failing = False  # the last attempt failed: rows wait for the backoff
-        self._backoff = 0.0
-        self._retry_at = 0.0
-        self._closed = False
-        self._thread: threading.Thread | None = None
         self._wconn: sqlite3.Connection | None = None
-        self._queue: queue.Queue[Any] = queue.Queue(queue_max)
-        self._cv = threading.Condition()
-        self._enqueued = 0  # queue items put, and processed by the writer (flush compares them)
-        self._processed = 0
-        self._unwritten: list[dict[str, np.ndarray]] = []  # batches whose retries all failed
         self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
         if readonly:
@@ -223,124 +182,25 @@ class SQLiteArchive:
         self.type_names: tuple[str, ...] = names
         self._type_index = {name: i for i, name in enumerate(names)}
         try:
-            self._count, self._high_water = self._committed_extent()
+            count, high_water = self._committed_extent()
         except sqlite3.DatabaseError as exc:  # a corrupt page: the row count reads every page
             self._rconn.close()
             if self._wconn is not None:
                 self._wconn.close()
             raise _open_error(path, exc) from exc
-        self._on_disk = self._count  # rows committed (written by the writer thread only)
-        if not readonly:
-            self._thread = threading.Thread(
-                target=self._run, name="lifelab-archive-writer", daemon=True
-            )
-            self._thread.start()
+        self._start(count, high_water)
 
-    # -- writing (tick thread) --------------------------------------------------------------------
-
-    def append(self, columns: dict[str, np.ndarray]) -> None:
-        """Queue a batch of spilled rows (a dict of COLUMNS arrays, not mutated afterwards).
-
-        Blocks while the queue is full; never drops rows. ``len`` counts them at once.
-        """
-        if self._closed or self._thread is None:
-            raise ArchiveError(f"{self.path}: cannot append, the archive is closed or read-only")
-        ids = columns["id"]
-        n = len(ids)
-        if n == 0:
-            return
-        # Checked here, not in the writer, where a bad batch could only fail over and over.
-        if columns.keys() != COLUMNS.keys() or any(len(columns[k]) != n for k in _NAMES):
-            raise ValueError(
-                f"append needs equal-length arrays for exactly {list(_NAMES)}, got "
-                f"{ {k: len(v) for k, v in columns.items()} }"
-            )
-        top = int(ids.max())
-        if self._count - self._on_disk >= self.backlog_max:
-            self._wait_for_room()
-        self._enqueue(columns)
-        self._count += n
-        if top > self._high_water:
-            self._high_water = top
-
-    def _wait_for_room(self) -> None:
-        """Backpressure: wait until the writer commits below ``backlog_max`` (never drop)."""
-        t0 = time.perf_counter()
-        self.backpressure_waits += 1
-        thread = self._thread
-        with self._cv:
-            while self._count - self._on_disk >= self.backlog_max and thread is not None:
-                if not thread.is_alive():
-                    break
-                self._cv.wait(0.5)
-        self.backpressure_s += time.perf_counter() - t0
-
-    @property
-    def backlog(self) -> int:
-        """Rows appended but not yet committed (queued, or waiting after a failed commit)."""
-        return 0 if self.readonly else self._count - self._on_disk
-
-    def _enqueue(self, item: Any) -> None:
-        self._queue.put(item)  # blocks when full: backpressure
-        with self._cv:
-            self._enqueued += 1
-
-    def flush(self, timeout: float | None = None) -> None:
-        """Block until every row appended so far is committed.
-
-        Raises:
-            ArchiveError: Rows could not be committed after retries (they stay in memory and are
-                retried by the next flush), or ``timeout`` seconds passed first.
-        """
-        if self._thread is None:
-            return
-        # Rows are committed oldest first, so "every row appended so far is committed" is
-        # "committed >= appended now" (read before the items counted below: append counts the
-        # queue item first). The pending list alone would also hold batches appended later.
-        rows = self._count
-        if not self._closed:
-            # ends the writer's coalescing wait, and retries rows that failed before
-            self._enqueue(_WAKE)
-        with self._cv:
-            target = self._enqueued
-            if not self._cv.wait_for(lambda: self._processed >= target, timeout):
-                raise ArchiveError(
-                    f"{self.path}: flush timed out after {timeout} s with "
-                    f"{target - self._processed} batches still queued"
-                )
-        if self._on_disk < rows and self._unwritten:
-            raise self._stuck_error()
-
-    def close(self) -> None:
-        """Commit what is queued, stop the writer and close the file. Safe to call twice.
-
-        Raises:
-            ArchiveError: Some rows could not be committed (the thread is stopped regardless).
-        """
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._enqueue(_STOP)
-            self._thread.join()
+    def _close_files(self) -> None:
         with self._read_lock:
             self._rconn.close()
         if self._wconn is not None:
             with self._write_lock:
                 self._wconn.close()
-        if self._unwritten:
-            raise self._stuck_error(closing=True)
 
-    def __enter__(self) -> SQLiteArchive:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def rollback(self, rows: int, max_id: int, active_ids: np.ndarray | None = None) -> int:
+        """Resume's cut: the rows spilled after a snapshot (see :meth:`rollback_after`)."""
+        del rows  # rows are in id order here, not spill order: found by id instead
+        return self.rollback_after(max_id, active_ids=active_ids)
 
     def rollback_after(self, max_id: int, *, active_ids: np.ndarray | None = None) -> int:
         """Delete every row with id > ``max_id`` in one transaction; return how many went.
@@ -368,83 +228,12 @@ class SQLiteArchive:
                 _rollback(conn)
                 raise
         self._count, self._high_water = self._committed_extent()
-        self._on_disk = self._count
+        self._committed(self._count)
         return removed
 
     # -- the writer thread ------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        """Drain the queue: one transaction per group of whatever was queued."""
-        limit = self._queue.maxsize
-        get = self._queue.get
-        while True:
-            if self._unwritten:  # failing: wake up for the next retry even if nothing comes
-                try:
-                    first = get(timeout=max(0.0, self._retry_at - time.monotonic()))
-                except queue.Empty:
-                    first = _RETRY
-            else:
-                first = get()
-            items = [first]
-            rows = len(first["id"]) if isinstance(first, dict) else 0
-            deadline = time.monotonic() + self._coalesce_s
-            while (
-                first is not _RETRY
-                and len(items) < limit
-                and rows < _GATHER_ROWS
-                and items[-1] is not _WAKE
-                and items[-1] is not _STOP
-            ):
-                remaining = deadline - time.monotonic()
-                try:
-                    item = get(timeout=remaining) if remaining > 0 else get(block=False)
-                except queue.Empty:
-                    break
-                items.append(item)
-                if isinstance(item, dict):
-                    rows += len(item["id"])
-            urgent = any(it is _WAKE or it is _STOP for it in items)
-            try:
-                self._write([it for it in items if isinstance(it, dict)], urgent=urgent)
-            finally:
-                with self._cv:
-                    if first is not _RETRY:
-                        self._processed += len(items)
-                    self._cv.notify_all()
-            if any(it is _STOP for it in items):
-                return
-
-    def _write(self, batches: list[dict[str, np.ndarray]], *, urgent: bool = False) -> None:
-        """Commit earlier failed batches and these, in order; on repeated failure keep them all.
-
-        Healthy, or asked by flush/close (``urgent``): a few attempts in a row. Failing: new
-        batches only join the backlog, and one attempt is made when the backoff runs out.
-        """
-        pending = self._unwritten
-        pending.extend(batches)
-        if not pending:
-            return
-        if self._failing and not urgent and time.monotonic() < self._retry_at:
-            return
-        schedule = _RETRY_DELAYS_S if urgent or not self._failing else ()
-        for delay in (*schedule, None):
-            try:
-                self._commit_pending()
-            except Exception as exc:  # kept, counted and raised later by flush/close
-                self._record_error(exc)
-                if delay is None:
-                    break
-                time.sleep(delay)
-            else:
-                self._failing = False
-                self._backoff = 0.0
-                return
-        self._failing = True
-        low, high = _BACKOFF_S
-        self._backoff = min(max(2.0 * self._backoff, low), high)
-        self._retry_at = time.monotonic() + self._backoff
-
-    def _commit_pending(self) -> None:
+    def _commit_pending(self, *, durable: bool) -> None:
         """Commit the pending batches oldest first, at most ``_COMMIT_ROWS`` rows a transaction
         (at least one batch); committed batches leave the list at once, so a failure keeps only
         what is left and a long backlog is never converted to Python rows all at once."""
@@ -462,30 +251,7 @@ class SQLiteArchive:
                 rows.extend(zip(*[batch[name].tolist() for name in _NAMES], strict=True))
             self._commit(rows)
             del pending[:take]
-            with self._cv:
-                self._on_disk += n_rows
-                self._cv.notify_all()
-
-    def _record_error(self, exc: BaseException) -> None:
-        kind = error_kind(exc)
-        first = kind not in self.errors_by_kind
-        self.errors += 1
-        self.errors_by_kind[kind] += 1
-        self.last_error = exc
-        if not first:
-            return
-        logger.warning(
-            "archive %s: commit failed (%s): %r; the rows stay queued and are retried "
-            "(reported once per kind)",
-            self.path,
-            kind,
-            exc,
-        )
-        if self.on_error is not None:
-            try:
-                self.on_error(kind, exc)
-            except Exception:  # reporting must not stop the writer
-                logger.exception("archive error callback failed")
+            self._committed(self._on_disk + n_rows)
 
     def _commit(self, rows: list[tuple[Any, ...]]) -> None:
         conn = self._wconn
@@ -504,31 +270,12 @@ class SQLiteArchive:
         assert self._wconn is not None
         self._wconn.executemany(_INSERT, rows)
 
-    def _stuck_error(self, *, closing: bool = False) -> ArchiveError:
-        rows = sum(len(batch["id"]) for batch in self._unwritten)
-        hint = ""
+    def _error_hint(self) -> str:
         if isinstance(self.last_error, sqlite3.IntegrityError):
-            hint = " (a NaN, which SQLite stores as NULL, or an id archived twice)"
-        then = (
-            "The archive is closed without them; no snapshot covers uncommitted rows, so a "
-            "resume from the newest snapshot writes them again."
-            if closing
-            else "They are kept in memory and retried by the next flush."
-        )
-        err = ArchiveError(
-            f"{self.path}: {rows} rows could not be committed after "
-            f"{len(_RETRY_DELAYS_S) + 1} attempts; last error: {self.last_error!r}{hint}. {then}"
-        )
-        err.__cause__ = self.last_error  # so error_kind() names the fault (ENOSPC, EIO, ...)
-        return err
+            return " (a NaN, which SQLite stores as NULL, or an id archived twice)"
+        return ""
 
     # -- reading ----------------------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        """Rows appended so far, committed or still queued (read-only: rows in the file)."""
-        if self.readonly:
-            return self.count()
-        return self._count
 
     @property
     def high_water(self) -> int:

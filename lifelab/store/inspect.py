@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from lifelab.store.persistence import open_archive_readonly
 from lifelab.store.rundir import RunDir
 from lifelab.store.snapshot import SnapshotError, list_snapshots, read_snapshot
 
@@ -16,9 +17,10 @@ __all__ = ["inspect_run", "search_run"]
 
 
 def inspect_run(run_dir: str | Path) -> dict[str, Any]:
-    """ticks, digest, snapshots, memory_active, archive_size, entries_written, corrupt_files."""
-    from lifelab.memory.sqlite_archive import SQLiteArchive
+    """ticks, digest, snapshots, memory_active, archive_size, entries_written, corrupt_files.
 
+    Every archive segment's CRC-32 is checked: a damaged segment is listed in ``corrupt_files``.
+    """
     run = RunDir.open(run_dir)
     snapshots = list_snapshots(run.snapshots)
     corrupt: list[str] = []
@@ -33,12 +35,13 @@ def inspect_run(run_dir: str | Path) -> dict[str, Any]:
     archive_size = 0
     if run.archive.exists():
         try:
-            archive = SQLiteArchive.open_readonly(run.archive)
+            archive = open_archive_readonly(run)
         except (OSError, ValueError):
             corrupt.append(str(run.archive))
         else:
             try:
                 archive_size = archive.count()
+                corrupt.extend(getattr(archive, "verify", list)())
             finally:
                 archive.close()
     counters = newest.canonical["counters"] if newest else {}
@@ -61,10 +64,8 @@ def inspect_run(run_dir: str | Path) -> dict[str, Any]:
 
 def search_run(run_dir: str | Path, *, event_type: str | None = None, **query: Any) -> dict:
     """Archive rows matching the query, as JSON-ready dicts with the type's name."""
-    from lifelab.memory.sqlite_archive import SQLiteArchive
-
     run = RunDir.open(run_dir)
-    archive = SQLiteArchive.open_readonly(run.archive)
+    archive = open_archive_readonly(run)
     try:
         names = list(archive.type_names)
         if event_type is not None and event_type not in names:

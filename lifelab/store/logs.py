@@ -37,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from lifelab.exceptions import ConfigError, ConfigTypeError, LifelabError
+from lifelab.exceptions import ConfigError, ConfigTypeError, LifelabError, error_kind
 from lifelab.store.rundir import fsync_dir
 
 __all__ = [
@@ -59,35 +59,6 @@ DROPPED_KIND = "log_dropped"
 _TAIL_BLOCK = 64 * 1024
 
 _logger = logging.getLogger(__name__)
-
-# SQLite result codes (primary code, the extended suffix cut off) -> the errno name they stand for,
-# so the three writers count faults in one vocabulary (ENOSPC, EIO, EACCES, ...).
-_SQLITE_KINDS = {
-    "SQLITE_FULL": "ENOSPC",
-    "SQLITE_IOERR": "EIO",
-    "SQLITE_PERM": "EACCES",
-    "SQLITE_READONLY": "EACCES",
-    "SQLITE_AUTH": "EACCES",
-}
-
-
-def error_kind(exc: BaseException) -> str:
-    """The kind an I/O fault is counted under: its errno name (``ENOSPC``, ``EIO``, ``EACCES``),
-    the errno name a SQLite result code stands for, that of its ``__cause__``, else the class name.
-    """
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        code = getattr(cur, "errno", None)
-        if isinstance(code, int) and code in errno.errorcode:
-            return errno.errorcode[code]
-        name = getattr(cur, "sqlite_errorname", None)
-        if isinstance(name, str) and name:
-            return _SQLITE_KINDS.get("_".join(name.split("_")[:2]), name)
-        cur = cur.__cause__
-    return type(exc).__name__
-
 
 class LogError(LifelabError, ValueError):
     """A log record, flush reason or log file is not valid."""

@@ -5,21 +5,23 @@ The Life owns one :class:`Persistence` when it has a run directory. The tick thr
 work happens in the archive, snapshot and log writer threads.
 
 Ordering that makes resume exact (DESIGN §2 invariants 3, 4, 7): before a snapshot file is
-written, the snapshot thread waits until the archive has committed every row queued so far, so a
-snapshot never covers archive rows that are not on disk. On resume, archive rows beyond the
-snapshot's ``archive_size`` (spilled after the capture) are rolled back in one transaction: the
-deterministic replay from the snapshot spills them again — no duplicates, no gaps.
+written, the snapshot thread waits until the archive has made every row handed over so far
+durable, so a snapshot never covers archive rows that are not on disk. On resume, archive rows
+beyond the snapshot's ``archive_size`` (spilled after the capture) are rolled back
+(:meth:`SegmentArchive.rollback`): the deterministic replay from the snapshot spills them again —
+no duplicates, no gaps.
 
 Faults (a full disk, I/O errors, permission denied) never stop the tick: each writer counts its
-failures by kind and retries (see :class:`SnapshotWriter`, :class:`SQLiteArchive`,
-:class:`LogWriter`); the first failure of each kind per writer becomes one ``io_error`` log record
-(``writer``, ``error``, ``message``), and :meth:`Persistence.close` ends the log with one
-``shutdown`` record carrying the fault counters.
+failures by kind and retries (see :class:`SnapshotWriter`,
+:class:`~lifelab.memory.writer.QueuedArchive`, :class:`LogWriter`); the first failure of each
+kind per writer becomes one ``io_error`` log record (``writer``, ``error``, ``message``), and
+:meth:`Persistence.close` ends the log with one ``shutdown`` record carrying the fault counters.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from lifelab.config import LifeConfig
 from lifelab.store.rundir import RunDir
 from lifelab.store.snapshot import Capture, SnapshotWriter
 
-__all__ = ["NEVER", "Persistence"]
+__all__ = ["NEVER", "Persistence", "open_archive", "open_archive_readonly"]
 
 NEVER = 2**63  # a tick that never comes
 
@@ -36,7 +38,6 @@ class Persistence:
     """Archive, snapshots and logs of one run directory."""
 
     def __init__(self, run: RunDir, config: LifeConfig, type_names: tuple[str, ...]) -> None:
-        from lifelab.memory.sqlite_archive import SQLiteArchive
         from lifelab.store.logs import LogWriter
 
         self.run = run
@@ -46,9 +47,7 @@ class Persistence:
         self._closed = False
         self._reported: set[tuple[str, str]] = set()
         self._report_lock = threading.Lock()
-        self.archive = SQLiteArchive(
-            run.archive, type_names=type_names, cache_mb=config.archive_cache_mb
-        )
+        self.archive = open_archive(run, type_names, cache_mb=config.archive_cache_mb)
         self.archive.on_error = self._archive_error
         self.logs = LogWriter(
             run.logs, max_bytes=config.log_max_bytes, max_files=config.log_max_files
@@ -151,3 +150,25 @@ class Persistence:
         if errors:
             raise errors[0]
         return path
+
+
+def open_archive(run: RunDir, type_names: Sequence[str], *, cache_mb: int = 2) -> Any:
+    """The run's archive for writing: segments, or the SQLite file of a version 1 run."""
+    if run.version == 1:
+        from lifelab.memory.sqlite_archive import SQLiteArchive
+
+        return SQLiteArchive(run.archive, type_names=type_names, cache_mb=cache_mb)
+    from lifelab.memory.segment_archive import SegmentArchive
+
+    return SegmentArchive(run.archive, type_names=type_names)
+
+
+def open_archive_readonly(run: RunDir) -> Any:
+    """The run's archive for inspection (never writes, starts no thread)."""
+    if run.version == 1:
+        from lifelab.memory.sqlite_archive import SQLiteArchive
+
+        return SQLiteArchive.open_readonly(run.archive)
+    from lifelab.memory.segment_archive import SegmentArchive
+
+    return SegmentArchive.open_readonly(run.archive)

@@ -5,7 +5,8 @@ Layout::
     <run_dir>/
       run.json                 # format version, lifelab version, the LifeConfig, creation time
       snapshots/snap-<tick>.lls
-      archive.sqlite           # the durable archive (plus SQLite's -wal/-shm while open)
+      archive/                 # the durable archive: columnar segments (format 2)
+      archive.sqlite           # ... or, in runs of format version 1, one SQLite file
       logs/life.jsonl          # structured logs, rotated by size
       metrics/                 # metric dumps (observability)
 
@@ -26,7 +27,10 @@ from lifelab.exceptions import LifelabError
 __all__ = ["DEFAULT_ROOT", "RUN_FORMAT_VERSION", "RunDir", "RunDirError"]
 
 DEFAULT_ROOT = Path("data") / "runs"
-RUN_FORMAT_VERSION = 1  # 1: run.json + snapshots/ + archive.sqlite + logs/ + metrics/
+# 1: run.json + snapshots/ + archive.sqlite + logs/ + metrics/ (lifelab 0.1; still read, resumed
+#    and extended with the SQLite archive). 2: the archive is the archive/ segment directory.
+RUN_FORMAT_VERSION = 2
+READABLE_VERSIONS = frozenset({1, 2})
 RUN_FILE = "run.json"
 
 
@@ -39,6 +43,7 @@ class RunDir:
     """Paths of one run directory."""
 
     path: Path
+    version: int = RUN_FORMAT_VERSION
 
     @property
     def run_file(self) -> Path:
@@ -50,7 +55,8 @@ class RunDir:
 
     @property
     def archive(self) -> Path:
-        return self.path / "archive.sqlite"
+        """The archive: the segment directory, or the SQLite file of a version 1 run."""
+        return self.path / ("archive.sqlite" if self.version == 1 else "archive")
 
     @property
     def logs(self) -> Path:
@@ -96,12 +102,12 @@ class RunDir:
             raise RunDirError(f"no run directory at {run.path}")
         meta = run.read_meta()
         version = meta.get("format_version")
-        if version != RUN_FORMAT_VERSION:
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
             raise RunDirError(
                 f"{run.run_file}: run format version {version!r} is not supported "
-                f"(this lifelab reads version {RUN_FORMAT_VERSION})"
+                f"(this lifelab reads versions {sorted(READABLE_VERSIONS)})"
             )
-        return run
+        return cls(run.path, version)
 
     def read_meta(self) -> dict[str, Any]:
         try:

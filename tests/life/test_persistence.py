@@ -72,7 +72,7 @@ def test_run_dir_layout_and_refusal_to_overwrite(tmp_path):
     assert meta["config"]["seed"] == 11
     assert final is not None and final.parent == run / "snapshots"
     assert [p.name for p in list_snapshots(run / "snapshots")][-1] == "snap-000000002000.lls"
-    assert (run / "archive.sqlite").exists()
+    assert (run / "archive" / "archive.json").exists()
     lines = (run / "logs" / "life.jsonl").read_text().splitlines()
     assert any(json.loads(line)["kind"] == "tick" for line in lines)
     with pytest.raises(RunDirError, match="already holds a run"):

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lifelab.exceptions import ArchiveError, ArchiveSchemaError, LifelabError
-from lifelab.memory import sqlite_archive
+from lifelab.memory import sqlite_archive, writer
 from lifelab.memory.active import COLUMNS
 from lifelab.memory.archive import SORT_KEYS, filter_columns
 from lifelab.memory.sqlite_archive import SCHEMA_VERSION, SQLiteArchive
@@ -324,13 +324,13 @@ def test_rollback_after_removes_exactly_the_newer_rows(tmp_path):
 
 
 def test_backpressure_blocks_append_but_loses_nothing(tmp_path, monkeypatch):
-    """With a full queue append waits for the writer instead of dropping rows."""
+    """With backlog_max rows uncommitted, append waits for the writer instead of dropping rows."""
     gate = Gate(monkeypatch)
     batches = [batch([i * 2, i * 2 + 1], seed=i) for i in range(6)]
-    with SQLiteArchive(tmp_path / "a.sqlite", type_names=TYPES, queue_max=1) as archive:
+    with SQLiteArchive(tmp_path / "a.sqlite", type_names=TYPES, backlog_max=4) as archive:
         archive.append(batches[0])
         assert gate.entered.wait(10)  # the writer holds batch 0 inside its transaction
-        archive.append(batches[1])  # fills the queue
+        archive.append(batches[1])  # 4 rows wait: the backlog is full
         rest_done = threading.Event()
 
         def append_rest():
@@ -373,7 +373,7 @@ def test_writer_error_is_retried_and_rows_land(tmp_path, monkeypatch):
 
 def test_persistent_writer_error_raises_but_keeps_rows(tmp_path, monkeypatch):
     """After the retries flush raises ArchiveError; the rows stay queued and land once it heals."""
-    monkeypatch.setattr(sqlite_archive, "_RETRY_DELAYS_S", (0.0, 0.0))
+    monkeypatch.setattr(writer, "RETRY_DELAYS_S", (0.0, 0.0))
     original = SQLiteArchive._insert
     broken = threading.Event()
     broken.set()
@@ -438,28 +438,32 @@ def test_close_is_idempotent_and_stops_the_writer(tmp_path):
         assert len(reader) == 2
 
 
-def test_writer_takes_a_few_thousand_rows_at_a_time_off_a_full_queue(tmp_path, monkeypatch):
-    """A writer behind a fast producer commits in small groups, so a full queue frees a slot
-    after one small transaction instead of after the whole queue (one 10 s stall per 4 096
-    ticks at 64 events/tick, before)."""
-    monkeypatch.setattr(sqlite_archive, "_GATHER_ROWS", 250)
+def test_writer_commits_a_long_backlog_a_few_thousand_rows_at_a_time(tmp_path, monkeypatch):
+    """A writer behind a fast producer commits in transactions of about _COMMIT_ROWS rows, and
+    the backlog shrinks after each, so a producer waiting on backpressure goes on after one
+    small transaction instead of after the whole backlog (one 10 s stall per 4 096 ticks at 64
+    events/tick, before)."""
+    monkeypatch.setattr(sqlite_archive, "_COMMIT_ROWS", 250)
     gate = Gate(monkeypatch)
     groups = []
-    real_write = SQLiteArchive._write
+    backlogs = []
+    real_commit = SQLiteArchive._commit
 
-    def recording_write(self, batches, *, urgent=False):
-        groups.append(sum(len(b["id"]) for b in batches))
-        return real_write(self, batches, urgent=urgent)
+    def recording_commit(self, rows):
+        groups.append(len(rows))
+        backlogs.append(self.backlog)
+        return real_commit(self, rows)
 
-    monkeypatch.setattr(SQLiteArchive, "_write", recording_write)
+    monkeypatch.setattr(SQLiteArchive, "_commit", recording_commit)
     batches = [batch(list(range(i * 100, i * 100 + 100)), seed=i) for i in range(20)]
     with SQLiteArchive(tmp_path / "a.sqlite", type_names=TYPES) as archive:
         archive.append(batches[0])
         assert gate.entered.wait(10)  # the writer is inside its first transaction
         for b in batches[1:]:
-            archive.append(b)  # 19 batches wait in the queue
+            archive.append(b)  # 19 batches wait
         gate.opened.set()
         archive.flush(10)
         assert_same(archive.columns(), by_id(concat(batches)))
     assert sum(groups) == 2_000
     assert max(groups) <= 300  # stops at the first batch that reaches 250 rows
+    assert backlogs[1:] == sorted(backlogs[1:], reverse=True)  # the backlog only shrinks

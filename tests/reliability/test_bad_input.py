@@ -38,11 +38,17 @@ from lifelab.lab.schema import METADATA_KEY, RESULTS_SCHEMA_VERSION
 from lifelab.life.digest import digest_of
 from lifelab.life.events import Event, TypeTable
 from lifelab.life.loop import Life
+from lifelab.memory.segment_archive import SegmentArchive
 from lifelab.memory.sqlite_archive import SQLiteArchive
+from lifelab.store.inspect import inspect_run, search_run
+from lifelab.store.persistence import open_archive_readonly
+from lifelab.store.rundir import RunDir
 from lifelab.store.snapshot import MAGIC, SNAPSHOT_VERSION, SnapshotError, decode
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_RESULTS = ROOT / "tests" / "lab" / "fixtures" / "results_v1.parquet"
+# A run directory of format 1 (SQLite archive), written by lifelab before issue 13.
+GOLDEN_RUN_V1 = ROOT / "tests" / "store" / "fixtures" / "run_v1"
 NAN, INF = math.nan, math.inf
 
 
@@ -486,7 +492,7 @@ def test_forged_counters_never_delete_archive_rows(small_run, tmp_path):
 
 
 def _count_rows(run: Path) -> int:
-    archive = SQLiteArchive.open_readonly(run / "archive.sqlite")
+    archive = open_archive_readonly(RunDir.open(run))
     try:
         return archive.count()
     finally:
@@ -590,9 +596,9 @@ def test_archive_of_another_schema_is_refused_and_left_alone(build, error, fragm
 def test_resume_refuses_a_foreign_archive_and_leaves_it_alone(
     build, error, fragment, small_run, tmp_path
 ):
-    """A run whose archive.sqlite was swapped for another file does not resume over it."""
+    """A format 1 run whose archive.sqlite was swapped for another file does not resume over it."""
     run = tmp_path / "run"
-    shutil.copytree(small_run[0], run)
+    shutil.copytree(GOLDEN_RUN_V1, run)
     (run / "archive.sqlite").unlink()
     path = build(run / "archive.sqlite")
     before = path.read_bytes()
@@ -616,20 +622,20 @@ def _corrupt_index_page(run: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_archive_with_a_corrupt_page_is_refused_with_an_archive_error(small_run, tmp_path):
+def test_archive_with_a_corrupt_page_is_refused_with_an_archive_error(tmp_path):
     """A malformed archive file raises ArchiveError (an OSError), like a truncated one does."""
     run = tmp_path / "run"
-    shutil.copytree(small_run[0], run)
+    shutil.copytree(GOLDEN_RUN_V1, run)
     _corrupt_index_page(run)
     with pytest.raises(ArchiveError, match="malformed"):
         SQLiteArchive.open_readonly(run / "archive.sqlite")
 
 
 @pytest.mark.parametrize("command", ["inspect", "search"])
-def test_cli_on_a_corrupt_archive_gives_one_error_line(command, small_run, tmp_path):
+def test_cli_on_a_corrupt_archive_gives_one_error_line(command, tmp_path):
     """inspect lists the archive as corrupt; search fails with one line and no traceback."""
     run = tmp_path / "run"
-    shutil.copytree(small_run[0], run)
+    shutil.copytree(GOLDEN_RUN_V1, run)
     _corrupt_index_page(run)
     proc = _cli(command, str(run), "--json", cwd=tmp_path)
     if command == "inspect":
@@ -639,6 +645,146 @@ def test_cli_on_a_corrupt_archive_gives_one_error_line(command, small_run, tmp_p
         )
     else:
         _assert_one_line_error(proc, "archive")
+
+
+# -- segment archives (run format 2) that are damaged or not lifelab's -----------------------------
+
+
+def _segment_archive(path: Path) -> Path:
+    """A real segment archive: two sealed segments of 100 rows and a tail of 2 chunks."""
+    life = Life(LifeConfig(seed=4, events_per_tick=4, memory_capacity=20))
+    life.run(150)
+    cols = life.archive.columns()
+    with SegmentArchive(path, type_names=life.types.names, segment_rows=100) as archive:
+        archive.append({k: v[:230] for k, v in cols.items()})
+        archive.flush()
+        archive.append({k: v[230:250] for k, v in cols.items()})
+    return path
+
+
+def _edit(name: str, change):
+    def build(path: Path) -> Path:
+        _segment_archive(path)
+        target = path / name if name != "*seg1" else sorted(path.glob("seg-*"))[1]
+        change(target)
+        return path
+
+    return build
+
+
+def _flip(offset: int):
+    def change(target: Path) -> None:
+        data = bytearray(target.read_bytes())
+        data[offset] ^= 0x40
+        target.write_bytes(bytes(data))
+
+    return change
+
+
+def _meta(**fields):
+    def change(target: Path) -> None:
+        meta = json.loads(target.read_text())
+        meta.update(fields)
+        target.write_text(json.dumps(meta))
+
+    return change
+
+
+_TAIL = "tail-000000000000200.llrows"
+SEGMENT_CASES = [
+    ("no meta file", _edit("archive.json", Path.unlink), ArchiveSchemaError, "no archive.json"),
+    ("meta not json", _edit("archive.json", lambda p: p.write_text("{")), ArchiveSchemaError,
+     "not a lifelab archive file"),
+    ("another format", _edit("archive.json", _meta(format="other")), ArchiveSchemaError,
+     "format is not"),
+    ("future version", _edit("archive.json", _meta(version=3)), ArchiveSchemaError,
+     "archive format version 3"),
+    ("types not names", _edit("archive.json", _meta(event_types=[1, 2])), ArchiveSchemaError,
+     "event_types"),
+    ("segment missing", _edit("*seg1", Path.unlink), ArchiveError, "rows are missing"),
+    ("segment magic", _edit("*seg1", _flip(0)), ArchiveError, "bad magic"),
+    ("segment header", _edit("*seg1", _flip(14)), ArchiveError, "header is damaged"),
+    ("segment truncated", _edit("*seg1", lambda p: p.write_bytes(p.read_bytes()[:-64])),
+     ArchiveError, "truncated"),
+    ("segment data flipped", _edit("*seg1", _flip(-20)), ArchiveError, "CRC-32"),
+    ("tail magic", _edit(_TAIL, _flip(0)), ArchiveError, "not a lifelab archive tail"),
+    ("tail first chunk flipped", _edit(_TAIL, _flip(40)), ArchiveError, "CRC-32"),
+    ("tail of another row", _edit(_TAIL, lambda p: p.rename(p.with_name(
+        "tail-000000000000300.llrows"))), ArchiveError, "do not follow the last segment"),
+]  # fmt: skip
+
+
+def _snapshot_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "fragment"),
+    [c[1:] for c in SEGMENT_CASES],
+    ids=[c[0] for c in SEGMENT_CASES],
+)
+def test_damaged_segment_archive_is_refused_and_left_alone(build, error, fragment, tmp_path):
+    """Opening (and searching, which checks every CRC-32) names the damage; nothing is written."""
+    path = build(tmp_path / "archive")
+    before = _snapshot_of(path)
+
+    def open_and_search() -> None:
+        archive = SegmentArchive.open_readonly(path)
+        try:
+            archive.search()
+        finally:
+            archive.close()
+
+    with pytest.raises(error, match=fragment):
+        open_and_search()
+    assert _snapshot_of(path) == before
+
+
+def test_a_flipped_segment_is_listed_by_inspect_and_search_fails_in_one_line(small_run, tmp_path):
+    """lifelab inspect lists a segment whose CRC-32 fails; lifelab search fails with one line."""
+    run = tmp_path / "run"
+    shutil.copytree(small_run[0], run)
+    shutil.rmtree(run / "archive")
+    _edit("*seg1", _flip(-20))(run / "archive")
+    proc = _cli("inspect", str(run), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    corrupt = json.loads(proc.stdout.splitlines()[-1])["corrupt_files"]
+    assert corrupt == [str(sorted((run / "archive").glob("seg-*"))[1])]
+    _assert_one_line_error(_cli("search", str(run), "--limit", "1000", cwd=tmp_path), "CRC-32")
+
+
+# -- a run directory of the previous format (golden) --------------------------------------------
+
+
+def test_golden_format_1_run_is_read_resumed_and_extended(tmp_path):
+    """A run written before issue 13 (one archive.sqlite) inspects, searches, and resumes with
+    the digest an uninterrupted run reaches; its archive stays SQLite."""
+    run = tmp_path / "run"
+    shutil.copytree(GOLDEN_RUN_V1, run)
+    info = inspect_run(run)
+    assert (info["ticks"], info["archive_size"], info["corrupt_files"]) == (300, 1349, [])
+    found = search_run(run, event_type="shock", limit=3)
+    assert found["count"] == 3 and {r["event_type"] for r in found["rows"]} == {"shock"}
+    life = Life.resume(run)
+    try:
+        assert type(life.archive).__name__ == "SQLiteArchive"
+        assert life.digest() == "238aca39db57c088377ce004232ae32e"
+        life.run(100)
+        assert life.digest() == "1f2b8457db64d7cf5c48d90326c966be"
+        assert life.entries_written == len(life.memory) + len(life.archive)
+    finally:
+        life.close()
+    assert not (run / "archive").exists()
+
+
+def test_a_run_of_an_unknown_format_is_refused_naming_the_version(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(GOLDEN_RUN_V1, run)
+    meta = json.loads((run / "run.json").read_text())
+    meta["format_version"] = 9
+    (run / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(OSError, match="run format version 9 is not supported"):
+        Life.resume(run)
 
 
 # -- results parquet of another schema -------------------------------------------------------------

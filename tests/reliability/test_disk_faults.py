@@ -25,7 +25,8 @@ import pytest
 from lifelab.config import LifeConfig
 from lifelab.exceptions import ArchiveError
 from lifelab.life.loop import Life
-from lifelab.memory import sqlite_archive
+from lifelab.memory import sqlite_archive, writer
+from lifelab.memory.segment_archive import SegmentArchive
 from lifelab.memory.sqlite_archive import SQLiteArchive
 from lifelab.store.logs import error_kind, read_logs
 from lifelab.store.snapshot import list_snapshots
@@ -125,11 +126,21 @@ _SQLITE_FAULTS = {
 
 
 class BrokenArchive:
-    """Makes every archive transaction fail as SQLite would on this errno, while armed."""
+    """Makes every archive write fail, while armed: the segment archive's writes with this errno,
+    the SQLite archive's transactions (runs of format 1) as SQLite would fail them."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.code: int | None = None
         original = SQLiteArchive._insert
+        original_pwrite = SegmentArchive._pwrite
+
+        def pwrite(archive, fd, data, offset):
+            code = self.code
+            if code is not None:
+                raise OSError(code, os.strerror(code))
+            return original_pwrite(archive, fd, data, offset)
+
+        monkeypatch.setattr(SegmentArchive, "_pwrite", pwrite)
 
         def insert(archive, rows):
             code = self.code
@@ -142,8 +153,8 @@ class BrokenArchive:
 
         monkeypatch.setattr(SQLiteArchive, "_insert", insert)
         # Quick retries so a test sees several attempts, not the production backoff.
-        monkeypatch.setattr(sqlite_archive, "_RETRY_DELAYS_S", (0.0,))
-        monkeypatch.setattr(sqlite_archive, "_BACKOFF_S", (0.001, 0.02))
+        monkeypatch.setattr(writer, "RETRY_DELAYS_S", (0.0,))
+        monkeypatch.setattr(writer, "BACKOFF_S", (0.001, 0.02))
 
 
 @pytest.fixture
@@ -314,7 +325,7 @@ def test_archive_faults_keep_every_row_and_catch_up(tmp_path, broken_archive, ca
     written = snaps.written
     committed = archive.count()
     broken_archive.code = code
-    with caplog.at_level(logging.WARNING, logger="lifelab.memory.sqlite_archive"):
+    with caplog.at_level(logging.WARNING, logger="lifelab.memory.writer"):
         life.run(300)
         _wait_until(lambda: archive.errors >= 3, "several failed commits")
     assert life.state.ticks == 400
@@ -323,7 +334,7 @@ def test_archive_faults_keep_every_row_and_catch_up(tmp_path, broken_archive, ca
     m = life.metrics.summary()
     assert m["archive_errors"] >= 3 and m[f"archive_errors_{kind.lower()}"] == m["archive_errors"]
     assert m["archive_backlog_rows"] == len(archive) - committed > 0
-    assert len(_warnings(caplog, "lifelab.memory.sqlite_archive")) == 1  # once per kind
+    assert len(_warnings(caplog, "lifelab.memory.writer")) == 1  # once per kind
     # A snapshot now would cover rows that are not on disk: it is refused and retried.
     _wait_until(lambda: snaps.errors >= 1, "a refused snapshot")
     assert snaps.written == written
@@ -371,8 +382,8 @@ def test_archive_backpressure_holds_the_tick_and_never_drops(tmp_path, broken_ar
 def test_a_long_backlog_is_committed_in_bounded_transactions(tmp_path, monkeypatch):
     """Catching up converts and commits at most _COMMIT_ROWS rows per transaction, in order."""
     monkeypatch.setattr(sqlite_archive, "_COMMIT_ROWS", 100)
-    monkeypatch.setattr(sqlite_archive, "_RETRY_DELAYS_S", (0.0,))
-    monkeypatch.setattr(sqlite_archive, "_BACKOFF_S", (60.0, 60.0))  # only flush retries here
+    monkeypatch.setattr(writer, "RETRY_DELAYS_S", (0.0,))
+    monkeypatch.setattr(writer, "BACKOFF_S", (60.0, 60.0))  # only flush retries here
     sizes: list[int] = []
     broken = threading.Event()
     broken.set()

@@ -32,6 +32,7 @@ from lifelab.config import LifeConfig
 from lifelab.exceptions import ArchiveError, ArchiveSchemaError
 from lifelab.lab.experiment import ExperimentError, load_experiment
 from lifelab.life.loop import Life
+from lifelab.memory.segment_archive import SegmentArchive
 from lifelab.memory.sqlite_archive import SQLiteArchive
 from lifelab.store.snapshot import MAGIC, Capture, SnapshotError, decode, encode, read_snapshot
 
@@ -235,16 +236,36 @@ def test_deeply_nested_header_is_refused():
 # -- the archive opener ----------------------------------------------------------------------------
 
 
+def _archived_columns() -> tuple[dict, tuple[str, ...]]:
+    life = Life(LifeConfig(seed=4, events_per_tick=4, memory_capacity=20))
+    life.run(150)
+    assert len(life.archive) > 100
+    return life.archive.columns(), life.types.names
+
+
 @functools.cache
 def archive_bytes() -> bytes:
-    """A real archive file, cleanly closed, with a few hundred rows."""
+    """A real SQLite archive file (runs of format 1), cleanly closed, with a few hundred rows."""
+    cols, names = _archived_columns()
     with tempfile.TemporaryDirectory() as folder:
-        run = Path(folder) / "run"
-        life = Life(LifeConfig(seed=4, events_per_tick=4, memory_capacity=20, run_dir=str(run)))
-        life.run(150)
-        life.close()
-        assert len(life.archive) > 100
-        return (run / "archive.sqlite").read_bytes()
+        path = Path(folder) / "archive.sqlite"
+        with SQLiteArchive(path, type_names=names) as archive:
+            archive.append(cols)
+        return path.read_bytes()
+
+
+@functools.cache
+def segment_files() -> dict[str, bytes]:
+    """A real segment archive: two sealed segments and a tail of two chunks, cleanly closed."""
+    cols, names = _archived_columns()
+    n = len(cols["id"])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "archive"
+        with SegmentArchive(path, type_names=names, segment_rows=n // 3) as archive:
+            archive.append({k: v[: n - 10] for k, v in cols.items()})
+            archive.flush()
+            archive.append({k: v[n - 10 :] for k, v in cols.items()})
+        return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
 
 
 ARCHIVE_ERRORS = (ArchiveError, ArchiveSchemaError)
@@ -282,6 +303,33 @@ def test_archive_opener_survives_mutated_files(data):
         outcome = guarded(lambda: _open_and_count(path), ARCHIVE_ERRORS)
         assert isinstance(outcome, int | ArchiveError | ArchiveSchemaError)
         assert path.read_bytes() == blob
+
+
+@FUZZ
+@given(data=st.data())
+def test_segment_archive_survives_mutated_files(data):
+    """One file of a segment archive flipped, cut or spliced: the archive opens, counts and
+    searches (the search checks the CRC-32), or raises an archive error; nothing is written."""
+    files = segment_files()
+    victim = data.draw(st.sampled_from(sorted(files)))
+    blob = data.draw(MUTATIONS).apply(files[victim])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "archive"
+        path.mkdir()
+        for name, content in files.items():
+            (path / name).write_bytes(blob if name == victim else content)
+
+        def open_count_search() -> int:
+            archive = SegmentArchive.open_readonly(path)
+            try:
+                archive.search(limit=5)
+                return archive.count()
+            finally:
+                archive.close()
+
+        outcome = guarded(open_count_search, ARCHIVE_ERRORS)
+        assert isinstance(outcome, int | ArchiveError | ArchiveSchemaError)
+        assert (path / victim).read_bytes() == blob
 
 
 def test_archive_with_a_non_utf8_schema_name_is_refused(tmp_path):

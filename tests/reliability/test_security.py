@@ -106,6 +106,7 @@ def test_the_scan_sees_the_whole_package():
     for module in (
         "store/snapshot.py",
         "memory/sqlite_archive.py",
+        "memory/segment_archive.py",
         "lab/experiment.py",
         "lab/results.py",
         "cli.py",
@@ -224,9 +225,7 @@ def test_a_life_writes_only_inside_its_run_directory(tmp_path, monkeypatch):
     assert {p.name for p in run.iterdir()} <= {
         "run.json",
         "snapshots",
-        "archive.sqlite",
-        "archive.sqlite-wal",
-        "archive.sqlite-shm",
+        "archive",
         "logs",
         "metrics",
     }
@@ -236,7 +235,7 @@ def test_importing_lifelab_writes_nothing(tmp_path):
     """Importing the package and its modules creates no file (DESIGN §1.9)."""
     code = (
         "import lifelab, lifelab.cli, lifelab.life.loop, lifelab.store.snapshot, "
-        "lifelab.memory.sqlite_archive, lifelab.lab.experiment, lifelab.lab.results, "
+        "lifelab.memory.sqlite_archive, lifelab.memory.segment_archive, lifelab.lab.experiment, lifelab.lab.results, "
         "lifelab.lab.soak"
     )
     proc = subprocess.run(

@@ -73,7 +73,7 @@ def test_container_walk_reaches_the_organism_containers(tmp_path):
         "life._queue",
         "life.errors",
         "life.metrics._pending",
-        "life.persistence.archive._queue",
+        "life.persistence.archive._inbox",
     ):
         assert path in sizes, sorted(sizes)
     assert sizes["life._state.recent_events"] == 32
