@@ -327,6 +327,23 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
         extra["snapshot_every"] = args.snapshot_every
     if args.log_every:
         extra["log_every"] = args.log_every
+    if args.persisted:
+        from lifelab.observe.bench import bench_persisted
+
+        with _progress(2 * args.rounds * args.ticks, "bench loop --persisted") as bar:
+            return bench_persisted(
+                ticks=args.ticks,
+                rounds=args.rounds,
+                events_per_tick=args.events_per_tick,
+                batch_size=args.batch_size,
+                memory_capacity=args.memory_capacity,
+                seed=args.seed,
+                engine=engine,
+                snapshot_every=args.snapshot_every or 10_000,
+                log_every=args.log_every or 1_000,
+                progress=bar.update,
+                **extra,
+            )
     with _progress(args.ticks, "bench loop") as bar:
         return bench_loop(
             ticks=args.ticks,
@@ -493,6 +510,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-every", type=int, default=0, help="log a tick summary every K ticks (0: off)"
     )
+    p.add_argument(
+        "--persisted",
+        action="store_true",
+        help="time the same run without and with a run directory (snapshots every "
+        "--snapshot-every or 10000, logs every --log-every or 1000), interleaved, and report "
+        "the ratio of the medians (persist_ratio)",
+    )
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds for --persisted (5)")
     add_engine_option(p)
     add_set_option(p)
     _add_json(p)

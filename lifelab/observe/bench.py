@@ -105,6 +105,54 @@ def bench_loop(
     return out
 
 
+def bench_persisted(
+    *,
+    ticks: int = 200_000,
+    rounds: int = 5,
+    snapshot_every: int = 10_000,
+    log_every: int = 1_000,
+    progress: Callable[[int], None] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """What a run directory costs: the same run without and with one, interleaved.
+
+    Each round times one fresh organism without a run directory and one with a temporary run
+    directory (``snapshot_every``, ``log_every``), in alternating order so that machine noise
+    falls on both; returns the medians, the ratio of the medians (``persist_ratio``, issue 13's
+    target is >= 0.7), each round's ratio and the archive rows the persisted runs wrote per
+    second. ``options`` are :func:`bench_loop`'s.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    plain: list[dict[str, Any]] = []
+    persisted: list[dict[str, Any]] = []
+    for r in range(rounds):
+        order = (False, True) if r % 2 == 0 else (True, False)
+        for persist in order:
+            extra = {"snapshot_every": snapshot_every, "log_every": log_every} if persist else {}
+            out = bench_loop(ticks=ticks, progress=progress, **options, **extra)
+            (persisted if persist else plain).append(out)
+    a = float(np.median([o["ticks_per_s"] for o in plain]))
+    b = float(np.median([o["ticks_per_s"] for o in persisted]))
+    archived = [o["archive_size"] / o["wall_s"] for o in persisted]
+    return {
+        "engine": plain[0]["engine"],
+        "ticks": plain[0]["ticks"],
+        "rounds": rounds,
+        "events_per_tick": plain[0]["events_per_tick"],
+        "snapshot_every": snapshot_every,
+        "log_every": log_every,
+        "ticks_per_s": a,
+        "persisted_ticks_per_s": b,
+        "persist_ratio": b / a,
+        "round_ratios": [
+            p["ticks_per_s"] / q["ticks_per_s"] for p, q in zip(persisted, plain, strict=True)
+        ],
+        "archive_rows_per_s": float(np.median(archived)),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
 def _measure(
     life: Life,
     ticks: int,

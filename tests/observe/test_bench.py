@@ -91,3 +91,17 @@ def test_cli_engine_and_set_engine_must_agree(capsys):
     assert "disagree" in capsys.readouterr().err
     assert main(["bench", "loop", "--ticks", "10", "--set", "engine=python", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["engine"] == "python"
+
+
+def test_bench_persisted_interleaves_runs_without_and_with_a_run_directory():
+    """Both runs are timed in each round; the ratio is the ratio of the two medians; the
+    persisted runs archived rows (so the run directory was really there)."""
+    from lifelab.observe.bench import bench_persisted
+
+    out = bench_persisted(ticks=2_000, rounds=2, snapshot_every=500, log_every=100, seed=3)
+    assert out["rounds"] == 2 and len(out["round_ratios"]) == 2
+    assert out["persist_ratio"] == out["persisted_ticks_per_s"] / out["ticks_per_s"]
+    assert out["archive_rows_per_s"] > 0
+    assert (out["snapshot_every"], out["log_every"]) == (500, 100)
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        bench_persisted(ticks=100, rounds=0)
