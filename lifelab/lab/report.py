@@ -219,6 +219,7 @@ def _remove_stale_figures(out_dir: Path, figures: list[Path]) -> None:
 
 def _ablations(root: Path, out_dir: Path, figures: list[Path]) -> list[str]:
     """One paragraph per A/B table under ``root/ablations``: question, table, verdict, figure."""
+    from lifelab.lab import ablate_archive
     from lifelab.lab.ablation import load_ablations, plot_ablation, verdict
 
     tables = load_ablations(root / "ablations")
@@ -234,6 +235,9 @@ def _ablations(root: Path, out_dir: Path, figures: list[Path]) -> list[str]:
     ]
     for table, meta in tables:
         name = str(table["ablation"][0])
+        if name == ablate_archive.ABLATION:  # a dozen candidates: a compact table of its own
+            lines += ablate_archive.report_section(table, meta)
+            continue
         env = meta["environment"]
         lines += [f"### {name}", "", meta["question"], ""]
         lines.append(_md_row(["variant", "size", "metric", "median (95 % CI)", "ratio"]))
