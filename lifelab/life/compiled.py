@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import sys
 import threading
 import time
 import warnings
@@ -31,19 +32,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lifelab.exceptions import StageError
-from lifelab.life.clock import ClockStopped
+from lifelab.life.clock import ClockStopped, RealtimeClock, futex_syscall
 from lifelab.life.rng import BLOCK, BlockStream
 
 if TYPE_CHECKING:
     from lifelab.life.loop import Life
 
-__all__ = ["CompiledEngine", "make_engine", "numba_available"]
+__all__ = ["PACE_REFRESH_S", "CompiledEngine", "idle_pacing", "make_engine", "numba_available"]
 
 # Ticks per kernel call in simulated time: a stop request or a pushed event waits at most one
 # chunk (~16 ms at a million ticks/s); a call costs ~5 µs to enter, so this is 0.03 % overhead.
 CHUNK = 16_384
 _OUTBOX_ROWS = 4_096  # grows when one tick may spill more (R_OUTBOX)
 _MARK_ROWS = 512
+# Real time with the kernel waiting (CompiledEngine._live_paced): the longest stretch without
+# Python. life.state lags at most this much, and a signal handler of the main thread (when
+# run() is called there) waits at most this long; pushes and stops do not wait. A return costs
+# ~80-100 µs of CPU at 100 Hz (caches cold after the sleep), and comes right after a tick, not
+# with a wake-up of its own: at 100 Hz with a run directory the organism/bare-loop CPU ratio
+# measured 1.36 with 0.25 s, 1.56 with 0.5 s, 1.42 with 1 s (medians of 3 interleaved 10 s
+# runs on a loaded machine: within its noise), so the freshest.
+PACE_REFRESH_S = 0.25
+_FOLD_EVERY_S = 2.0  # ... and how often those returns fold the metric samples (~100 µs cold)
 _warned = False
 _NEVER = 2**62  # 'never' as an int64 (Python's NEVER may be larger)
 
@@ -72,6 +82,42 @@ def make_engine(life: Life) -> CompiledEngine | None:
             _warned = True
         return None
     return CompiledEngine(life, kernel)
+
+
+def idle_pacing(clock: RealtimeClock, ticks: int) -> None:
+    """Wait for the next ``ticks`` deadlines of ``clock`` inside the kernel and do nothing else.
+
+    The bare pacing loop of the compiled engine's real time (``lifelab bench realtime``): the
+    same futex waits and lateness samples as :meth:`CompiledEngine._live_paced`, back in Python
+    every PACE_REFRESH_S as it is. Ends early if the clock is interrupted.
+
+    Raises:
+        RuntimeError: numba is missing, or the kernel cannot wait here (no futex).
+    """
+    number = futex_syscall()
+    if number is None or not numba_available():
+        raise RuntimeError("the kernel cannot wait here: it needs numba and Linux futexes")
+    kernel = importlib.import_module("lifelab.life.kernel")
+    pace_f = np.zeros(3)
+    pace_i = np.zeros(2, np.int64)
+    clock.lend(pace_f, pace_i)
+    try:
+        # the first call loads the function from numba's cache: zero ticks, so
+        # idle_pacing(clock, 0) warms it up
+        kernel.pace_idle(0, 0.0, number, pace_f, pace_i, clock.lateness_ring, clock.wake)
+        done = 0
+        while done < ticks and not clock.wake[0]:
+            done += kernel.pace_idle(
+                ticks - done,
+                time.perf_counter() + PACE_REFRESH_S,
+                number,
+                pace_f,
+                pace_i,
+                clock.lateness_ring,
+                clock.wake,
+            )
+    finally:
+        clock.reclaim()
 
 
 def _pcg_words(gen: np.random.Generator) -> np.ndarray:
@@ -161,11 +207,35 @@ class CompiledEngine:
         self.words = tuple(_pcg_words(s.generator) for s in self.streams)
         self.before = np.zeros((3, 4), np.uint64)
         self._lock = threading.Lock()
+        # real time with the kernel waiting (_live_paced): the thread that runs it, holding
+        # _pacing except while parked for a settle() from another thread (see settle)
+        self._pacer: int | None = None
+        self._pacing = threading.RLock()
+        self._pause_wanted = False
+        self._resume = threading.Event()
+        # the real-time schedule as the kernel reads it (clock.PACE_* slots)
+        self.pace_f = np.zeros(3)
+        self.pace_i = np.zeros(2, np.int64)
+        self._futex = futex_syscall() if life._clock.realtime else None
         k.cycles()  # the first call loads the kernel module's code (~0.2 s): not in the baseline
         self._ns0 = time.perf_counter_ns()
         self._cycles0 = k.cycles()
         self._fresh = True  # the Python objects hold the current state
         self.load()
+        if self._futex is not None:
+            # load the pacing kernel now (~0.1 s from numba's cache), not after the first
+            # deadline; no tick runs
+            clock = life._clock
+            k.pace_ticks(
+                0,
+                0.0,
+                self._futex,
+                self.pace_f,
+                self.pace_i,
+                clock.lateness_ring,
+                clock.wake,
+                *self._args,
+            )
 
     # -- Python objects -> kernel ---------------------------------------------------------------
 
@@ -245,11 +315,11 @@ class CompiledEngine:
             s.last_event_intensity,
         )
 
-    def _drain_pushes(self) -> None:
-        """Move events pushed since the last burst into the kernel's queue ring."""
+    def _drain_pushes(self) -> bool:
+        """Move events pushed since the last burst into the kernel's queue ring (True if any)."""
         life = self.life
         if not life._queue:
-            return
+            return False
         k, si = self.k, self.si
         with life._queue_lock:
             items = list(life._queue)
@@ -259,14 +329,17 @@ class CompiledEngine:
                 life.events_dropped += len(items) - room
                 items = items[:room]
             self._append_to_ring(items)
+        return True
 
     # -- kernel -> Python objects ---------------------------------------------------------------
 
-    def _store_light(self, fold: bool = True) -> None:
+    def _store_light(self, fold: bool = True, i: list[int] | None = None) -> None:
         # NOTE: one tolist() per array, then plain list reads, for speed: a numpy item read
-        # costs ~100 ns and this runs after every burst (every tick in real time).
+        # costs ~100 ns and this runs after every burst (every tick in real time). ``i`` is
+        # si.tolist() when the caller has just read it.
         k, life = self.k, self.life
-        i = self.si.tolist()
+        if i is None:
+            i = self.si.tolist()
         f = self.sf.tolist()
         s = life._state
         s.ticks = i[k.I_TICKS]
@@ -294,7 +367,30 @@ class CompiledEngine:
             self._fold_marks()
 
     def settle(self) -> None:
-        """Bring every Python object up to date (digest, snapshot, end of a run)."""
+        """Bring every Python object up to date (digest, snapshot, end of a run).
+
+        From another thread while the kernel paces a run without the GIL (:meth:`_live_paced`):
+        the run parks between two ticks while this settles, so they never write the same arrays.
+        """
+        pacer = self._pacer
+        if pacer is None or pacer == threading.get_ident():
+            with self._pacing:
+                self._settle()
+            return
+        # ask again until the run parks (or ends): another reader may have taken the last park
+        while True:
+            self._pause_wanted = True
+            self.life._clock.poke()  # the kernel returns to Python, which parks
+            if self._pacing.acquire(timeout=0.05):
+                break
+        try:
+            self._pause_wanted = False
+            self._settle()
+        finally:
+            self._pacing.release()
+            self._resume.set()
+
+    def _settle(self) -> None:
         if self._fresh:
             return
         k, life, si, sf, tp = self.k, self.life, self.si, self.sf, self.tp
@@ -365,6 +461,12 @@ class CompiledEngine:
         remaining = ticks
         self.settle()
         self.load()
+        if realtime and self._can_pace():
+            try:
+                self._live_paced(ticks)
+            finally:
+                self.settle()
+            return
         try:
             while life.alive and not stop.is_set():
                 if remaining is not None and remaining <= 0:
@@ -384,6 +486,82 @@ class CompiledEngine:
         finally:
             self.settle()
 
+    def _can_pace(self) -> bool:
+        """Whether the kernel can wait for the deadlines itself (:meth:`_live_paced`).
+
+        Not under a profiler: there the clock's wait stays the Python call it is measured as.
+        """
+        return self._futex is not None and sys.getprofile() is None
+
+    def _live_paced(self, ticks: int | None) -> None:
+        """Real time with the waits inside the kernel (``kernel.pace_ticks``).
+
+        Python runs when the kernel stops for I/O or room, when a push or a stop sets the
+        clock's wake word, and at least every PACE_REFRESH_S, so that ``life.state`` stays
+        fresh and a signal handler of the main thread runs (the kernel holds no GIL). Those
+        returns do the least they can: the clock's schedule stays in the kernel's arrays
+        (RealtimeClock.lend), vitals written from Python are taken at the start and after a
+        stop, and the metric samples are folded at most every _FOLD_EVERY_S.
+        """
+        k, life, si = self.k, self.life, self.si
+        clock = life._clock
+        stop = life._stop
+        wake = clock.wake
+        lateness = clock.lateness_ring
+        clock.lend(self.pace_f, self.pace_i)
+        remaining = _NEVER if ticks is None else ticks
+        fold_at = time.perf_counter() + _FOLD_EVERY_S
+        self._pacing.acquire()
+        self._pacer = threading.get_ident()
+        try:
+            while life.alive and remaining > 0:
+                wake[0] = 0  # before the checks below: a later push or stop sets it again
+                if stop.is_set():
+                    return
+                if self._pause_wanted:
+                    self._park()
+                # after a push, back to Python right after the tick that takes it: its effect
+                # is in life.state at once, not at the next refresh
+                n = 1 if self._drain_pushes() else remaining
+                self._fresh = False
+                now = time.perf_counter()
+                remaining -= k.pace_ticks(
+                    n,
+                    now + PACE_REFRESH_S,
+                    self._futex,
+                    self.pace_f,
+                    self.pace_i,
+                    lateness,
+                    wake,
+                    *self._args,
+                )
+                # NOTE: si read once (tolist) for the checks and _store_light, for speed: each
+                # numpy item read cost ~10-20 µs here, with the caches cold after the sleep
+                i = si.tolist()
+                reason = i[k.I_STOP]
+                if reason != k.R_DONE and reason != k.R_WAKE:
+                    if self._serve(reason):
+                        return
+                    i = si.tolist()
+                if i[k.I_OUT_N] >= self.out_i.shape[1] // 2:
+                    self._flush_outbox()
+                    i = si.tolist()
+                self._store_light(now >= fold_at, i)
+                if now >= fold_at:
+                    fold_at = now + _FOLD_EVERY_S
+        finally:
+            self._pacer = None
+            self._store_light()
+            clock.reclaim()
+            self._pacing.release()
+
+    def _park(self) -> None:
+        """Let a settle() from another thread in, and wait until it is done."""
+        self._resume.clear()
+        self._pacing.release()
+        self._resume.wait()
+        self._pacing.acquire()
+
     def step(self) -> None:
         """One tick (``Life._tick`` for this engine), errors handled as in a run.
 
@@ -395,7 +573,7 @@ class CompiledEngine:
 
     def burst(self, n: int, dt: float) -> int:
         """Run up to ``n`` ticks, serving every stop the kernel makes; return the ticks run."""
-        k, life, si = self.k, self.life, self.si
+        k, si = self.k, self.si
         self._load_light()
         done = 0
         while done < n:
@@ -403,64 +581,66 @@ class CompiledEngine:
             # queue back to the deque)
             self._drain_pushes()
             self._fresh = False
-            ran = k.run_ticks(n - done, dt, *self._args)
-            done += ran
+            done += k.run_ticks(n - done, dt, *self._args)
             reason = int(si[k.I_STOP])
-            if reason == k.R_DONE:
-                break
-            if reason == k.R_IO:
-                self._flush_outbox()
-                self._store_light(fold=False)
-                tick = int(si[k.I_TICKS])
-                t0 = time.perf_counter_ns()
-                life._io(tick)
-                if si[k.I_SAMPLED_TICK] == tick and si[k.I_NMARKS]:
-                    # a sampled tick: its io stage is this call (in cycles, like the marks)
-                    io_cycles = (time.perf_counter_ns() - t0) / self._ns_per_cycle()
-                    self.marks[si[k.I_NMARKS] - 1, 8] += int(io_cycles)
-                self._fold_marks()
-                si[k.I_IO_DUE] = min(life._io_due, _NEVER)
-                self._load_light()
-            elif reason == k.R_DEAD:
-                break
-            elif reason == k.R_ERROR:
-                self._failed()
-            elif reason == k.R_OUTBOX:
-                self._flush_outbox()
-                need = int(si[k.I_NEED])
-                if need > self.out_i.shape[1]:
-                    self.out_i = np.zeros((5, need), np.int64)
-                    self.out_f = np.zeros((7, need))
-            elif reason == k.R_GROW_MEM:
-                life.memory.adopt(int(si[k.I_N]), int(si[k.I_NEXT_ID]), int(si[k.I_SPILLED]))
-                life.memory.reserve(int(si[k.I_NEED]))
-            elif reason == k.R_GROW_FB:
-                self._reserve_feedback(int(si[k.I_NEED]))
-            elif reason == k.R_GROW_QUEUE:
-                # q_count + k: the events past queue_capacity are dropped, not stored
-                self._grow_queue(min(int(si[k.I_NEED]), life.config.queue_capacity))
-            elif reason == k.R_COUNTS:
-                counts = life.environment.counts
-                assert counts is not None
-                counts.index = int(si[k.I_IDX + k.ST_COUNTS])  # the kernel's, not a stale one
-                counts.refill_if_empty()
-                si[k.I_IDX + k.ST_COUNTS] = counts.index
-            elif reason == k.R_SCRATCH:
-                need = int(si[k.I_NEED])
-                self.scratch_i = np.zeros((3, need), np.int64)
-                self.scratch_f = np.zeros((2, need))
-            elif reason == k.R_MARKS:
-                self._fold_marks()
-            else:  # pragma: no cover - a kernel bug
-                raise RuntimeError(f"unknown kernel stop reason {reason}")
-            if reason != k.R_IO:
-                self._bind()  # the stops above may have replaced arrays
-            if reason in (k.R_IO, k.R_ERROR) and (not life.alive or life._stop.is_set()):
+            if reason == k.R_DONE or self._serve(reason):
                 break
         if si[k.I_OUT_N] >= self.out_i.shape[1] // 2:
             self._flush_outbox()
         self._store_light()
         return done
+
+    def _serve(self, reason: int) -> bool:
+        """Do what the kernel stopped for; True when the burst should end there."""
+        k, life, si = self.k, self.life, self.si
+        if reason == k.R_IO:
+            self._flush_outbox()
+            self._store_light(fold=False)
+            tick = int(si[k.I_TICKS])
+            t0 = time.perf_counter_ns()
+            life._io(tick)
+            if si[k.I_SAMPLED_TICK] == tick and si[k.I_NMARKS]:
+                # a sampled tick: its io stage is this call (in cycles, like the marks)
+                io_cycles = (time.perf_counter_ns() - t0) / self._ns_per_cycle()
+                self.marks[si[k.I_NMARKS] - 1, 8] += int(io_cycles)
+            self._fold_marks()
+            si[k.I_IO_DUE] = min(life._io_due, _NEVER)
+            self._load_light()
+        elif reason == k.R_DEAD:
+            return True
+        elif reason == k.R_ERROR:
+            self._failed()
+        elif reason == k.R_OUTBOX:
+            self._flush_outbox()
+            need = int(si[k.I_NEED])
+            if need > self.out_i.shape[1]:
+                self.out_i = np.zeros((5, need), np.int64)
+                self.out_f = np.zeros((7, need))
+        elif reason == k.R_GROW_MEM:
+            life.memory.adopt(int(si[k.I_N]), int(si[k.I_NEXT_ID]), int(si[k.I_SPILLED]))
+            life.memory.reserve(int(si[k.I_NEED]))
+        elif reason == k.R_GROW_FB:
+            self._reserve_feedback(int(si[k.I_NEED]))
+        elif reason == k.R_GROW_QUEUE:
+            # q_count + k: the events past queue_capacity are dropped, not stored
+            self._grow_queue(min(int(si[k.I_NEED]), life.config.queue_capacity))
+        elif reason == k.R_COUNTS:
+            counts = life.environment.counts
+            assert counts is not None
+            counts.index = int(si[k.I_IDX + k.ST_COUNTS])  # the kernel's, not a stale one
+            counts.refill_if_empty()
+            si[k.I_IDX + k.ST_COUNTS] = counts.index
+        elif reason == k.R_SCRATCH:
+            need = int(si[k.I_NEED])
+            self.scratch_i = np.zeros((3, need), np.int64)
+            self.scratch_f = np.zeros((2, need))
+        elif reason == k.R_MARKS:
+            self._fold_marks()
+        else:  # pragma: no cover - a kernel bug
+            raise RuntimeError(f"unknown kernel stop reason {reason}")
+        if reason != k.R_IO:
+            self._bind()  # the stops above may have replaced arrays
+        return reason in (k.R_IO, k.R_ERROR) and (not life.alive or life._stop.is_set())
 
     def _failed(self) -> None:
         """A tick refused a non-finite delta: Life._stage_failed, as the Python engine does."""

@@ -44,6 +44,7 @@ from lifelab.life.behavior import (
     FEEDBACK_EPSILON,
     IGNORE,
 )
+from lifelab.life.clock import PACE_COUNT, PACE_INTERVAL, PACE_K, PACE_LAST, PACE_START
 from lifelab.life.events import ECHO, RECOVERY
 from lifelab.life.rng import BLOCK
 from lifelab.life.state import ADAPTATION_HISTORY, CIRCADIAN_PERIOD_S, ENERGY_MAX
@@ -99,12 +100,16 @@ FB_E0, FB_S0, FB_I0, FB_SIG = 0, 1, 2, 3
 # why a call returned (si[I_STOP]); R_GROW_* and R_OUTBOX put the room needed in si[I_NEED]
 R_DONE, R_IO, R_OUTBOX, R_GROW_MEM, R_GROW_FB, R_GROW_QUEUE = 0, 1, 2, 3, 4, 5
 R_COUNTS, R_ERROR, R_DEAD, R_MARKS, R_SCRATCH = 6, 7, 8, 9, 10
+R_WAKE = 11  # pace_ticks only: the clock's wake word was set (a push or a stop); no tick ran
 
 TWO_PI = 2.0 * np.pi
 HISTORY = ADAPTATION_HISTORY
 N_ACTIONS = len(ACTION_NAMES)
 _INV_2_53 = 1.0 / 9007199254740992.0
 _PCG_MULT = (2549297995355413924 << 64) + 4865540595714422341
+_CLOCK_MONOTONIC = 1
+_FUTEX_WAIT_BITSET_PRIVATE = 9 | 128
+_FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
 
 
 # -- two intrinsics -------------------------------------------------------------------------------
@@ -161,6 +166,57 @@ def _cycles(typingctx):
         fnty = ir.FunctionType(ir.IntType(64), [])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.readcyclecounter")
         return builder.call(fn, [])
+
+    return sig, codegen
+
+
+@intrinsic
+def _monotonic_ns(typingctx):
+    """CLOCK_MONOTONIC in ns (libc's clock_gettime, a vDSO call): the clock of perf_counter."""
+    sig = types.int64()
+
+    def codegen(context, builder, signature, args):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        ts = cgutils.alloca_once(builder, ir.ArrayType(i64, 2))  # struct timespec
+        fnty = ir.FunctionType(i32, [i32, ts.type])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "clock_gettime")
+        builder.call(fn, [ir.Constant(i32, _CLOCK_MONOTONIC), ts])
+        sec = builder.load(builder.gep(ts, [ir.Constant(i32, 0), ir.Constant(i32, 0)]))
+        nsec = builder.load(builder.gep(ts, [ir.Constant(i32, 0), ir.Constant(i32, 1)]))
+        return builder.add(builder.mul(sec, ir.Constant(i64, 1_000_000_000)), nsec)
+
+    return sig, codegen
+
+
+@intrinsic
+def _futex_wait(typingctx, word, sec, nsec, number):
+    """Sleep while ``word[0] == 0`` until CLOCK_MONOTONIC reaches (sec, nsec), or a wake.
+
+    ``syscall(number, word, FUTEX_WAIT_BITSET_PRIVATE, 0, &timespec, NULL, MATCH_ANY)``: the
+    kernel checks the word and sleeps atomically, so a wake between our check and the call is
+    not lost. Returns the call's result (-1 on timeout, a signal or a changed word: the caller
+    re-reads the clock and the word either way). Every argument is passed as a 64-bit integer.
+    """
+    sig = types.int64(word, sec, nsec, number)
+
+    def codegen(context, builder, signature, args):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        arr = context.make_array(signature.args[0])(context, builder, args[0])
+        ts = cgutils.alloca_once(builder, ir.ArrayType(i64, 2))
+        builder.store(args[1], builder.gep(ts, [ir.Constant(i32, 0), ir.Constant(i32, 0)]))
+        builder.store(args[2], builder.gep(ts, [ir.Constant(i32, 0), ir.Constant(i32, 1)]))
+        fnty = ir.FunctionType(i64, [i64], var_arg=True)
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "syscall")
+        call_args = [
+            args[3],
+            builder.ptrtoint(arr.data, i64),
+            ir.Constant(i64, _FUTEX_WAIT_BITSET_PRIVATE),
+            ir.Constant(i64, 0),
+            builder.ptrtoint(ts, i64),
+            ir.Constant(i64, 0),
+            ir.Constant(i64, _FUTEX_BITSET_MATCH_ANY),
+        ]
+        return builder.call(fn, call_args)
 
     return sig, codegen
 
@@ -1025,6 +1081,184 @@ def run_ticks(
             break
         if si[I_ALIVE] == 0:
             si[I_STOP] = R_DEAD
+            break
+    return done
+
+
+# -- real time: the wait inside the kernel --------------------------------------------------------
+# NOTE: waiting here, for speed and quiet: at 100 Hz a Python tick of the compiled engine (the
+# clock's Event.wait, then one kernel call with 35 arguments to unbox, then the light state
+# copied both ways, all with cold caches after 10 ms asleep) cost ~100 µs of CPU, twice the
+# bare pacing loop. In the kernel a tick is one futex sleep plus the tick itself (~13 000
+# cycles cold, ~3 600 warm); Python runs only for I/O, pushes, a stop, and a refresh every
+# PACE_REFRESH_S (compiled.py). Measured: 2.4 % of a core -> 0.48 % at 100 Hz, 1.48x the bare
+# loop of pace_idle (lifelab/observe/bench_realtime.py says how).
+
+
+@njit(cache=True)
+def _now():
+    """time.perf_counter() as CPython computes it on Linux: CLOCK_MONOTONIC ns / 1e9."""
+    return _monotonic_ns() / 1e9
+
+
+@njit(cache=True)
+def _sleep_until(end, wake, number):
+    """Sleep until ``end`` (perf_counter seconds) unless ``wake[0]`` is set; return the time."""
+    now = _now()
+    while now < end and wake[0] == 0:
+        sec = np.int64(np.floor(end))
+        nsec = np.int64(np.ceil((end - sec) * 1e9))  # never wake before ``end``
+        if nsec > 999_999_999:
+            sec += 1
+            nsec -= 1_000_000_000
+        _futex_wait(wake, sec, nsec, number)
+        now = _now()
+    return now
+
+
+@njit(cache=True, nogil=True)
+def pace_idle(max_ticks, until, number, pace_f, pace_i, lateness, wake):
+    """The bare pacing loop of ``pace_ticks``: the same waits and lateness samples, no tick.
+
+    ``lifelab bench realtime`` measures it as the compiled engine's baseline.
+    """
+    done = 0
+    keep = lateness.shape[0]
+    while done < max_ticks and wake[0] == 0:
+        k = pace_i[PACE_K] + 1
+        deadline = pace_f[PACE_START] + k * pace_f[PACE_INTERVAL]
+        now = _sleep_until(min(deadline, until), wake, number)
+        if now < deadline or wake[0] != 0:
+            break
+        count = pace_i[PACE_COUNT]
+        lateness[count % keep] = now - deadline
+        pace_i[PACE_K] = k
+        pace_i[PACE_COUNT] = count + 1
+        pace_f[PACE_LAST] = now
+        done += 1
+        if deadline + pace_f[PACE_INTERVAL] > until:
+            break  # the refresh, right after this tick rather than with a wake-up of its own
+    return done
+
+
+@njit(cache=True, nogil=True)
+def pace_ticks(
+    max_ticks,
+    until,
+    number,
+    pace_f,
+    pace_i,
+    lateness,
+    wake,
+    cf,
+    ci,
+    sf,
+    si,
+    tp,
+    m_sig,
+    m_w,
+    m_ts,
+    m_type,
+    rec,
+    fb_i,
+    fb_f,
+    fb_b,
+    q_t,
+    q_x,
+    recent,
+    hist_t,
+    hist_m,
+    out_i,
+    out_f,
+    victims,
+    scratch_i,
+    scratch_f,
+    words,
+    before,
+    blk_types,
+    blk_world,
+    blk_self,
+    blk_counts,
+    marks,
+    gaps,
+    lut,
+):
+    """Live in real time: wait for each deadline of the clock's schedule, then run the tick.
+
+    The schedule is RealtimeClock's own (``pace_f``/``pace_i``, the ``PACE_*`` slots; the
+    lateness ring is the clock's): tick k is due at ``start + k·interval``, ``dt`` is the time
+    since the previous tick, exactly as RealtimeClock.wait computes them. Runs without the GIL.
+    Returns the ticks run, at most ``max_ticks``; ``si[I_STOP]`` says why it returned:
+
+    - R_DONE: ``max_ticks`` ran, or the refresh: after the last tick due before ``until``, or
+      at ``until`` when no tick is due before it (fewer ran);
+    - R_WAKE: the clock's wake word was set (pushed events, or a stop): no tick is pending;
+    - any stop of ``run_ticks``: after a tick (I/O due, error, death), or before one (room
+      needed): then that tick has not run and its deadline is not consumed, so the next call
+      runs it at once, with ``dt`` up to that moment.
+    """
+    done = 0
+    si[I_STOP] = R_DONE
+    keep = lateness.shape[0]
+    while done < max_ticks:
+        if wake[0] != 0:
+            si[I_STOP] = R_WAKE
+            break
+        k = pace_i[PACE_K] + 1
+        deadline = pace_f[PACE_START] + k * pace_f[PACE_INTERVAL]
+        now = _sleep_until(min(deadline, until), wake, number)
+        if wake[0] != 0:
+            si[I_STOP] = R_WAKE
+            break
+        if now < deadline:
+            break  # ``until`` came first: a refresh
+        count = pace_i[PACE_COUNT]
+        lateness[count % keep] = now - deadline
+        ran = run_ticks(
+            1,
+            now - pace_f[PACE_LAST],
+            cf,
+            ci,
+            sf,
+            si,
+            tp,
+            m_sig,
+            m_w,
+            m_ts,
+            m_type,
+            rec,
+            fb_i,
+            fb_f,
+            fb_b,
+            q_t,
+            q_x,
+            recent,
+            hist_t,
+            hist_m,
+            out_i,
+            out_f,
+            victims,
+            scratch_i,
+            scratch_f,
+            words,
+            before,
+            blk_types,
+            blk_world,
+            blk_self,
+            blk_counts,
+            marks,
+            gaps,
+            lut,
+        )
+        if ran == 0:
+            break  # stopped before the tick: the sample above is overwritten next time
+        pace_i[PACE_K] = k
+        pace_i[PACE_COUNT] = count + 1
+        pace_f[PACE_LAST] = now
+        done += 1
+        # NOTE: the refresh right after the last tick before ``until``, for quiet: waking at
+        # ``until`` itself cost one more wake-up per refresh
+        if si[I_STOP] != R_DONE or deadline + pace_f[PACE_INTERVAL] > until:
             break
     return done
 

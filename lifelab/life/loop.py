@@ -524,6 +524,7 @@ class Life:
                 self._queue.append((t, event.intensity))
             else:
                 self.events_dropped += 1
+        self._clock.poke()  # a compiled engine asleep in its kernel takes it at the next tick
 
     @property
     def queue_depth(self) -> int:
@@ -547,6 +548,7 @@ class Life:
             self._clock.begin(self._stop)
             self._live(ticks)
         finally:
+            self._clock.end()
             self.metrics.watch_gc(False)
             self._run_lock.release()
         return self.summary()
@@ -567,7 +569,7 @@ class Life:
                 chunk = min(remaining, 512)
                 remaining -= chunk
             else:
-                chunk = 512 if not self._clock.realtime else 1
+                chunk = 512  # in real time a stop ends the clock's wait (ClockStopped)
             for _ in range(chunk):
                 try:
                     tick()
@@ -612,6 +614,7 @@ class Life:
                 self._clock.begin(self._stop)
                 self._live(None)
             finally:
+                self._clock.end()
                 self.metrics.watch_gc(False)
                 self._run_lock.release()
 
@@ -624,6 +627,7 @@ class Life:
         if thread is None:
             raise LifeStateError("stop() without start()")
         self._stop.set()
+        self._clock.interrupt()
         thread.join(timeout)
         if thread.is_alive():
             raise LifeStateError(f"the life thread did not stop within {timeout} s")
@@ -638,6 +642,7 @@ class Life:
         SIGTERM). A real-time wait ends at once, a simulated run() within a few thousand ticks.
         """
         self._stop.set()
+        self._clock.interrupt()
 
     @property
     def running(self) -> bool:

@@ -1,9 +1,11 @@
 """Structured logs: JSON lines, buffered on the tick thread, written by a writer thread.
 
 The tick thread only appends a tuple to a deque (:meth:`LogWriter.log`); encoding, writing,
-fsync and rotation happen in the writer thread. Flush policy (DESIGN.md §1.9): every
-``flush_every_s``, and once per trigger — before a snapshot, on an error, on shutdown, or by
-hand (fix: the reference flushed twice per tick).
+fsync and rotation happen in the writer thread. Flush policy (DESIGN.md §1.9): a record waits
+at most ``flush_every_s``, or less when half of ``buffer_max`` is buffered; and once per
+trigger — before a snapshot, on an error, on shutdown, or by hand (fix: the reference flushed
+twice per tick). The writer sleeps without a timeout while nothing is buffered: an idle log
+costs no wake-ups, a busy one one per period.
 
 File layout (``<directory>/<name>.jsonl`` is current; ``<name>.1.jsonl`` is the newest rotated
 file, ``<name>.<max_files - 1>.jsonl`` the oldest)::
@@ -57,8 +59,10 @@ _FSYNC_REASONS = frozenset({"snapshot", "shutdown"})
 HEADER_KIND = "log_header"
 DROPPED_KIND = "log_dropped"
 _TAIL_BLOCK = 64 * 1024
+_NO_NOTIFY = 2**62  # LogWriter._notify_at: no record wakes the writer
 
 _logger = logging.getLogger(__name__)
+
 
 class LogError(LifelabError, ValueError):
     """A log record, flush reason or log file is not valid."""
@@ -103,9 +107,11 @@ class LogWriter:
         max_bytes: Rotate before a line would take the current file past this size (a file
             holds at least one record, so one huge line may exceed it).
         max_files: Files kept, the current one included; disk use is about max_bytes × max_files.
-        flush_every_s: Period of the writer's own flush (``math.inf``: only on request).
+        flush_every_s: The longest a record waits for the writer's own flush, counted from the
+            first record buffered since the last flush (``math.inf``: only on request).
         buffer_max: Records held in memory (buffered or failed to write); beyond it, new
-            records are dropped and counted, and a ``log_dropped`` record marks the gap.
+            records are dropped and counted, and a ``log_dropped`` record marks the gap. With a
+            finite ``flush_every_s`` the writer also flushes once half of this is buffered.
         wall_time: Add ``t_wall`` (Unix seconds, read on the logging thread) to every record.
 
     Field values are encoded later, in the writer thread: pass numbers, strings and tuples, or
@@ -155,6 +161,11 @@ class LogWriter:
         self._gap_ticks: tuple[Any, Any] = (None, None)
         self._requests: deque[FlushRequest] = deque()
         self._wake = threading.Event()
+        # A record logged while the buffer holds at least _notify_at records wakes the writer:
+        # 0 while it is idle (the first record starts the period), _amount while a period runs,
+        # _NO_NOTIFY once woken or without periodic flushes (set by both threads, read bare).
+        self._amount = max(1, buffer_max // 2)
+        self._notify_at = _NO_NOTIFY
         self._stopping = False
         self._closed = False
         self._close_lock = threading.Lock()
@@ -176,6 +187,7 @@ class LogWriter:
         self._records_written = 0
         self._bytes_written = 0
         self._rotations = 0
+        self._wakeups = 0  # the writer thread's
         self._repaired_bytes = 0
         self._flushes = dict.fromkeys(("period", *sorted(FLUSH_REASONS)), 0)
         self._errors: Counter[str] = Counter()
@@ -194,12 +206,15 @@ class LogWriter:
     def log(self, kind: str, tick: int, **fields: Any) -> None:
         """Buffer one record ``{"kind": kind, "tick": tick, **fields}``; never blocks on disk."""
         buf = self._buf
-        if len(buf) >= self._limit:
+        n = len(buf)
+        if n >= self._limit:
             self._drop(tick)
             return
         if self._gap:
             self._close_gap()
         buf.append((kind, tick, fields, time.time() if self.wall_time else None))
+        if n >= self._notify_at:
+            self._notify()
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Buffer a record that already holds ``kind`` and ``tick`` (the writer keeps a
@@ -216,12 +231,20 @@ class LogWriter:
                 f"a log record must be a mapping with 'kind' and 'tick', got {record!r:.200}"
             ) from None
         buf = self._buf
-        if len(buf) >= self._limit:
+        n = len(buf)
+        if n >= self._limit:
             self._drop(tick)
             return
         if self._gap:
             self._close_gap()
         buf.append((kind, tick, record, time.time() if self.wall_time else None))
+        if n >= self._notify_at:
+            self._notify()
+
+    def _notify(self) -> None:
+        """Wake the writer: the first record since it went idle, or half the buffer is full."""
+        self._notify_at = _NO_NOTIFY  # once; the writer re-arms it
+        self._wake.set()
 
     def _drop(self, tick: Any) -> None:
         with self._drop_lock:
@@ -305,11 +328,13 @@ class LogWriter:
         return self._closed
 
     def stats(self) -> dict[str, Any]:
-        """Counters: records and bytes written, flushes by reason, rotations, dropped, errors."""
+        """Counters: records and bytes written, flushes by reason (``period``: the writer's own,
+        by time or amount), the writer's wake-ups, rotations, dropped, errors."""
         return {
             "records_written": self._records_written,
             "bytes_written": self._bytes_written,
             "flushes": dict(self._flushes),
+            "wakeups": self._wakeups,
             "rotations": self._rotations,
             "dropped": self._dropped,
             "buffered": len(self._buf) + len(self._pending),
@@ -322,27 +347,50 @@ class LogWriter:
 
     def _work(self) -> None:
         period = self.flush_every_s
-        due = time.monotonic() + period if math.isfinite(period) else None
+        timed = math.isfinite(period)
         requests = self._requests
+        due: float | None = None  # the next period flush; None while nothing waits for one
         while True:
-            self._wake.wait(None if due is None else max(0.0, due - time.monotonic()))
+            if timed:
+                if due is None:
+                    # NOTE: idle without a timeout, for quiet: at 100 Hz with tick logs every
+                    # 1 000 ticks a 1 s period woke this thread 10 times per record
+                    self._notify_at = 0  # the next record wakes the writer...
+                    if self._buf or self._pending:  # ...unless one came before that line
+                        due = time.monotonic() + period
+                if due is not None:
+                    self._notify_at = self._amount
+            timeout = None if due is None else max(0.0, due - time.monotonic())
+            if timed and self._full():
+                timeout = 0.0  # passed half while the notice was not armed: flush now
+            self._wake.wait(timeout)
             self._wake.clear()  # before reading the requests, so no wake-up is lost
+            self._wakeups += 1
             served = False
             while requests:
                 req = requests.popleft()
                 req.ok = self._flush_guarded(req.reason)
                 req._done.set()
                 served = True
-            if due is not None:
+            if timed:
                 now = time.monotonic()
-                if not served and now >= due and (self._buf or self._pending):
+                waiting = bool(self._buf or self._pending)
+                if not served and waiting and due is not None and (now >= due or self._full()):
                     self._flush_guarded("period")
                     served = True
-                if served or now >= due:
-                    due = now + period
+                    waiting = bool(self._buf or self._pending)  # a failed write stays pending
+                if served or (due is not None and now >= due):
+                    due = now + period if waiting else None
+                elif due is None and waiting:
+                    due = now + period  # the first record since idle: the period starts
             if self._stopping and not requests:
                 self._close_file()
                 return
+
+    def _full(self) -> bool:
+        """Half of buffer_max is buffered (and the last write went through: while writes fail,
+        retries keep to the period)."""
+        return len(self._buf) >= self._amount and not self._pending
 
     def _close_file(self) -> None:
         f, self._file = self._file, None

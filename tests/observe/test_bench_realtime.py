@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
 
 import pytest
 
 from lifelab.cli import main
+from lifelab.life.clock import futex_syscall
+from lifelab.life.compiled import numba_available
 from lifelab.observe.bench_realtime import (
     BenchProcessError,
     bare_pacing,
     bench_import,
     bench_realtime,
 )
+from lifelab.store.logs import read_logs
 
 
 def test_bench_realtime_reports_lateness_drift_and_cpu():
@@ -28,6 +32,53 @@ def test_bench_realtime_reports_lateness_drift_and_cpu():
     assert out["lateness_p50_ms"] <= out["lateness_p99_ms"] <= out["lateness_max_ms"]
     assert out["drift_intervals"] == pytest.approx(abs(out["drift_ms"]) / 10.0)
     assert out["baseline_cpu_percent"] >= 0
+    assert out["persist"] is False and out["run_dir"] is None
+    assert "snapshots_written" not in out
+
+
+def _check_ratio(out):
+    """The baseline is the mean of its two halves and the ratio is computed from the figures."""
+    for key in ("cpu_percent", "baseline_cpu_percent_before", "baseline_cpu_percent_after"):
+        assert isinstance(out[key], float) and math.isfinite(out[key]) and out[key] >= 0, key
+    halves = (out["baseline_cpu_percent_before"], out["baseline_cpu_percent_after"])
+    assert out["baseline_cpu_percent"] == pytest.approx(sum(halves) / 2)
+    if out["baseline_cpu_percent"] > 0:
+        assert out["cpu_ratio"] == pytest.approx(out["cpu_percent"] / out["baseline_cpu_percent"])
+    kernel_waits = out["engine"] == "compiled" and futex_syscall() is not None
+    assert out["wait"] == ("kernel" if kernel_waits else "python")
+    for key in ("life_thread_cpu_percent", "writers_cpu_percent"):
+        assert out[key] is None or (isinstance(out[key], float) and out[key] >= 0), key
+
+
+def test_bench_realtime_with_a_run_dir_writes_it_and_compares_with_the_bare_loop(tmp_path):
+    """--run-dir: the organism keeps that run directory (snapshots, logs) and the bare loop runs
+    in the same call (no --baseline needed); the ratio comes from the two CPU figures."""
+    run = tmp_path / "run"
+    out = bench_realtime(seconds=0.3, interval=0.01, run_dir=run, snapshot_every=10, log_every=10)
+    assert out["ticks"] == 30
+    assert out["persist"] is True and out["run_dir"] == str(run)
+    _check_ratio(out)
+    assert out["snapshots_written"] >= 2  # periodic ones and the final one of close()
+    assert out["log_records_written"] >= 3
+    assert isinstance(out["archive_size"], int)
+    assert sorted((run / "snapshots").iterdir())
+    kinds = {r["kind"] for r in read_logs(run / "logs")}
+    assert {"tick", "shutdown"} <= kinds
+
+
+def test_bench_realtime_persist_uses_a_temporary_run_dir_and_removes_it(tmp_path, monkeypatch):
+    """--persist: a run directory with snapshots every 1000 ticks (the default), then gone."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out = bench_realtime(seconds=0.2, interval=0.01, persist=True)
+    assert out["persist"] is True and out["run_dir"] is None
+    assert out["snapshots_written"] == 1  # only the final one: 20 ticks < 1000
+    _check_ratio(out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_realtime_refuses_run_dir_and_persist_together(tmp_path):
+    with pytest.raises(ValueError, match="not both"):
+        bench_realtime(seconds=0.2, run_dir=tmp_path / "r", persist=True)
 
 
 def test_bench_realtime_refuses_a_span_shorter_than_ten_intervals():
@@ -35,8 +86,17 @@ def test_bench_realtime_refuses_a_span_shorter_than_ten_intervals():
         bench_realtime(seconds=0.05, interval=0.01)
 
 
-def test_bare_pacing_waits_for_the_deadlines():
-    assert bare_pacing(0.05, 0.01) >= 0
+@pytest.mark.parametrize("wait", ["python", "kernel"])
+def test_bare_pacing_waits_for_the_deadlines(wait):
+    """Either wait: the Python clock's, or the compiled engine's inside its kernel."""
+    if wait == "kernel" and (not numba_available() or futex_syscall() is None):
+        pytest.skip("the kernel cannot wait here")
+    assert bare_pacing(0.05, 0.01, wait=wait) >= 0
+
+
+def test_bare_pacing_refuses_an_unknown_wait():
+    with pytest.raises(ValueError, match="wait must be"):
+        bare_pacing(0.05, 0.01, wait="spin")
 
 
 def test_bench_import_times_fresh_interpreters():
@@ -53,6 +113,19 @@ def test_cli_bench_realtime_and_import(capsys):
     assert main(["bench", "import", "--repeats", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["repeats"] == 1
+
+
+def test_cli_bench_realtime_with_a_run_dir(tmp_path, capsys):
+    """One command: organism with a run directory, the bare loop, their ratio."""
+    run = tmp_path / "r"
+    argv = ["bench", "realtime", "--seconds", "0.2", "--run-dir", str(run), "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["run_dir"] == str(run) and out["snapshots_written"] >= 1
+    _check_ratio(out)
+    argv = ["bench", "realtime", "--seconds", "0.2", "--run-dir", str(run), "--persist"]
+    with pytest.raises(SystemExit):  # argparse: not allowed together
+        main(argv)
 
 
 def test_cli_bench_realtime_bad_span_exits_2(capsys):

@@ -155,6 +155,63 @@ def test_periodic_flush_writes_without_a_request(tmp_path):
         w.close()
 
 
+def _poll(predicate, guard_s=10.0):
+    """Wait for the writer thread; the guard only stops a hang and is not a timing check."""
+    tick = threading.Event()
+    for _ in range(int(guard_s / 0.005)):
+        if predicate():
+            return
+        tick.wait(0.005)
+    raise AssertionError("the writer did not get there before the guard timeout")
+
+
+def test_an_idle_writer_does_not_wake_up(tmp_path):
+    """Nothing buffered: no periodic wake-ups; a record wakes the writer, which flushes it within
+    one period and goes back to sleep (at most two wake-ups: the record and the period)."""
+    w = LogWriter(tmp_path, flush_every_s=0.002)
+    try:
+        threading.Event().wait(0.05)  # 25 periods with nothing to write
+        assert w.stats()["wakeups"] == 0
+        w.log("tick", 1)
+        _poll(lambda: w.stats()["records_written"] == 1)
+        stats = w.stats()
+        assert stats["flushes"]["period"] == 1
+        assert 1 <= stats["wakeups"] <= 2
+        threading.Event().wait(0.05)  # idle again
+        assert w.stats()["wakeups"] == stats["wakeups"]
+    finally:
+        w.close()
+
+
+def test_half_a_buffer_wakes_the_writer_before_its_period(tmp_path):
+    """Records pile up to half of buffer_max: the writer flushes them at once, not after its
+    (hour-long) period, so a burst is written instead of dropped."""
+    w = LogWriter(tmp_path, buffer_max=10, flush_every_s=3600.0)
+    try:
+        for tick in range(6):  # the first one starts the period, the sixth passes half
+            w.log("tick", tick)
+        _poll(lambda: w.stats()["records_written"] == 6)
+        stats = w.stats()
+        assert stats["flushes"]["period"] == 1
+        assert stats["dropped"] == 0
+    finally:
+        w.close()
+    assert [r["tick"] for r in read_logs(tmp_path)] == list(range(6))
+
+
+def test_without_a_period_only_requests_wake_the_writer(tmp_path):
+    """flush_every_s=inf: records never wake the writer, however many; a request does."""
+    w = LogWriter(tmp_path, buffer_max=10, flush_every_s=NEVER)
+    for tick in range(9):
+        w.log("tick", tick)
+    threading.Event().wait(0.02)
+    assert w.stats()["wakeups"] == 0
+    assert w.stats()["records_written"] == 0
+    assert w.flush("manual")
+    assert w.stats()["wakeups"] == 1
+    w.close()
+
+
 def test_rotation_keeps_at_most_max_files_each_under_max_bytes(tmp_path):
     """Size rotation keeps max_files files, each at most max_bytes plus one line."""
     max_bytes = 2000
