@@ -192,7 +192,7 @@ TARGETS: tuple[Target, ...] = (
             _median(t.get("io"), "tick_p99_us", config={"snapshot_every": 1000}),
             _median(t.get("io"), "tick_p99_us", config={"snapshot_every": 0}),
         ),
-        "io sweep: snapshot every 1 000 ticks + logs + SQLite archive vs none",
+        "io sweep: snapshot every 1 000 ticks + logs + archive vs none",
     ),
     Target(
         "real-time 100 Hz: lateness p99",
