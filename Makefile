@@ -34,15 +34,16 @@ results: $(STAMP)
 	@for f in experiments/*.toml; do $(BIN)/lifelab experiment run $$f --full || exit 1; done
 	$(BIN)/lifelab report
 
-# The compiled engine's kernel is compiled once per machine (~20 s) into numba's cache, before
-# the tests, so no test process pays for it. The suite runs on the compiled engine (the
-# default), then the runtime's own tests again on the Python engine (the reference), less the
+# The compiled engine's kernels (the tick, and real-time pacing) are compiled once per machine
+# (~20 s each) into numba's cache, before the tests, so no test process pays for it. The suite
+# runs on the compiled engine (the default), then the runtime's own tests again on the Python engine (the reference), less the
 # slow load and soak tests: on the Python engine the 200 000-push flood of test_load took from
 # under a minute to over its 10-minute limit (four producers and a CPU-bound tick thread
 # convoy on the queue lock and the GIL); they run on the compiled engine in the first pass.
 test: $(STAMP)
 	$(BIN)/ruff check lifelab tests
-	$(BIN)/python -c 'from lifelab import Life, LifeConfig; Life(LifeConfig()).run(1)'
+	$(BIN)/python -c 'from lifelab import Life, LifeConfig; Life(LifeConfig()).run(1); \
+		Life(LifeConfig(clock="realtime", tick_interval=0.001)).run(3)'
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -q --engine python -m "not slow" tests/life tests/memory tests/store tests/reliability
 	$(BIN)/python -m pytest $(NBVAL) notebooks/
