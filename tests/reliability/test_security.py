@@ -235,8 +235,8 @@ def test_importing_lifelab_writes_nothing(tmp_path):
     """Importing the package and its modules creates no file (DESIGN §1.9)."""
     code = (
         "import lifelab, lifelab.cli, lifelab.life.loop, lifelab.store.snapshot, "
-        "lifelab.memory.sqlite_archive, lifelab.memory.segment_archive, lifelab.lab.experiment, lifelab.lab.results, "
-        "lifelab.lab.soak"
+        "lifelab.memory.sqlite_archive, lifelab.memory.segment_archive, lifelab.lab.experiment, "
+        "lifelab.lab.results, lifelab.lab.soak"
     )
     proc = subprocess.run(
         [sys.executable, "-B", "-c", code],
