@@ -726,7 +726,12 @@ class Life:
     # -- persistence -----------------------------------------------------------------------------
 
     def capture(self) -> Capture:
-        """Copies of everything needed to resume exactly (cheap: the tick thread only copies)."""
+        """Everything needed to resume exactly, as of now (cheap: the tick thread only copies).
+
+        Active memory comes as :class:`~lifelab.memory.active.CapturedColumns`: the tick thread
+        copies what changed since the newest capture already assembled, and whoever reads the
+        columns first (the snapshot thread, for a snapshot) assembles them, exactly.
+        """
         extra: dict[str, Any] = {
             "config": self.config.to_dict(),
             "type_names": list(self.types.names),
@@ -738,7 +743,7 @@ class Life:
         }
         if self._clock.realtime:
             extra["birth_time"] = self._state.birth_time
-        return Capture(self._state.ticks, self.canonical(), self.memory.export(), extra)
+        return Capture(self._state.ticks, self.canonical(), self.memory.capture(), extra)
 
     def _restore(self, capture: Capture) -> None:
         """Load a capture into this freshly built organism (same config and type table)."""
@@ -758,7 +763,10 @@ class Life:
         self.environment.set_state(c["rng"]["environment"])
         self._uniform.set_state(c["rng"]["uniform"])
         counters = c["counters"]
-        self.memory.load(capture.columns, counters["entries_written"], counters["spilled"])
+        # as_base: the next snapshot copies only what changed since this one (see capture())
+        self.memory.load(
+            capture.columns, counters["entries_written"], counters["spilled"], as_base=True
+        )
         self.events_processed = counters["events_processed"]
         self.echoes = counters["echoes"]
         self.ticks_since_echo = counters["ticks_since_echo"]

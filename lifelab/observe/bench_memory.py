@@ -12,6 +12,9 @@ only; the archive is benchmarked after, on its own: it receives the spilled 10 %
 ``append`` that is timed, ``archive_append_ms``, tick-thread side) and then the remaining 90 %, so
 it ends up holding exactly the N entries written (DESIGN §2, invariant 4). With ``archive=False``
 every ``archive_*`` key is present and None, so the output always has the same shape.
+
+Snapshot captures (``capture_*``, issue 13) are timed last, on the full store: it then takes new
+entries, spills and a decay pass between captures, the way a run does between snapshots.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ DECAY_PASSES = 7
 SPILL_REPEATS = 5
 ACTIVATION_CALLS = 51
 SEARCH_WARMUP = 10
+CAPTURE_REPEATS = 7
+CAPTURE_NEW = 1_024  # entries written between two captures (fewer below 8 192 entries)
 SEARCH_LIMIT = 100
 ARCHIVE_CHUNK = 10_000  # rows per append + flush while the archive is built
 MIN_ENTRIES = 100
@@ -99,6 +104,12 @@ def bench_memory(
       a tick pays at capacity); ``decay_spill_ms``: a decay pass whose ``min_weight`` makes it
       spill 10 %.
     - ``activation_us``: top-5 activation of one random type at N entries.
+    - ``capture_ms``: what a snapshot costs the tick thread at N entries (``ActiveMemory.capture``;
+      ``Life.capture`` adds the canonical state, ~0.01 ms), when ``capture_new_entries`` were
+      written since the previous capture and, between the two, entries spilled at capacity and
+      a decay pass rewrote every weight; ``capture_assemble_ms``: the snapshot thread's work to
+      assemble that capture's columns; ``capture_whole_ms``: a capture without a previous one
+      (the first of a run), which copies every column.
     - ``archive_*``: see the module docstring; searches are ``event_type=T, since=A, until=B,
       limit=100`` with random T and window, each including the archive's flush hand-shake
       (``archive_idle_flush_us`` alone).
@@ -119,6 +130,7 @@ def bench_memory(
     out.update(_decay(mem, data))
     out.update(_activation(mem, len(data.type_names), rng))
     spilled, kept = _spill(mem, data, out)
+    out.update(_capture(mem, data))
     del mem
     if archive:
         out.update(_archive(spilled, kept, data, rng, searches, report))
@@ -315,6 +327,53 @@ def _activation(mem: ActiveMemory, n_types: int, rng: np.random.Generator) -> di
         mem.activation(t, ACTIVATION_K)
         samples.append(clock() - t0)
     return {"activation_us": _median_ns(samples[5:]) / 1e3}
+
+
+def _capture(mem: ActiveMemory, data: _History) -> dict[str, float]:
+    """Snapshot captures of the full store: whole copies, then deltas in the steady state.
+
+    Between two delta captures the store takes ``capture_new_entries`` entries in batches of
+    64, each batch followed by enforce_capacity (spills fill their holes with the newest rows),
+    then one decay pass. Each capture is assembled right after it is taken, as the snapshot
+    thread does, so the next one finds it as its base.
+    """
+    n = len(mem)
+    new = max(1, min(CAPTURE_NEW, n // 8))
+    batches = data.batches(new)
+    clock = time.perf_counter_ns
+    whole: list[int] = []
+    share = mem.delta_max_new_share
+    mem.delta_max_new_share = -1.0  # no delta: every capture copies whole columns
+    try:
+        for _ in range(CAPTURE_REPEATS + 1):
+            t0 = clock()
+            cap = mem.capture()
+            whole.append(clock() - t0)
+            cap.resolve()
+    finally:
+        mem.delta_max_new_share = share
+    steady: list[int] = []
+    assemble: list[int] = []
+    now = data.end_s + 10.0 * (DECAY_PASSES + 2)
+    for _ in range(CAPTURE_REPEATS + 1):
+        for args in batches:
+            mem.add_batch(*args)
+            mem.enforce_capacity()
+        now += 10.0
+        mem.decay(now)
+        t0 = clock()
+        cap = mem.capture()
+        t1 = clock()
+        cap.resolve()
+        t2 = clock()
+        steady.append(t1 - t0)
+        assemble.append(t2 - t1)
+    return {
+        "capture_ms": _median_ns(steady[1:]) / 1e6,
+        "capture_new_entries": new,
+        "capture_assemble_ms": _median_ns(assemble[1:]) / 1e6,
+        "capture_whole_ms": _median_ns(whole[1:]) / 1e6,
+    }
 
 
 def _spill(

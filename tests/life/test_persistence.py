@@ -9,10 +9,12 @@ import pytest
 
 from lifelab.config import LifeConfig
 from lifelab.exceptions import LifeStateError
+from lifelab.life import compiled
 from lifelab.life.loop import Life
+from lifelab.memory.active import ActiveMemory
 from lifelab.store.inspect import inspect_run, search_run
 from lifelab.store.rundir import RunDirError
-from lifelab.store.snapshot import list_snapshots
+from lifelab.store.snapshot import list_snapshots, read_snapshot
 
 
 def _cfg(tmp_path, name="run", **kw):
@@ -113,3 +115,112 @@ def test_snapshot_needs_run_dir():
     """An organism without a run directory refuses snapshot() with a clear error."""
     with pytest.raises(LifeStateError, match="run directory"):
         Life(LifeConfig()).snapshot()
+
+
+# -- snapshots that copy only what changed (issue 13) -------------------------------------------
+
+needs_numba = pytest.mark.skipif(
+    not compiled.numba_available(), reason="numba is not installed (pip install numba)"
+)
+ENGINES = [pytest.param("compiled", marks=needs_numba), "python"]
+# Between two snapshots (every 40 ticks) ~70 entries are written, some spill at capacity, some
+# decay out, and every weight decays: the snapshot thread's captures are mostly deltas.
+_DELTA_RUN = dict(seed=21, events_per_tick=2.0, memory_capacity=400, min_weight=0.001, log_every=0)
+
+
+def _crash(life):
+    """Drop a life without close(), after its writers finished what they were given."""
+    life.persistence.snapshots.flush()
+    life.archive.flush()
+    life.persistence.logs.close()
+    life.persistence.snapshots.close()
+    life.archive.close()
+
+
+def _digests(config, until, every):
+    """The uninterrupted run's digest at every ``every`` ticks up to ``until``."""
+    straight = Life(config)
+    out = {}
+    for tick in range(every, until + 1, every):
+        straight.run(every)
+        out[tick] = straight.digest()
+    return out
+
+
+def _spy_captures(monkeypatch):
+    """Record, for every ActiveMemory.capture(), whether it copied every row."""
+    kinds = []
+    capture = ActiveMemory.capture
+
+    def spy(self):
+        cap = capture(self)
+        kinds.append(cap.whole)
+        return cap
+
+    monkeypatch.setattr(ActiveMemory, "capture", spy)
+    return kinds
+
+
+def _live_snapshot_by_snapshot(life, ticks, every):
+    """Run in steps of one snapshot, each written before the next is taken (none skipped)."""
+    for _ in range(ticks // every):
+        life.run(every)
+        life.persistence.snapshots.flush()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_snapshots_in_a_row_and_after_resume_hold_the_straight_runs_state(
+    tmp_path, monkeypatch, engine
+):
+    """Thirty snapshots in a row, with entries added, spilled and decayed between them, each
+    hold the uninterrupted run's state at their tick; after a crash, resume, a snapshot at once
+    (its base: the columns just loaded) and more of them all do too, and the run ends on the
+    uninterrupted run's digest."""
+    config = LifeConfig(engine=engine, **_DELTA_RUN)
+    expected = _digests(config, 2_000, 40)
+    kinds = _spy_captures(monkeypatch)
+    life = Life(_cfg(tmp_path, engine=engine, snapshot_every=40, snapshot_keep=100, **_DELTA_RUN))
+    _live_snapshot_by_snapshot(life, 1_200, 40)
+    assert life.memory.spilled > 1_000
+    _crash(life)
+    snapshots = tmp_path / "run" / "snapshots"
+    first = list_snapshots(snapshots)
+    assert len(first) == 30
+    # the first copies every row, and so does one with many new rows for the store's size
+    assert kinds[0] and kinds.count(False) >= 10 and kinds.count(True) >= 5
+    for path in first:
+        capture = read_snapshot(path)
+        assert capture.digest == expected[capture.ticks], path.name
+
+    kinds.clear()
+    resumed = Life.resume(tmp_path / "run")
+    assert resumed.state.ticks == 1_200
+    right_after = resumed.snapshot()
+    assert read_snapshot(right_after).digest == expected[1_200]
+    _live_snapshot_by_snapshot(resumed, 800, 40)
+    assert resumed.digest() == expected[2_000]
+    resumed.close()
+    assert len(kinds) == 22 and not any(kinds)  # the loaded columns were the first base
+    later = [p for p in list_snapshots(snapshots) if p not in first]
+    assert len(later) == 20
+    for path in later:
+        capture = read_snapshot(path)
+        assert capture.digest == expected[capture.ticks], path.name
+
+
+@needs_numba
+@pytest.mark.parametrize(("wrote", "resumes"), [("compiled", "python"), ("python", "compiled")])
+def test_delta_snapshots_resume_in_the_other_engine(tmp_path, wrote, resumes):
+    """Snapshots taken by one engine's delta captures (some skipped while the writer was busy)
+    resume in the other, exactly."""
+    expected = _digests(LifeConfig(engine=wrote, **_DELTA_RUN), 1_000, 40)
+    life = Life(_cfg(tmp_path, engine=wrote, snapshot_every=40, **_DELTA_RUN))
+    life.run(500)
+    _crash(life)
+    resumed = Life.resume(tmp_path / "run", engine=resumes)
+    assert resumed.engine == resumes
+    start = resumed.state.ticks
+    assert start > 0 and resumed.digest() == expected[start]
+    resumed.run(1_000 - start)
+    assert resumed.digest() == expected[1_000]
+    resumed.close()

@@ -78,6 +78,18 @@ def test_both_spills_move_a_tenth(with_archive):
     assert with_archive["decay_spill_entries"] == 500
 
 
+def test_snapshot_capture_is_measured_after_a_known_number_of_new_entries(
+    with_archive, without_archive
+):
+    """capture_ms (tick thread), capture_assemble_ms (snapshot thread) and capture_whole_ms
+    (no previous capture) are reported, with the entries written between two captures:
+    1 024, or an eighth of a smaller store."""
+    for result in (with_archive, without_archive):
+        assert {"capture_ms", "capture_assemble_ms", "capture_whole_ms"} <= result.keys()
+    assert with_archive["capture_new_entries"] == 5_000 // 8
+    assert without_archive["capture_new_entries"] == 1_024
+
+
 def test_without_archive_the_archive_keys_are_none(with_archive, without_archive):
     """Skipping the archive keeps the same keys and sets exactly the archive ones to None."""
     assert without_archive.keys() == with_archive.keys()
