@@ -6,13 +6,15 @@ reference behaviour for search (a brute-force filter) that durable archives must
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
 from lifelab.memory.active import COLUMNS
 
-__all__ = ["SORT_KEYS", "Archive", "MemoryArchive", "filter_columns"]
+__all__ = ["SORT_KEYS", "Archive", "MemoryArchive", "check_query", "filter_columns", "type_code"]
 
 SORT_KEYS = ("timestamp", "significance", "weight", "id")
 
@@ -25,6 +27,33 @@ class Archive(Protocol):
     def __len__(self) -> int: ...
 
     def search(self, **query: Any) -> dict[str, np.ndarray]: ...
+
+
+def check_query(sort: str, limit: int | None) -> None:
+    """Refuse a sort key or a limit that no archive's search accepts."""
+    if sort not in SORT_KEYS:
+        raise ValueError(f"sort must be one of {list(SORT_KEYS)}, got {sort!r}")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+
+
+def type_code(event_type: int | str, type_index: Mapping[str, int]) -> int | float:
+    """The code a search compares ``event_type`` with: a name's index, or the number itself.
+
+    Raises:
+        ValueError: ``event_type`` is a name ``type_index`` (name -> index, in index order)
+            does not know.
+    """
+    if isinstance(event_type, str):
+        try:
+            return type_index[event_type]
+        except KeyError:
+            raise ValueError(
+                f"unknown event type {event_type!r}; this archive knows {list(type_index)}"
+            ) from None
+    if isinstance(event_type, numbers.Integral):
+        return int(event_type)
+    return float(event_type)
 
 
 def filter_columns(
@@ -42,10 +71,7 @@ def filter_columns(
     limit: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Brute-force search over columns: every bound inclusive; ties broken by id."""
-    if sort not in SORT_KEYS:
-        raise ValueError(f"sort must be one of {list(SORT_KEYS)}, got {sort!r}")
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
+    check_query(sort, limit)
     mask = np.ones(len(cols["id"]), dtype=bool)
     if event_type is not None:
         mask &= cols["event_type"] == event_type

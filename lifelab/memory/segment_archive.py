@@ -41,7 +41,6 @@ import contextlib
 import errno
 import json
 import mmap
-import numbers
 import operator
 import os
 import re
@@ -55,9 +54,10 @@ from typing import Any
 
 import numpy as np
 
+from lifelab._files import fsync_dir, write_atomic
 from lifelab.exceptions import ArchiveError, ArchiveSchemaError
 from lifelab.memory.active import COLUMNS
-from lifelab.memory.archive import SORT_KEYS, filter_columns
+from lifelab.memory.archive import SORT_KEYS, check_query, filter_columns, type_code
 from lifelab.memory.writer import QueuedArchive
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "SegmentArchive"]
@@ -337,7 +337,7 @@ class SegmentArchive(QueuedArchive):
             raise
         os.close(fd)
         os.replace(tmp, path)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         seg = _read_segment_header(path, start)
         seg.verified = True  # its CRC was computed from the rows just written
         with self._lock:
@@ -357,7 +357,7 @@ class SegmentArchive(QueuedArchive):
         if not self._tail_ready:  # (re)written until it is on disk: a retry may follow a fault
             self._pwrite(self._tail_fd, _TAIL_HEADER.pack(TAIL_MAGIC, self._sealed), 0)
             os.fsync(self._tail_fd)
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
             self._tail_ready = True
             self._tail_bytes = _TAIL_HEADER.size
         lo, hi = self._tail_n, self._open_n
@@ -404,7 +404,7 @@ class SegmentArchive(QueuedArchive):
             if rows >= self._sealed:  # the cut is in the tail: rewrite it with the rows kept
                 keep = rows - self._sealed
                 kept = {name: col[:keep] for name, col in self._buf.items()}
-                _write_new_file(tail, _TAIL_HEADER.pack(TAIL_MAGIC, self._sealed) + _chunk(kept))
+                write_atomic(tail, _TAIL_HEADER.pack(TAIL_MAGIC, self._sealed) + _chunk(kept))
             else:
                 tail.unlink(missing_ok=True)
                 cut = None
@@ -415,17 +415,17 @@ class SegmentArchive(QueuedArchive):
                         if seg.start + seg.rows > rows:
                             cut = seg
                         break
-                _fsync_dir(self.path)
+                fsync_dir(self.path)
                 if cut is not None:  # keep the cut segment's first rows as the new tail
                     keep = rows - cut.start
                     data = _chunk({name: col[:keep] for name, col in cut.columns().items()})
                     cut.release()
-                    _write_new_file(
+                    write_atomic(
                         self.path / _tail_name(cut.start),
                         _TAIL_HEADER.pack(TAIL_MAGIC, cut.start) + data,
                     )
                     cut.path.unlink()
-                    _fsync_dir(self.path)
+                    fsync_dir(self.path)
             self._scan(repair=True)
             self._count = self._rows_in_files()
             self._high_water = self._max_id()
@@ -489,13 +489,10 @@ class SegmentArchive(QueuedArchive):
         ``limit``, segments are visited in the order of their bound on the sort key, and the
         search stops at the first segment whose bound cannot beat the ``limit``-th row found.
         """
-        if sort not in SORT_KEYS:
-            raise ValueError(f"sort must be one of {list(SORT_KEYS)}, got {sort!r}")
-        if limit is not None:
+        if sort in SORT_KEYS and limit is not None:  # the sort is refused first, as before
             limit = operator.index(limit)
-            if limit < 0:
-                raise ValueError(f"limit must be >= 0, got {limit}")
-        code = None if event_type is None else self._type_code(event_type)
+        check_query(sort, limit)
+        code = None if event_type is None else type_code(event_type, self._type_index)
         bounds = tuple(
             None if v is None else float(v)
             for v in (min_sig, max_sig, since, until, min_weight, max_weight)
@@ -572,18 +569,6 @@ class SegmentArchive(QueuedArchive):
             if self._closed:
                 raise ArchiveError(f"{self.path}: the archive is closed")
             yield
-
-    def _type_code(self, event_type: int | str) -> int | float:
-        if isinstance(event_type, str):
-            try:
-                return self._type_index[event_type]
-            except KeyError:
-                raise ValueError(
-                    f"unknown event type {event_type!r}; this archive knows {list(self.type_names)}"
-                ) from None
-        if isinstance(event_type, numbers.Integral):
-            return int(event_type)
-        return float(event_type)
 
     def __repr__(self) -> str:
         mode = "read-only" if self.readonly else "closed" if self._closed else "open"
@@ -782,28 +767,6 @@ def _read_tail(path: Path, start: int, *, repair: bool) -> tuple[np.ndarray, int
     return records, pos
 
 
-def _write_new_file(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _read_meta(directory: Path) -> tuple[str, ...]:
     path = directory / META_FILE
     if not directory.is_dir():
@@ -847,8 +810,8 @@ def _prepare_meta(directory: Path, type_names: tuple[str, ...]) -> tuple[str, ..
     if existing != type_names:
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "event_types": list(type_names)}
         try:
-            _write_new_file(directory / META_FILE, json.dumps(meta, indent=1).encode() + b"\n")
-            _fsync_dir(directory)
+            write_atomic(directory / META_FILE, json.dumps(meta, indent=1).encode() + b"\n")
+            fsync_dir(directory)
         except OSError as exc:
             raise ArchiveError(f"{directory}: cannot write {META_FILE}: {exc}") from exc
     return type_names

@@ -19,7 +19,6 @@ File layout, schema version 1::
 from __future__ import annotations
 
 import contextlib
-import numbers
 import operator
 import sqlite3
 import threading
@@ -31,7 +30,7 @@ import numpy as np
 
 from lifelab.exceptions import ArchiveError, ArchiveSchemaError
 from lifelab.memory.active import COLUMNS
-from lifelab.memory.archive import SORT_KEYS
+from lifelab.memory.archive import check_query, type_code
 from lifelab.memory.writer import QueuedArchive
 
 __all__ = ["SCHEMA_VERSION", "SQLiteArchive"]
@@ -311,16 +310,13 @@ class SQLiteArchive(QueuedArchive):
         Every bound is inclusive; ``event_type`` is a type index or name; rows are sorted by
         ``sort`` (descending when asked) with ties broken by id ascending.
         """
-        if sort not in SORT_KEYS:
-            raise ValueError(f"sort must be one of {list(SORT_KEYS)}, got {sort!r}")
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
+        check_query(sort, limit)
         bounds = (min_sig, max_sig, since, until, min_weight, max_weight)
         clauses: list[str] = []
         params: list[Any] = []
         if event_type is not None:
             clauses.append("event_type = ?")
-            params.append(self._type_code(event_type))
+            params.append(type_code(event_type, self._type_index))
         # Column names come from fixed strings (_RANGE_SQL, SORT_KEYS); every value is bound.
         for clause, value in zip(_RANGE_SQL, bounds, strict=True):
             if value is not None:
@@ -335,18 +331,6 @@ class SQLiteArchive(QueuedArchive):
             sql += " LIMIT ?"
             params.append(operator.index(limit))
         return self._fetch(sql, params)
-
-    def _type_code(self, event_type: int | str) -> int | float:
-        if isinstance(event_type, str):
-            try:
-                return self._type_index[event_type]
-            except KeyError:
-                raise ValueError(
-                    f"unknown event type {event_type!r}; this archive knows {list(self.type_names)}"
-                ) from None
-        if isinstance(event_type, numbers.Integral):
-            return int(event_type)
-        return float(event_type)
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> dict[str, np.ndarray]:
         self.flush()

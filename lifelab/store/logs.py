@@ -39,8 +39,8 @@ from typing import Any
 
 import msgspec
 
+from lifelab._files import fsync_dir
 from lifelab.exceptions import ConfigError, ConfigTypeError, LifelabError, error_kind
-from lifelab.store.rundir import fsync_dir
 
 __all__ = [
     "FLUSH_REASONS",

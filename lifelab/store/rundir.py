@@ -16,12 +16,12 @@ Nothing is created at import time, and nothing is written outside the run direct
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lifelab._files import fsync_dir, write_atomic
 from lifelab.exceptions import LifelabError
 
 __all__ = ["DEFAULT_ROOT", "RUN_FORMAT_VERSION", "RunDir", "RunDirError"]
@@ -121,25 +121,6 @@ class RunDir:
         return meta
 
 
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"))
     fsync_dir(path.parent)

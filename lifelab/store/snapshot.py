@@ -42,11 +42,11 @@ from typing import Any
 
 import numpy as np
 
+from lifelab._files import fsync_dir
 from lifelab.exceptions import LifelabError
 from lifelab.life.digest import digest_of
 from lifelab.memory.active import COLUMNS, CapturedColumns
 from lifelab.store.logs import error_kind
-from lifelab.store.rundir import fsync_dir
 
 __all__ = [
     "SNAPSHOT_VERSION",
