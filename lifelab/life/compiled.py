@@ -520,6 +520,8 @@ class CompiledEngine:
                     return
                 if self._pause_wanted:
                     self._park()
+                if life._world_next is not None:
+                    life._take_world()
                 # after a push, back to Python right after the tick that takes it: its effect
                 # is in life.state at once, not at the next refresh
                 n = 1 if self._drain_pushes() else remaining
@@ -562,6 +564,16 @@ class CompiledEngine:
         self._resume.wait()
         self._pacing.acquire()
 
+    def take_world(self, rate_changed: bool) -> None:
+        """Give the kernel the Life's new batch size and rate (Life._take_world, between
+        bursts, in the living thread): the kernel reads both at the start of a call."""
+        k, ci = self.k, self.ci
+        life = self.life
+        ci[k.K_BATCH] = life.config.batch_size
+        if rate_changed:
+            ci[k.K_NUM], ci[k.K_DEN] = life.environment.rate_fraction
+            self.si[k.I_CARRY] = life.environment.carry
+
     def step(self) -> None:
         """One tick (``Life._tick`` for this engine), errors handled as in a run.
 
@@ -574,6 +586,8 @@ class CompiledEngine:
     def burst(self, n: int, dt: float) -> int:
         """Run up to ``n`` ticks, serving every stop the kernel makes; return the ticks run."""
         k, si = self.k, self.si
+        if self.life._world_next is not None:
+            self.life._take_world()
         self._load_light()
         done = 0
         while done < n:

@@ -52,11 +52,7 @@ class Environment:
         n = len(p)
         self.rate = rate
         self.mode = mode
-        # Fixed mode carries the rate as an exact fraction, so 0.1 events/tick gives exactly one
-        # event per ten ticks (a float carry loses events to rounding).
-        frac = Fraction(rate).limit_denominator(1_000_000)
-        self._num = frac.numerator
-        self._den = frac.denominator
+        self._num, self._den = _fraction(rate)
         self.carry = 0
         self.types = BlockStream(gens[0], lambda g, k: g.choice(n, size=k, p=p))
         # What Generator.choice(p=p) searches (its own two steps), for engines that draw the
@@ -77,6 +73,19 @@ class Environment:
     def rate_fraction(self) -> tuple[int, int]:
         """The fixed-mode rate as an exact fraction (numerator, denominator)."""
         return self._num, self._den
+
+    def set_rate(self, rate: float) -> None:
+        """Emit ``rate`` events per tick from now on (fixed mode only).
+
+        The fractional carry restarts at 0 (a carry of the old denominator means nothing under
+        the new one). Poisson counts are drawn in blocks at the rate given at birth, so a Poisson
+        world refuses a new rate.
+        """
+        if self.counts is not None:
+            raise ValueError("a Poisson world draws its counts in blocks: its rate cannot change")
+        self.rate = rate
+        self._num, self._den = _fraction(rate)
+        self.carry = 0
 
     def count(self) -> int:
         """How many events the world emits this tick."""
@@ -110,3 +119,10 @@ class Environment:
         self.uniform.set_state(state["uniform"])
         if self.counts is not None and state["counts"] is not None:
             self.counts.set_state(state["counts"])
+
+
+def _fraction(rate: float) -> tuple[int, int]:
+    """Fixed mode carries the rate as an exact fraction, so 0.1 events/tick gives exactly one
+    event per ten ticks (a float carry loses events to rounding)."""
+    frac = Fraction(rate).limit_denominator(1_000_000)
+    return frac.numerator, frac.denominator

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lifelab.config import LifeConfig
-from lifelab.exceptions import EventError, LifeStateError, StageError
+from lifelab.exceptions import ConfigError, EventError, LifeStateError, StageError
 from lifelab.life import behavior, meaning, policy
 from lifelab.life.behavior import (
     ABSORB,
@@ -114,6 +114,9 @@ class Life:
         self._queue: deque[tuple[int, float]] = deque()
         self._echo: float | None = None  # intensity of the memory echo queued for next tick
         self._queue_lock = threading.Lock()
+        # set_world(): the change waiting for the living thread, and the lock that orders it
+        self._world_lock = threading.Lock()
+        self._world_next: LifeConfig | None = None
         self._base = (
             [r.energy for r in self.types.rows],
             [r.stability for r in self.types.rows],
@@ -529,6 +532,73 @@ class Life:
     @property
     def queue_depth(self) -> int:
         return len(self._queue) + self._queued_elsewhere
+
+    # -- the world, changed while living ---------------------------------------------------------
+
+    def set_world(
+        self, *, events_per_tick: float | None = None, batch_size: int | None = None
+    ) -> LifeConfig:
+        """Change the world's rate and the batch size from the next tick on; any thread.
+
+        For a live workbench (the dashboard's sliders). The values are checked now; the thread
+        that lives the organism applies them between two ticks, on either engine, and
+        ``config`` shows them from then on (the next tick of run() or start() if none is in
+        progress). A new rate restarts the fixed mode's fractional carry, on both engines alike,
+        so a run that changes its world at the same ticks has the same digest on either. A run
+        that never calls this is unchanged.
+
+        A snapshot records the changed configuration, but :meth:`resume` continues with the run
+        directory's own: pass the new values there as overrides to keep them.
+
+        Returns:
+            The configuration the organism lives with from the next tick.
+
+        Raises:
+            ConfigError: a value outside its LifeConfig range, or a new rate for a Poisson
+                world (its counts are drawn in blocks at the rate it was born with).
+        """
+        changes: dict[str, Any] = {}
+        if events_per_tick is not None:
+            changes["events_per_tick"] = events_per_tick
+        if batch_size is not None:
+            changes["batch_size"] = batch_size
+        with self._world_lock:
+            current = self.config
+            new = (self._world_next or current).replace(**changes)
+            if new.events_per_tick != current.events_per_tick and new.events_mode == "poisson":
+                raise ConfigError(
+                    "LifeConfig.events_per_tick cannot change while living with "
+                    "events_mode='poisson' (counts are drawn in blocks); use 'fixed'"
+                )
+            self._world_next = new
+        if self._engine is None:
+            # NOTE: the Python engine takes the change at its next clock reading (the first
+            # thing a tick does), so ticks pay nothing for this hook when it is unused.
+            self._wait = self._take_world_then_wait
+        self._clock.poke()  # a kernel waiting for a deadline returns to Python, which takes it
+        return new
+
+    def _take_world_then_wait(self) -> float:
+        # reset first, then take: a set_world() racing with this is taken now or next tick.
+        # _tick read self.config before this call, but the two fields set_world() changes are
+        # read after it (in _perceive and the environment), so the whole tick sees the new world.
+        self._wait = self._clock.wait
+        self._take_world()
+        return self._wait()
+
+    def _take_world(self) -> None:
+        """Apply the pending set_world() change (only the living thread calls this)."""
+        with self._world_lock:
+            new = self._world_next
+            if new is None:
+                return
+            self._world_next = None
+            rate_changed = new.events_per_tick != self.config.events_per_tick
+            self.config = new
+            if rate_changed:
+                self.environment.set_rate(new.events_per_tick)
+            if self._engine is not None:
+                self._engine.take_world(rate_changed)
 
     # -- living --------------------------------------------------------------------------------
 
