@@ -49,8 +49,8 @@ _number = finite_number()
 
 
 def _progress(total: int, desc: str) -> Any:
-    """A tqdm bar on stderr (tqdm hides itself when stderr is not a terminal)."""
-    from tqdm import tqdm
+    """A tqdm.auto bar: text on stderr (hidden when not a terminal), a widget in Jupyter."""
+    from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="tick", unit_scale=True, disable=None, leave=False)
 

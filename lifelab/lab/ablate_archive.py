@@ -1670,9 +1670,7 @@ def run_all(
     factories, _ = candidates()
     total = _sample_count(settings, len(factories))
     with (
-        tqdm(
-            total=total, desc="ablate archive", unit="sample", disable=not progress or None
-        ) as bar,
+        tqdm(total=total, desc="ablate archive", unit="sample", disable=not progress) as bar,
         tempfile.TemporaryDirectory(prefix=".ablate-archive-", dir=root) as work,
     ):
         table, skipped = archive_formats(**settings, seed=seed, workdir=work, progress=bar.update)

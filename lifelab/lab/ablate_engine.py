@@ -634,7 +634,7 @@ def run_all(
     scales = {"smoke": _SMOKE, "quick": {key: {} for key in _ABLATIONS}, "full": _FULL}
     if scale not in scales:
         raise AblationError(f"scale must be one of {sorted(scales)}, got {scale!r}")
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     load_kernel()
     paths = []

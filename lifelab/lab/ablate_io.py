@@ -599,7 +599,7 @@ def run_all(
     root.mkdir(parents=True, exist_ok=True)
     paths = []
     with tempfile.TemporaryDirectory(prefix=".ablate-io-", dir=root) as work:
-        for name in tqdm(list(QUESTIONS), desc="io ablations", disable=not progress or None):
+        for name in tqdm(list(QUESTIONS), desc="io ablations", disable=not progress):
             table = runners[name](**settings[name], workdir=Path(work) / name)
             paths.append(write_ablation(table, question=QUESTIONS[name], root=root))
     return paths

@@ -5,24 +5,41 @@ the trials whose status is "ok", and returns a :class:`matplotlib.figure.Figure`
 pyplot: no global state, no backend choice, nothing to close, and the same figure whether it is
 shown in a notebook, saved by ``lifelab report`` or made in a headless run.
 
-Points are medians over the repeats of a cell with 95 % percentile-bootstrap confidence intervals
-(seeded, so the same table always gives the same figure). A plot never pools different cells:
-besides the columns named in ``by``, every other sweep parameter that varies in the table also
-splits the lines (and is named in the legend). Filter the table first to plot a slice.
+How a figure reads:
+
+- **Series.** A plot never pools different cells: besides the columns named in ``by``, every
+  other sweep parameter that varies in the table splits the lines too. A parameter that moves
+  with the x axis (``events_per_tick`` when a sweep links it to ``batch_size``), or with another
+  series key, names no cell of its own and never splits a line; constant parameters name none
+  either. Filter the table first to plot a slice.
+- **Points.** Each point is the median over the repeats of its cell; a series' points are joined
+  in x order. An error bar (95 % percentile-bootstrap interval, seeded, so the same table always
+  gives the same figure) is drawn only where a point has n ≥ 2; the title says what n is and
+  claims an interval only when bars are drawn.
+- **Colours.** A GC mode or an engine has one colour in every figure (:data:`COLOURS`); a
+  second varying parameter gets line styles, any further ones markers.
+- **Legends.** Up to :data:`MAX_LEGEND` entries, one per series with its n; beyond that the
+  legend is grouped (one entry per colour, per line style, per marker) and drawn outside the axes.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter, NullLocator, PercentFormatter
 
 __all__ = [
+    "COLOURS",
+    "MAX_LEGEND",
+    "colour",
     "latency_percentiles",
     "loglog_fit",
     "memory_growth",
@@ -47,6 +64,34 @@ SWEEP_PARAMS = (
 STAGE_PREFIX, STAGE_SUFFIX = "stage_", "_share"
 DECILE_COLUMNS = tuple(f"rate_decile_{i}_ticks_per_s" for i in range(10))
 
+# matplotlib's tab10, spelled out so a figure's colours do not depend on the rcParams cycle.
+_PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+#: One colour per GC mode and per engine, the same in every figure of every notebook.
+COLOURS: dict[str, dict[str, str]] = {
+    "gc_mode": {"default": "#1f77b4", "off": "#d62728", "freeze": "#2ca02c", "tuned": "#ff7f0e"},
+    "engine": {"compiled": "#9467bd", "python": "#8c564b"},
+}
+# Other values of those columns (e.g. explicit thresholds "700,10,10") take one of these by a
+# stable hash of the value: still the same colour in every figure.
+_SPARE_COLOURS = ("#e377c2", "#bcbd22", "#17becf", "#7f7f7f")
+_FIXED_LINESTYLES = {"engine": {"compiled": "-", "python": "--"}}
+_LINESTYLES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+#: Most legend entries with one entry per series; more series get a grouped legend.
+MAX_LEGEND = 8
+_LEGEND_INSIDE = 6  # most legend entries drawn inside the axes
+
 _LABELS = {
     "batch_size": "batch size (events drained per tick)",
     "memory_capacity": "memory capacity (entries)",
@@ -62,12 +107,34 @@ _LABELS = {
     "archive_size": "archive (entries)",
     "last_decile_ratio": "last/first decile rate (ratio)",
 }
+# Short parameter names for legend labels ("gc=freeze").
+_KEY_NAMES = {
+    "gc_mode": "gc",
+    "memory_capacity": "capacity",
+    "batch_size": "batch",
+    "events_per_tick": "events/tick",
+    "warmup_ticks": "warmup",
+    "config_json": "config",
+}
 # Unit by name suffix (schema rule: units live in the names); "_per_s" must precede "_s".
 _UNITS = (("_per_s", "/s"), ("_us", "µs"), ("_ms", "ms"), ("_mb", "MB"), ("_s", "s"))
 _LOG_SPAN = 8.0  # use a log axis when the positive values span at least this factor
 _FIGSIZE = (6.4, 4.2)
-_MARKERS = ("o", "s", "^", "D", "v")
-_LEGEND_INSIDE = 6  # most legend entries drawn inside the axes
+
+
+def colour(key: str, value: Any, index: int = 0) -> str:
+    """The colour of a series whose ``key`` column has ``value``.
+
+    GC modes and engines have fixed colours (:data:`COLOURS`); any other column takes the
+    ``index``-th colour of matplotlib's tab10 palette.
+    """
+    fixed = COLOURS.get(key)
+    if fixed is None:
+        return _PALETTE[index % len(_PALETTE)]
+    if value in fixed:
+        return fixed[value]
+    digest = hashlib.blake2b(str(value).encode(), digest_size=2).digest()
+    return _SPARE_COLOURS[int.from_bytes(digest, "little") % len(_SPARE_COLOURS)]
 
 
 # -- public plots ----------------------------------------------------------------------------------
@@ -76,52 +143,50 @@ _LEGEND_INSIDE = 6  # most legend entries drawn inside the axes
 def throughput_vs_batch(
     df: pl.DataFrame, *, metric: str = "events_per_s", by: str | Sequence[str] | None = "gc_mode"
 ) -> Figure:
-    """``metric`` against batch size (log x), one line per ``by`` value, median with 95 % CI.
+    """``metric`` against batch size (log x), one line per series (see the module docstring).
 
     Raises:
         ValueError: no "ok" trial, or a needed column is missing or empty.
     """
     x = "batch_size"
     data = _ok_rows(df, [x, metric, *_as_list(by)])
-    keys = _split_keys(data, by, exclude={x})
+    layout = _layout(data, by, x=x)
     fig, (ax,) = _figure()
     positions = _setup_x(ax, data, x)
-    for i, (values, part) in enumerate(_groups(data, keys)):
-        xs, med, lo, hi = _series(part, x, metric, positions)
-        _errorbar(ax, xs, med, lo, hi, label=_label(values), **_style(i))
+    ns: list[int] = []
+    for values, part in _groups(data, layout.keys):
+        ns += _draw_series(ax, part, x, metric, positions, layout, values)
     _maybe_log_y(ax, data[metric])
-    ax.set_xlabel(_axis_label(x))
+    ax.set_xlabel(_x_label(x, layout))
     ax.set_ylabel(_axis_label(metric))
-    ax.set_title(f"{_short(metric)} vs batch size (median, 95 % CI)")
-    _legend(ax, keys)
+    ax.set_title(f"{_short(metric)} vs batch size ({_n_note(ns)})")
+    _legend(fig, [ax], layout)
     return fig
 
 
 def latency_percentiles(
     df: pl.DataFrame, *, by: str | Sequence[str] | None = "gc_mode", x: str = "batch_size"
 ) -> Figure:
-    """p50 (solid) and p99 (dashed) tick latency against ``x``, median with 95 % CI.
+    """Tick latency p50 (left panel) and p99 (right panel, same y scale) against ``x``.
 
     Raises:
         ValueError: no "ok" trial, or a needed column is missing or empty.
     """
     p50, p99 = "tick_p50_us", "tick_p99_us"
     data = _ok_rows(df, [x, p50, p99, *_as_list(by)])
-    keys = _split_keys(data, by, exclude={x})
-    fig, (ax,) = _figure()
-    positions = _setup_x(ax, data, x)
-    for i, (values, part) in enumerate(_groups(data, keys)):
-        name = _label(values)
-        for metric, ls in ((p50, "-"), (p99, "--")):
-            xs, med, lo, hi = _series(part, x, metric, positions)
-            tag = metric.removeprefix("tick_").removesuffix("_us")
-            label = f"{name} {tag}" if name else tag
-            _errorbar(ax, xs, med, lo, hi, label=label, ls=ls, **_style(i))
-    _maybe_log_y(ax, pl.concat([data[p50], data[p99]]))
-    ax.set_xlabel(_axis_label(x))
-    ax.set_ylabel("tick latency (µs)")
-    ax.set_title(f"tick latency p50 and p99 vs {_short(x)} (median, 95 % CI)")
-    _legend(ax, keys)
+    layout = _layout(data, by, x=x)
+    fig, axes = _figure(ncols=2, width=_FIGSIZE[0] * 1.6, sharey=True)
+    ns: list[int] = []
+    for ax, metric in zip(axes, (p50, p99), strict=True):
+        positions = _setup_x(ax, data, x)
+        for values, part in _groups(data, layout.keys):
+            ns += _draw_series(ax, part, x, metric, positions, layout, values)
+        ax.set_xlabel(_x_label(x, layout))
+        ax.set_title(metric.removeprefix("tick_").removesuffix("_us"))
+    _maybe_log_y(axes[0], pl.concat([data[p50], data[p99]]))
+    axes[0].set_ylabel("tick latency (µs)")
+    fig.suptitle(f"tick latency vs {_short(x)} ({_n_note(ns)})")
+    _legend(fig, axes, layout)
     return fig
 
 
@@ -129,7 +194,7 @@ def memory_growth(
     df: pl.DataFrame, *, x: str = "memory_capacity", by: str | Sequence[str] | None = None
 ) -> Figure:
     """Peak RSS against ``x`` (log-log when the values span a decade), and active memory entries
-    in a second panel when the table has them; median with 95 % CI.
+    in a second panel when the table has them.
 
     Raises:
         ValueError: no "ok" trial, or a needed column is missing or empty.
@@ -138,20 +203,21 @@ def memory_growth(
     metrics = ["peak_rss_mb"]
     if "memory_active" in data.columns and data["memory_active"].drop_nulls().len() > 0:
         metrics.append("memory_active")
-    keys = _split_keys(data, by, exclude={x})
+    layout = _layout(data, by, x=x)
     fig, axes = _figure(ncols=len(metrics), width=_FIGSIZE[0] * (1 + 0.6 * (len(metrics) - 1)))
+    ns: list[int] = []
     for ax, metric in zip(axes, metrics, strict=True):
         rows = data.drop_nulls(metric)
         positions = _setup_x(ax, data, x)
-        for i, (values, part) in enumerate(_groups(rows, keys)):
-            xs, med, lo, hi = _series(part, x, metric, positions)
-            _errorbar(ax, xs, med, lo, hi, label=_label(values), **_style(i))
+        for values, part in _groups(rows, layout.keys):
+            ns += _draw_series(ax, part, x, metric, positions, layout, values)
         # On a log x, a log y too whenever it can: the slope then reads as the growth exponent.
         _maybe_log_y(ax, rows[metric], span=1.0 if ax.get_xscale() == "log" else 2 * _LOG_SPAN)
-        ax.set_xlabel(_axis_label(x))
+        ax.set_xlabel(_x_label(x, layout))
         ax.set_ylabel(_axis_label(metric))
-        ax.set_title(f"{_short(metric)} vs {_short(x)}")
-        _legend(ax, keys)
+        ax.set_title(_short(metric))
+    fig.suptitle(f"memory vs {_short(x)} ({_n_note(ns)})")
+    _legend(fig, axes, layout)
     return fig
 
 
@@ -171,8 +237,8 @@ def stage_shares(df: pl.DataFrame, *, by: str | Sequence[str] | None = None) -> 
     data = data.filter(pl.any_horizontal(pl.col(stages).is_not_null()))
     if data.height == 0:
         raise ValueError("no 'ok' trial has stage shares (stage_*_share columns are all null)")
-    keys = _split_keys(data, by, exclude=set())
-    cells = _groups(data, keys)
+    layout = _layout(data, by)
+    cells = _groups(data, layout.keys)
     means = np.array(
         [[part[s].fill_nan(None).mean() or 0.0 for s in stages] for _, part in cells], dtype=float
     )
@@ -184,43 +250,50 @@ def stage_shares(df: pl.DataFrame, *, by: str | Sequence[str] | None = None) -> 
     left = np.zeros(len(cells))
     for k, j in enumerate(shown):
         name = stages[j].removeprefix(STAGE_PREFIX).removesuffix(STAGE_SUFFIX)
-        ax.barh(ypos, means[:, j], left=left, label=name, color=f"C{k}")
+        ax.barh(ypos, means[:, j], left=left, label=name, color=_PALETTE[k % len(_PALETTE)])
         left += means[:, j]
     if other.max() > 0.005:  # below half a percent it is rounding, not a missing stage
         ax.barh(ypos, other, left=left, label="other", color="0.8")
-    ax.set_yticks(ypos, labels=[_label(values) or "all trials" for values, _ in cells])
+    labels = [_label(layout.keys, values) or "all trials" for values, _ in cells]
+    ax.set_yticks(ypos, labels=labels)
     ax.invert_yaxis()  # first cell on top, like a table
     ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     ax.set_xlim(0, max(1.0, float((left + other).max())))
     ax.set_xlabel("share of tick time (%, mean over repeats)")
-    ax.set_ylabel(" · ".join(keys) if keys else "")
-    ax.set_title("where a tick spends its time")
+    ns = [part.height for _, part in cells]
+    ax.set_title(f"where a tick spends its time ({_n_note(ns, stat='mean', ci=False)})")
     ax.legend(title="stage", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return fig
 
 
 def rate_by_decile(df: pl.DataFrame, *, by: str | Sequence[str] | None = None) -> Figure:
     """Tick rate in each tenth of the measured run, one line per cell: a flat line is a run that
-    does not degrade. Median over the repeats with a shaded 95 % CI.
+    does not degrade. Median over the repeats, with a shaded 95 % CI where n ≥ 2.
 
     Raises:
         ValueError: no "ok" trial, or the rate_decile columns are missing or empty.
     """
     data = _ok_rows(df, [*DECILE_COLUMNS, *_as_list(by)])
-    keys = _split_keys(data, by, exclude=set())
+    layout = _layout(data, by)
     fig, (ax,) = _figure()
     deciles = np.arange(1, 11)
-    for i, (values, part) in enumerate(_groups(data, keys)):
+    ns: list[int] = []
+    for values, part in _groups(data, layout.keys):
         stats = np.array([_median_ci(part[c].to_numpy()) for c in DECILE_COLUMNS])
-        style = _style(i)
-        ax.plot(deciles, stats[:, 0], ms=3, label=_label(values), **style)
-        ax.fill_between(deciles, stats[:, 1], stats[:, 2], color=style["color"], alpha=0.2, lw=0)
+        style = layout.style(values)
+        ns.append(part.height)
+        label = _label(layout.keys, values, [part.height])
+        ax.plot(deciles, stats[:, 0], ms=3, label=label or None, **style)
+        if part.height >= 2:
+            ax.fill_between(
+                deciles, stats[:, 1], stats[:, 2], color=style["color"], alpha=0.2, lw=0
+            )
     _maybe_log_y(ax, pl.concat([data[c] for c in DECILE_COLUMNS]))
     ax.set_xticks(deciles, labels=[str(10 * d) for d in deciles])
     ax.set_xlabel("progress through the measured ticks (%, end of each decile)")
     ax.set_ylabel(_axis_label("ticks_per_s"))
-    ax.set_title("tick rate over a run (median, 95 % CI)")
-    _legend(ax, keys)
+    ax.set_title(f"tick rate over a run ({_n_note(ns)})")
+    _legend(fig, [ax], layout)
     return fig
 
 
@@ -294,12 +367,100 @@ def _as_list(by: str | Sequence[str] | None) -> list[str]:
     return [by] if isinstance(by, str) else list(by)
 
 
-def _split_keys(data: pl.DataFrame, by: str | Sequence[str] | None, exclude: set[str]) -> list[str]:
-    """``by`` plus every other sweep parameter that varies in ``data``, so no cells pool."""
-    keys = [k for k in _as_list(by) if k not in exclude]
-    taken = set(keys) | exclude
-    extra = [c for c in SWEEP_PARAMS if c in data.columns and c not in taken]
-    return keys + [c for c in extra if data[c].n_unique() > 1]
+def _as_list(by: str | Sequence[str] | None) -> list[str]:
+    if by is None:
+        return []
+    return [by] if isinstance(by, str) else list(by)
+
+
+def _determines(data: pl.DataFrame, a: str, b: str) -> bool:
+    """Whether each value of column ``a`` goes with one value of ``b`` (b is a function of a)."""
+    return int(data.group_by(a).agg(pl.col(b).n_unique()).get_column(b).max() or 0) <= 1
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What splits the series of a figure, and how each series is drawn.
+
+    ``keys`` name the series (values in this order); ``linked`` are varying parameters left out
+    because they move with x (parameters that move with a key are left out silently: the key
+    names them). Colour comes from ``colour_key`` (a GC mode or engine
+    when one varies), line style from ``style_key``, markers from the ``marker_keys``.
+    """
+
+    keys: list[str]
+    linked: list[str]
+    colour_key: str | None = None
+    style_key: str | None = None
+    marker_keys: list[str] = field(default_factory=list)
+    levels: dict[str, list[Any]] = field(default_factory=dict)  # sorted distinct values per key
+
+    def style(self, values: tuple[Any, ...]) -> dict[str, str]:
+        named = dict(zip(self.keys, values, strict=True))
+        out = {"color": _PALETTE[0], "ls": "-", "marker": _MARKERS[0]}
+        if self.colour_key is not None:
+            value = named[self.colour_key]
+            out["color"] = colour(self.colour_key, value, self._index(self.colour_key, value))
+        if self.style_key is not None:
+            value = named[self.style_key]
+            fixed = _FIXED_LINESTYLES.get(self.style_key, {})
+            index = self._index(self.style_key, value)
+            out["ls"] = fixed.get(value, _LINESTYLES[index % len(_LINESTYLES)])
+        if self.marker_keys:
+            combo = tuple(named[k] for k in self.marker_keys)
+            out["marker"] = _MARKERS[self._marker_index(combo) % len(_MARKERS)]
+        return out
+
+    def _index(self, key: str, value: Any) -> int:
+        return self.levels[key].index(value)
+
+    def _marker_index(self, combo: tuple[Any, ...]) -> int:
+        return self.levels["\0markers"].index(combo)
+
+    def grouped_handles(self) -> list[tuple[Line2D, str]]:
+        """Legend proxies: one per colour, per line style and per marker value."""
+        out: list[tuple[Line2D, str]] = []
+        if self.colour_key is not None:
+            for i, v in enumerate(self.levels[self.colour_key]):
+                handle = Line2D([], [], color=colour(self.colour_key, v, i), lw=2.5)
+                out.append((handle, _label([self.colour_key], (v,))))
+        if self.style_key is not None:
+            fixed = _FIXED_LINESTYLES.get(self.style_key, {})
+            for i, v in enumerate(self.levels[self.style_key]):
+                ls = fixed.get(v, _LINESTYLES[i % len(_LINESTYLES)])
+                out.append((Line2D([], [], color="0.35", ls=ls), _label([self.style_key], (v,))))
+        if self.marker_keys:
+            for i, combo in enumerate(self.levels["\0markers"]):
+                handle = Line2D([], [], color="0.35", ls="none", marker=_MARKERS[i % len(_MARKERS)])
+                out.append((handle, _label(self.marker_keys, combo)))
+        return out
+
+
+def _layout(data: pl.DataFrame, by: str | Sequence[str] | None, x: str | None = None) -> _Layout:
+    """The series keys of ``data``: ``by`` plus every other sweep parameter that varies, less the
+    constant ones and those that move with ``x`` or with a key already taken (linked axes)."""
+    requested = [k for k in _as_list(by) if k != x]
+    extra = [c for c in SWEEP_PARAMS if c in data.columns and c not in requested and c != x]
+    keys: list[str] = []
+    linked: list[str] = []
+    for column in [*requested, *extra]:
+        if data[column].n_unique() <= 1:
+            continue  # constant: it names no series
+        if x is not None and _determines(data, x, column):
+            linked.append(column)
+            continue
+        if any(_determines(data, k, column) for k in keys):
+            continue
+        keys.append(column)
+    levels = {k: data[k].unique().sort(nulls_last=True).to_list() for k in keys}
+    colour_key = next((k for k in ("gc_mode", "engine") if k in keys), keys[0] if keys else None)
+    rest = [k for k in keys if k != colour_key]
+    style_key = "engine" if "engine" in rest else (rest[0] if rest else None)
+    marker_keys = [k for k in rest if k != style_key]
+    if marker_keys:
+        combos = data.select(marker_keys).unique().sort(marker_keys, nulls_last=True)
+        levels["\0markers"] = [tuple(r) for r in combos.iter_rows()]
+    return _Layout(keys, linked, colour_key, style_key, marker_keys, levels)
 
 
 def _groups(data: pl.DataFrame, keys: list[str]) -> list[tuple[tuple[Any, ...], pl.DataFrame]]:
@@ -337,44 +498,57 @@ def _median_ci(
 
 def _series(
     part: pl.DataFrame, x: str, metric: str, positions: dict[Any, float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per x value of one line: position, median, CI low, CI high (x in sorted order)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per x value of one series: position, median, CI low, CI high and n (sorted by x)."""
     rows = []
     for (value,), cell in _groups(part, [x]):
-        rows.append((positions[value], *_median_ci(cell[metric].to_numpy())))
-    arr = np.array(rows, dtype=float).reshape(-1, 4)
-    return arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
+        values = cell[metric].to_numpy()
+        n = int(np.count_nonzero(np.isfinite(np.asarray(values, dtype=float))))
+        rows.append((positions[value], *_median_ci(values), n))
+    arr = np.array(rows, dtype=float).reshape(-1, 5)
+    arr = arr[np.argsort(arr[:, 0], kind="stable")]
+    return arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4].astype(int)
 
 
 # -- drawing -------------------------------------------------------------------------------------
 
 
 def _figure(
-    *, ncols: int = 1, width: float = _FIGSIZE[0], height: float = _FIGSIZE[1]
+    *,
+    ncols: int = 1,
+    width: float = _FIGSIZE[0],
+    height: float = _FIGSIZE[1],
+    sharey: bool = False,
 ) -> tuple[Figure, Sequence[Axes]]:
     # Figure() rather than pyplot.figure(): no global figure registry, nothing leaks or needs
     # closing, and any backend (or none) works.
     fig = Figure(figsize=(width, height), layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    axes = fig.subplots(1, ncols, squeeze=False, sharey=sharey)[0]
     return fig, list(axes)
 
 
-def _errorbar(
+def _draw_series(
     ax: Axes,
-    xs: np.ndarray,
-    med: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    *,
-    label: str,
-    color: str,
-    marker: str,
-    ls: str = "-",
-) -> None:
-    yerr = np.vstack([med - lo, hi - med])
-    ax.errorbar(
-        xs, med, yerr=yerr, label=label or None, color=color, ls=ls, marker=marker, ms=4, capsize=3
-    )
+    part: pl.DataFrame,
+    x: str,
+    metric: str,
+    positions: dict[Any, float],
+    layout: _Layout,
+    values: tuple[Any, ...],
+) -> list[int]:
+    """One series: medians joined by a line in x order, error bars where n ≥ 2. Returns the n of
+    each point."""
+    xs, med, lo, hi, n = _series(part, x, metric, positions)
+    style = layout.style(values)
+    label = _label(layout.keys, values, n.tolist())
+    ax.plot(xs, med, label=label or None, ms=4, **style)
+    bars = n >= 2
+    if bars.any():
+        yerr = np.vstack([med[bars] - lo[bars], hi[bars] - med[bars]])
+        ax.errorbar(
+            xs[bars], med[bars], yerr=yerr, fmt="none", ecolor=style["color"], capsize=3, lw=1
+        )
+    return n.tolist()
 
 
 def _setup_x(ax: Axes, data: pl.DataFrame, x: str) -> dict[Any, float]:
@@ -404,28 +578,56 @@ def _maybe_log_y(ax: Axes, column: pl.Series, *, span: float = 2 * _LOG_SPAN) ->
         ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(1, 0.4)))
 
 
-def _style(i: int) -> dict[str, str]:
-    """Colour from the property cycle; past its ten colours the marker changes too."""
-    return {"color": f"C{i % 10}", "marker": _MARKERS[(i // 10) % len(_MARKERS)]}
-
-
-def _legend(ax: Axes, keys: list[str]) -> None:
-    labels = ax.get_legend_handles_labels()[1]
+def _legend(fig: Figure, axes: Sequence[Axes], layout: _Layout) -> None:
+    """One legend for the figure, on its last axes: an entry per series up to MAX_LEGEND, else
+    grouped (an entry per colour, line style and marker). Long legends go beside the axes."""
+    ax = axes[-1]
+    handles, labels = ax.get_legend_handles_labels()
     if not labels:
         return
-    title = " · ".join(keys) or None
-    if len(labels) > _LEGEND_INSIDE:  # a long legend would hide the lines: put it beside
-        ax.legend(title=title, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    title = None
+    if len(labels) > MAX_LEGEND:
+        pairs = layout.grouped_handles()
+        handles, labels = [h for h, _ in pairs], [t for _, t in pairs]
+        title = f"{len(ax.get_legend_handles_labels()[1])} series, grouped"
+    if len(labels) > _LEGEND_INSIDE or len(axes) > 1 or title:
+        ax.legend(
+            handles,
+            labels,
+            title=title,
+            fontsize="small",
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+        )
         # Widen the figure by about the legend's width so the axes keep theirs.
         chars = max(len(t) for t in [*labels, title or ""])
-        fig = ax.get_figure()
         fig.set_figwidth(fig.get_figwidth() + 0.6 + 0.075 * chars)
     else:
-        ax.legend(title=title, fontsize="small")
+        ax.legend(handles, labels, fontsize="small")
 
 
-def _label(values: tuple[Any, ...]) -> str:
-    return " · ".join(_fmt_value(v) for v in values)
+def _n_note(ns: Sequence[int], *, stat: str = "median", ci: bool = True) -> str:
+    """What a point is, for a title: "median of n=3, 95 % CI", "median of n=1", ..."""
+    if not ns:
+        return stat
+    lo, hi = min(ns), max(ns)
+    n = f"n={lo}" if lo == hi else f"n={lo}–{hi}"
+    if not ci or hi < 2:
+        return f"{stat} of {n}"
+    if lo >= 2:
+        return f"{stat} of {n}, 95 % CI"
+    return f"{stat} of {n}; 95 % CI where n ≥ 2"
+
+
+def _label(keys: Sequence[str], values: tuple[Any, ...], ns: Sequence[int] = ()) -> str:
+    """ "gc=freeze · engine=python (n=3)"; the n part only when some point has n ≥ 2."""
+    text = " · ".join(
+        f"{_KEY_NAMES.get(k, k)}={_fmt_value(v)}" for k, v in zip(keys, values, strict=True)
+    )
+    if text and ns and max(ns) >= 2:  # a lone series has no label: the title gives its n
+        lo, hi = min(ns), max(ns)
+        text += f" (n={lo})" if lo == hi else f" (n={lo}–{hi})"
+    return text
 
 
 def _fmt_value(value: Any) -> str:
@@ -444,6 +646,14 @@ def _axis_label(column: str) -> str:
         if column.endswith(suffix):
             return f"{column.removesuffix(suffix).replace('_', ' ')} ({unit})"
     return column.replace("_", " ")
+
+
+def _x_label(x: str, layout: _Layout) -> str:
+    """The x axis label, naming the parameters that move with x (linked axes)."""
+    label = _axis_label(x)
+    if not layout.linked:
+        return label
+    return f"{label}\n(moves with it: {', '.join(_short(c) for c in layout.linked)})"
 
 
 def _short(column: str) -> str:

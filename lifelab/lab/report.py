@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # polars and matplotlib load only when a report is built (cli imports us)
     import polars as pl
 
-__all__ = ["add_report_arguments", "build_report", "run_report_command"]
+__all__ = ["ablation_conclusions", "add_report_arguments", "build_report", "run_report_command"]
 
 DEFAULT_RESULTS = "data/results"
 DEFAULT_OUT = "docs/performance"
@@ -232,6 +233,10 @@ def _ablations(root: Path, out_dir: Path, figures: list[Path]) -> list[str]:
         "95 % bootstrap interval, and `ratio` is the median over the baseline's (the replaced "
         "design, marked *baseline*; the variant lifelab ships is marked *chosen*).",
         "",
+        "In short (computed from the tables below):",
+        "",
+        *(f"- {line}" for line in ablation_conclusions(tables)),
+        "",
     ]
     for table, meta in tables:
         name = str(table["ablation"][0])
@@ -273,6 +278,141 @@ def _ablations(root: Path, out_dir: Path, figures: list[Path]) -> list[str]:
         figures.append(path)
         lines += [f"![{name}]({path.name})", ""]
     return lines
+
+
+def ablation_conclusions(tables: Iterable[Any]) -> list[str]:
+    """What the ablation tables say, in sentences computed from them (never typed in by hand).
+
+    ``tables`` are ablation tables, or the (table, metadata) pairs of
+    :func:`lifelab.lab.ablation.load_ablations`. The first lines name the largest gain of a
+    chosen design and every metric where a chosen design is clearly worse than what it replaced;
+    then one line per ablation: the chosen variant against the baseline (or, when the baseline
+    is what ships, against each alternative), metric by metric, as "N× faster at size S" or a
+    range over the sizes. A difference counts only where the two 95 % intervals do not overlap
+    and it is at least 5 %.
+    """
+    findings = []
+    for item in tables:
+        table = item[0] if isinstance(item, tuple) else item
+        findings.append((str(table["ablation"][0]), _ablation_findings(table)))
+    clear = [
+        (name, pair, metric, size, factor)
+        for name, pairs in findings
+        for pair, metrics in pairs
+        for metric, points in metrics
+        for size, factor, overlap in points
+        if not overlap
+    ]
+    lines = []
+    if clear:
+        name, (chosen, other), metric, size, factor = max(clear, key=lambda c: c[4])
+        lines.append(
+            f"Largest gain: {name}, {metric}: {chosen} is {_times(factor, metric)} than "
+            f"{other}{_at(size)}."
+        )
+        losses: dict[tuple[str, str, str], list[float]] = {}
+        for name, (_, other), metric, _, factor in clear:
+            if factor < 1:
+                losses.setdefault((name, other, metric), []).append(factor)
+        if losses:
+            items = [
+                f"{name} {metric} ({_span(factors, metric)} than {other})"
+                for (name, other, metric), factors in losses.items()
+            ]
+            lines.append(f"Where a chosen design is clearly worse: {'; '.join(items)}.")
+        else:
+            lines.append("No chosen design is clearly worse than what it replaced on any metric.")
+    for name, pairs in findings:
+        for (chosen, other), metrics in pairs:
+            parts = [_metric_phrase(metric, points) for metric, points in metrics]
+            lines.append(f"{name}: {chosen} vs {other}: {'; '.join(parts)}.")
+    return lines
+
+
+_TIME_UNITS = ("ns", "µs", "us", "ms", "s")
+_MIN_EFFECT = 0.05  # a smaller difference is no difference worth a sentence (as stats.compare)
+
+
+def _ablation_findings(table: pl.DataFrame) -> list[tuple[tuple[str, str], list[Any]]]:
+    """Per (chosen, other) pair, per metric: (size, how many times better chosen is, overlap)."""
+    chosen = str(table.filter(table["chosen"])["variant"][0])
+    baseline = str(table.filter(table["baseline"])["variant"][0])
+    others = [baseline] if chosen != baseline else []
+    if not others:
+        others = sorted(v for v in set(table["variant"].to_list()) if v != chosen)
+    rows = {(r["variant"], r["metric"], r["size"]): r for r in table.iter_rows(named=True)}
+    out = []
+    for other in others:
+        metrics = []
+        for metric in sorted(set(table["metric"].to_list())):
+            points = []
+            for size in sorted(set(table.filter(table["metric"] == metric)["size"].to_list())):
+                c, o = rows.get((chosen, metric, size)), rows.get((other, metric, size))
+                if c is None or o is None or not c["median"] or not o["median"]:
+                    continue
+                lower = c["lower_is_better"]
+                factor = o["median"] / c["median"] if lower else c["median"] / o["median"]
+                overlap = not (c["hi"] < o["lo"] or o["hi"] < c["lo"])
+                points.append((size, factor, overlap or abs(factor - 1) < _MIN_EFFECT))
+            if points:
+                metrics.append((metric, points))
+        out.append(((chosen, other), metrics))
+    return out
+
+
+def _words_for(metric: str) -> tuple[str, str]:
+    """The (better, worse) words a metric reads best with."""
+    if "bytes" in metric:
+        return "smaller", "larger"
+    if metric.endswith("_per_s") or metric.rsplit("_", 1)[-1] in _TIME_UNITS:
+        return "faster", "slower"
+    if any(f"_{u}_per_" in metric for u in _TIME_UNITS) or "_per_call" in metric:
+        return "faster", "slower"
+    return "better", "worse"
+
+
+def _times(factor: float, metric: str) -> str:
+    """2.0 → "2× faster", 0.5 → "2× slower" (words by metric)."""
+    good, bad = _words_for(metric)
+    return f"{factor:.3g}× {good}" if factor >= 1 else f"{1 / factor:.3g}× {bad}"
+
+
+def _span(factors: list[float], metric: str) -> str:
+    """A range of factors on one side of 1, e.g. "2.9×–3.9× slower"."""
+    good, bad = _words_for(metric)
+    shown = sorted(f if f >= 1 else 1 / f for f in factors)
+    word = good if factors[0] >= 1 else bad
+    if len(shown) == 1 or f"{shown[0]:.3g}" == f"{shown[-1]:.3g}":
+        return f"{shown[0]:.3g}× {word}"
+    return f"{shown[0]:.3g}×–{shown[-1]:.3g}× {word}"
+
+
+def _at(size: int) -> str:
+    return f" at {size:,}" if size else ""
+
+
+def _metric_phrase(metric: str, points: list[tuple[int, float, bool]]) -> str:
+    """One metric over the sizes: "decay_ms 10.1× faster at 1,000 to 55.5× at 1,000,000"."""
+    if all(overlap for _, _, overlap in points):
+        return f"{metric} no clear difference"
+    if not any(overlap for _, _, overlap in points):
+        ups = [p for p in points if p[1] >= 1]
+        if len(ups) in (0, len(points)):  # one direction at every size
+            if len(points) == 1:
+                size, factor, _ = points[0]
+                return f"{metric} {_times(factor, metric)}{_at(size)}"
+            first, last = points[0], points[-1]
+            if _times(first[1], metric) == _times(last[1], metric):
+                return f"{metric} {_times(first[1], metric)} at every size"
+            return (
+                f"{metric} {_times(first[1], metric)}{_at(first[0])} to "
+                f"{_times(last[1], metric).split(' ')[0]}{_at(last[0])}"
+            )
+    each = [
+        ("no clear difference" if overlap else _times(factor, metric)) + _at(size)
+        for size, factor, overlap in points
+    ]
+    return f"{metric} {', '.join(each)}"
 
 
 def _targets(root: Path) -> list[str]:

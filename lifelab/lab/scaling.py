@@ -67,7 +67,7 @@ def memory_scaling(
     from tqdm.auto import tqdm
 
     rows = []
-    for n in tqdm(list(sizes), desc="memory scaling", disable=not progress or None):
+    for n in tqdm(list(sizes), desc="memory scaling", disable=not progress):
         cmd = [
             sys.executable,
             "-m",
@@ -111,7 +111,7 @@ def tick_scaling(
     from tqdm.auto import tqdm
 
     rows = []
-    for n in tqdm(list(sizes), desc="tick scaling", disable=not progress or None):
+    for n in tqdm(list(sizes), desc="tick scaling", disable=not progress):
         cmd = [sys.executable, "-m", "lifelab.lab.scaling", str(int(n)), str(ticks), str(seed)]
         if engine is not None:
             cmd.append(engine)

@@ -32,6 +32,7 @@ __all__ = [
     "add_compare_arguments",
     "compare",
     "compare_files",
+    "comparison_table",
     "format_table",
     "higher_is_better",
     "read_table",
@@ -50,6 +51,9 @@ DEFAULT_METRICS: tuple[str, ...] = (
 )
 
 FASTER, SLOWER, NO_CHANGE = "faster", "slower", "no significant change"
+TOO_FEW = "too few trials"  # the verdict reads "too few trials (n = 2 < 5)"
+# The parameters that best name a cell, first; comparison_table keeps these over linked ones.
+_CELL_ORDER = ("engine", "batch_size", "gc_mode", "memory_capacity", "events_per_tick")
 BETTER, WORSE, SAME = "better", "worse", "none"
 
 # Which way is good, by the unit suffix of the metric name; the first matching suffix wins, so
@@ -165,14 +169,16 @@ def compare(
     parameter columns present in both tables), ``metric``, ``n_baseline``, ``n_candidate``,
     ``baseline_median``, ``candidate_median``, ``ratio`` (candidate / baseline), a bootstrap
     interval of the ratio (``ci_low``, ``ci_high``; each side resampled independently), ``verdict``
-    ("faster", "slower" or "no significant change") and ``change`` ("better", "worse" or "none").
+    ("faster", "slower", "no significant change" or "too few trials (n = 2 < 5)") and ``change``
+    ("better", "worse" or "none").
 
     A change is significant when the interval excludes 1, ``|ratio - 1| >= min_effect`` and both
     sides have at least ``min_n`` values; its direction comes from :func:`higher_is_better`: a
     lower ``ticks_per_s`` or a higher ``tick_p99_us`` is "slower". Below about five values a side
     the bootstrap interval of a median is little more than the sample's range and calls far more
     than its nominal share of A/A comparisons significant (about a third at n = 2, 5-9 % at
-    n = 3-4 with min_effect 0.05), so such cells get "no significant change" whatever the data.
+    n = 3-4 with min_effect 0.05), so such cells get no verdict whatever the data: their verdict
+    says "too few trials" and the smaller n, so it is never mistaken for a measured "no change".
     "faster"/"slower" is the verdict for every metric, memory included; ``change`` says the same
     in words that also fit memory and counts.
     """
@@ -195,12 +201,11 @@ def compare(
         ref_median, cand_median = float(np.median(ref)), float(np.median(cand))
         ratio = float(_ratio(np.array([cand_median]), np.array([ref_median]))[0])
         low, high = _interval(_ratio(cand_boot, ref_boot), confidence)
-        significant = (
-            min(ref.size, cand.size) >= min_n
-            and (low > 1 or high < 1)
-            and abs(ratio - 1) >= min_effect
-        )
-        if not significant:
+        n = min(ref.size, cand.size)
+        significant = (low > 1 or high < 1) and abs(ratio - 1) >= min_effect
+        if n < min_n:
+            verdict, change = f"{TOO_FEW} (n = {n} < {min_n})", SAME
+        elif not significant:
             verdict, change = NO_CHANGE, SAME
         elif (ratio > 1) == directions[metric]:
             verdict, change = FASTER, BETTER
@@ -348,7 +353,8 @@ def format_table(table: pl.DataFrame, *, labels: Sequence[str] | None = None) ->
     """A compact aligned text rendering of a :func:`compare` table, one line per row.
 
     Cells are labelled (unless ``labels`` are given) by the parameters that differ between rows,
-    so constant columns, such as a long ``config_json``, do not crowd the screen.
+    so constant columns, such as a long ``config_json``, do not crowd the screen. Significant
+    verdicts are written in capitals (FASTER, SLOWER) so they stand out of the column.
     """
     if labels is None:
         labels = _cell_labels(table.select(table.columns[: table.columns.index("metric")]))
@@ -363,7 +369,7 @@ def format_table(table: pl.DataFrame, *, labels: Sequence[str] | None = None) ->
                 f"{row['candidate_median']:.4g}",
                 f"{row['ratio']:.3f}",
                 f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]",
-                row["verdict"],
+                _shout(row["verdict"]),
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
@@ -376,7 +382,46 @@ def format_table(table: pl.DataFrame, *, labels: Sequence[str] | None = None) ->
     return "\n".join(justify(line) for line in lines)
 
 
+def comparison_table(table: pl.DataFrame) -> pl.DataFrame:
+    """A :func:`compare` table for reading: each row labelled by the cell parameters that vary.
+
+    Keeps the parameter columns whose values differ between rows (constant ones, such as a long
+    ``config_json``, are dropped; "cell" when none varies), then ``metric``, ``n`` (the smaller
+    side), ``baseline_median``, ``candidate_median``, ``ratio``, ``ci_low``, ``ci_high`` and
+    ``verdict``, sorted by metric then cell. Show it with :func:`lifelab.lab.display.show_table`,
+    which also makes the significant verdicts stand out.
+    """
+    keys = table.columns[: table.columns.index("metric")]
+    ordered = sorted(keys, key=lambda c: _CELL_ORDER.index(c) if c in _CELL_ORDER else 99)
+    varying: list[str] = []
+    for column in ordered:
+        # A column that moves with one already kept (events_per_tick linked to batch_size)
+        # names no cell of its own.
+        if table[column].n_unique() > 1 and not any(_determines(table, k, column) for k in varying):
+            varying.append(column)
+    varying.sort(key=keys.index)
+    label = varying or ([] if table.is_empty() else ["cell"])
+    out = table.with_columns(
+        n=pl.min_horizontal("n_baseline", "n_candidate"),
+        **({"cell": pl.lit("all")} if label == ["cell"] and "cell" not in keys else {}),
+    )
+    stats = ["baseline_median", "candidate_median", "ratio", "ci_low", "ci_high", "verdict"]
+    order = {m: i for i, m in enumerate(dict.fromkeys(table["metric"].to_list()))}
+    out = out.with_columns(_order=pl.col("metric").replace_strict(order, default=len(order)))
+    return out.sort(["_order", *label], maintain_order=True).select(*label, "metric", "n", *stats)
+
+
 # -- internals -------------------------------------------------------------------------------------
+
+
+def _determines(table: pl.DataFrame, a: str, b: str) -> bool:
+    """Whether each value of ``a`` goes with one value of ``b`` (b is a function of a)."""
+    return int(table.group_by(a).agg(pl.col(b).n_unique()).get_column(b).max() or 0) <= 1
+
+
+def _shout(verdict: str) -> str:
+    """A significant verdict in capitals; the others as they are."""
+    return verdict.upper() if verdict in (FASTER, SLOWER) else verdict
 
 
 def _check_options(*, confidence: float, resamples: int, seed: int) -> None:

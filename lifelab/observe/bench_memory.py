@@ -539,7 +539,7 @@ def add_bench_memory_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_bench_memory_command(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``bench memory`` from parsed arguments under a progress bar on stderr."""
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     total = progress_total(args.entries, args.archive)
     with tqdm(

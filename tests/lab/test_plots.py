@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from support.synthetic import make_results
 
 from lifelab.lab import plots
@@ -34,18 +35,31 @@ def _legend_texts(ax) -> list[str]:
     return [t.get_text() for t in ax.get_legend().get_texts()]
 
 
-def test_throughput_one_errorbar_line_per_gc_mode():
-    """throughput_vs_batch draws one median+CI line per GC mode over the batch sizes, log x."""
+def _series(ax) -> dict[str, Line2D]:
+    """The labelled data lines of an axes, by legend label."""
+    return {line.get_label(): line for line in ax.lines if not line.get_label().startswith("_")}
+
+
+def _linked(repeats: int = 3, engines: tuple[str, ...] = ("compiled",)) -> pl.DataFrame:
+    """Notebook 03's grid: events_per_tick moves with batch_size (linked axes)."""
+    df = make_results(gc_modes=("default", "off", "freeze"), repeats=repeats)
+    df = df.with_columns(events_per_tick=pl.col("batch_size").cast(pl.Float64))
+    return pl.concat([df.with_columns(engine=pl.lit(e)) for e in engines])
+
+
+def test_throughput_one_joined_line_per_gc_mode():
+    """throughput_vs_batch draws one line per GC mode through the batch sizes in order, log x."""
     fig = plots.throughput_vs_batch(make_results())
     assert isinstance(fig, Figure)
     (ax,) = fig.axes
-    bars = _errorbars(ax)
-    assert len(bars) == 2
-    assert all(list(b.lines[0].get_xdata()) == [1, 16, 64] for b in bars)
-    assert _legend_texts(ax) == ["default", "freeze"]
+    lines = _series(ax)
+    assert list(lines) == ["gc=default (n=3)", "gc=freeze (n=3)"]
+    assert all(list(line.get_xdata()) == [1, 16, 64] for line in lines.values())
+    assert all(line.get_linestyle() == "-" for line in lines.values())  # points are joined
+    assert _legend_texts(ax) == list(lines)
     assert ax.get_xscale() == "log"
     assert "events/s" in ax.get_ylabel() and "batch size" in ax.get_xlabel()
-    assert ax.get_title()
+    assert "n=3" in ax.get_title() and "95 % CI" in ax.get_title()
 
 
 def test_throughput_other_metric_and_no_by():
@@ -53,23 +67,113 @@ def test_throughput_other_metric_and_no_by():
     df = make_results(gc_modes=("default",))
     fig = plots.throughput_vs_batch(df, metric="ticks_per_s", by=None)
     (ax,) = fig.axes
-    assert len(_errorbars(ax)) == 1
+    assert len(_errorbars(ax)) == 1 and ax.get_legend() is None
     assert "ticks/s" in ax.get_ylabel()
 
 
 def test_lines_never_pool_cells():
-    """A parameter that varies besides `by` splits the lines too and is named in the legend."""
+    """A parameter that varies besides `by` splits the lines too and is named in the labels."""
     df = make_results(capacities=(1000, 100_000))
     (ax,) = plots.throughput_vs_batch(df).axes
     assert len(_errorbars(ax)) == 4
-    assert ax.get_legend().get_title().get_text() == "gc_mode · memory_capacity"
+    assert "gc=freeze · capacity=100000 (n=3)" in _legend_texts(ax)
+    # Colour tells the GC mode, the line style the capacity.
+    lines = _series(ax)
+    assert (
+        lines["gc=freeze · capacity=1000 (n=3)"].get_color() == plots.COLOURS["gc_mode"]["freeze"]
+    )
+    assert len({line.get_linestyle() for line in lines.values()}) == 2
 
 
-def test_median_points_lie_within_their_intervals():
-    """Each plotted median sits inside its CI bar, and the median is the repeats' median."""
+def test_linked_column_does_not_split_lines():
+    """events_per_tick moving with batch_size (03's linked axes) is not a series key."""
+    df = _linked()
+    for fig in (
+        plots.throughput_vs_batch(df, metric="events_per_s", by=["engine", "gc_mode"]),
+        plots.latency_percentiles(df, by=["engine", "gc_mode"], x="batch_size"),
+    ):
+        for ax in fig.axes:
+            lines = _series(ax)
+            assert len(lines) == 3  # one per GC mode; the constant engine names none
+            assert all(len(line.get_xdata()) == 3 for line in lines.values())
+            assert not any("events/tick" in label for label in lines)
+        assert len(fig.axes[-1].get_legend().get_texts()) == 3
+        assert "offered load" in fig.axes[0].get_xlabel()  # named as moving with x
+
+
+def test_a_varying_column_that_is_not_linked_still_splits():
+    """A column that varies independently of x is a key (the linked check is not too eager)."""
+    df = make_results(gc_modes=("default", "off", "freeze"))
+    df = pl.concat([df, df.with_columns(events_per_tick=pl.lit(16.0))])
+    (ax,) = plots.throughput_vs_batch(df).axes
+    assert len(_series(ax)) == 6
+
+
+def test_errorbars_only_where_n_is_at_least_two():
+    """n = 1 gives joined points, no error bars and a title without a CI claim."""
+    (ax,) = plots.throughput_vs_batch(make_results(repeats=1)).axes
+    assert _errorbars(ax) == [] and len(_series(ax)) == 2
+    assert "median of n=1" in ax.get_title() and "CI" not in ax.get_title()
+    assert _legend_texts(ax) == ["gc=default", "gc=freeze"]
+    # Mixed: one batch size with a single trial left.
+    df = make_results(repeats=2)
+    df = df.filter(~((pl.col("batch_size") == 64) & (pl.col("repeat") == 1)))
+    (ax,) = plots.throughput_vs_batch(df).axes
+    bars = _errorbars(ax)
+    assert len(bars) == 2
+    assert all(len(b.lines[2][0].get_segments()) == 2 for b in bars)  # 2 of the 3 points
+    assert "n=1–2" in ax.get_title() and "where n ≥ 2" in ax.get_title()
+    assert "gc=default (n=1–2)" in _legend_texts(ax)
+
+
+def test_colours_are_fixed_per_gc_mode_and_engine():
+    """A GC mode has the same colour in every figure, whichever other modes are present."""
+    a = make_results(gc_modes=("default", "freeze"))
+    b = make_results(gc_modes=("freeze", "off", "tuned"))
+    (ax_a,) = plots.throughput_vs_batch(a).axes
+    (ax_b,) = plots.latency_percentiles(b).axes[:1]
+    freeze_a = _series(ax_a)["gc=freeze (n=3)"].get_color()
+    freeze_b = _series(ax_b)["gc=freeze (n=3)"].get_color()
+    assert freeze_a == freeze_b == plots.colour("gc_mode", "freeze")
+    colours = {line.get_color() for line in _series(ax_b).values()}
+    assert len(colours) == 3
+    engines = _linked(engines=("compiled", "python")).filter(pl.col("gc_mode") == "default")
+    (ax,) = plots.throughput_vs_batch(engines, by="engine").axes
+    assert {line.get_color() for line in _series(ax).values()} == {
+        plots.COLOURS["engine"]["compiled"],
+        plots.COLOURS["engine"]["python"],
+    }
+
+
+def test_engine_and_gc_mode_colour_and_line_style():
+    """With both varying: colour per GC mode, line style per engine; 6 series, 6 entries."""
+    df = _linked(engines=("compiled", "python"))
+    (ax,) = plots.throughput_vs_batch(df, by=["engine", "gc_mode"]).axes
+    lines = _series(ax)
+    assert len(lines) == 6 and len(_legend_texts(ax)) == 6
+    python = [line for label, line in lines.items() if "engine=python" in label]
+    assert {line.get_linestyle() for line in python} == {"--"}
+    assert len({line.get_color() for line in python}) == 3
+
+
+def test_many_series_get_a_grouped_legend_of_few_entries():
+    """Past MAX_LEGEND series the legend has one entry per colour, style and marker, outside."""
+    df = make_results(gc_modes=("default", "off", "freeze", "tuned"), capacities=(1000, 100_000))
+    df = pl.concat([df.with_columns(engine=pl.lit(e)) for e in ("compiled", "python")])
+    fig = plots.throughput_vs_batch(df, by=["engine", "gc_mode"])
+    (ax,) = fig.axes
+    assert len(_series(ax)) == 16
+    texts = _legend_texts(ax)
+    assert len(texts) <= plots.MAX_LEGEND
+    assert "gc=tuned" in texts and "engine=python" in texts and "capacity=1000" in texts
+    assert "16 series" in ax.get_legend().get_title().get_text()
+
+
+def test_median_points_are_the_repeats_median():
+    """Each plotted point is the median of its cell's repeats, inside its CI bar."""
     df = make_results()
     (ax,) = plots.throughput_vs_batch(df).axes
-    line = _errorbars(ax)[0].lines[0]
+    line = _series(ax)["gc=default (n=3)"]
     expected = (
         df.filter(pl.col("gc_mode") == "default")
         .group_by("batch_size")
@@ -78,15 +182,27 @@ def test_median_points_lie_within_their_intervals():
         .to_list()
     )
     assert np.allclose(line.get_ydata(), expected)
+    bar = _errorbars(ax)[0]
+    for (x, y), segment in zip(
+        zip(line.get_xdata(), line.get_ydata(), strict=True),
+        bar.lines[2][0].get_segments(),
+        strict=True,
+    ):
+        assert segment[0][0] == x and segment[0][1] <= y <= segment[1][1]
 
 
-def test_latency_percentiles_two_lines_per_group():
-    """latency_percentiles draws p50 and p99 for each GC mode, labelled, on a µs axis."""
+def test_latency_percentiles_p50_and_p99_panels():
+    """latency_percentiles draws p50 and p99 side by side, a line per GC mode, on a µs axis."""
     fig = plots.latency_percentiles(make_results())
-    (ax,) = fig.axes
-    assert len(_errorbars(ax)) == 4
-    assert _legend_texts(ax) == ["default p50", "default p99", "freeze p50", "freeze p99"]
-    assert "µs" in ax.get_ylabel() and ax.get_xlabel()
+    p50, p99 = fig.axes
+    assert (p50.get_title(), p99.get_title()) == ("p50", "p99")
+    assert len(_errorbars(p50)) == len(_errorbars(p99)) == 2
+    assert _legend_texts(p99) == ["gc=default (n=3)", "gc=freeze (n=3)"]
+    assert p50.get_legend() is None
+    assert "µs" in p50.get_ylabel() and p50.get_xlabel()
+    assert min(_series(p50)["gc=default (n=3)"].get_ydata()) < max(
+        _series(p99)["gc=default (n=3)"].get_ydata()
+    )
 
 
 def test_memory_growth_log_log_with_active_panel():
@@ -98,6 +214,7 @@ def test_memory_growth_log_log_with_active_panel():
     assert "MB" in rss.get_ylabel() and "entries" in active.get_ylabel()
     assert rss.get_xscale() == "log" and rss.get_yscale() == "log"
     assert len(_errorbars(rss)) == 2 and len(_errorbars(active)) == 2
+    assert len(_series(rss)) == 2 and len(active.get_legend().get_texts()) == 2
 
 
 def test_memory_growth_without_active_column():
@@ -126,6 +243,9 @@ def test_rate_by_decile_one_line_per_cell():
     assert len(ax.lines) == 6
     assert all(len(line.get_xdata()) == 10 for line in ax.lines)
     assert "ticks/s" in ax.get_ylabel() and ax.get_xlabel()
+    assert len(ax.collections) == 6  # a shaded interval per line (n = 3)
+    (ax,) = plots.rate_by_decile(make_results(repeats=1)).axes
+    assert len(ax.collections) == 0 and "CI" not in ax.get_title()
 
 
 def test_failed_rows_are_ignored():
@@ -133,10 +253,10 @@ def test_failed_rows_are_ignored():
     df = make_results()
     df = pl.concat([df, _failed(df)])
     (ax,) = plots.throughput_vs_batch(df).axes
-    assert _legend_texts(ax) == ["default", "freeze"]
-    assert max(max(b.lines[0].get_ydata()) for b in _errorbars(ax)) < 1e6
-    (ax,) = plots.latency_percentiles(df).axes
-    assert len(_errorbars(ax)) == 4
+    assert _legend_texts(ax) == ["gc=default (n=3)", "gc=freeze (n=3)"]
+    assert max(max(line.get_ydata()) for line in ax.lines) < 1e6
+    p50, p99 = plots.latency_percentiles(df).axes
+    assert len(_errorbars(p50)) == len(_errorbars(p99)) == 2
 
 
 @pytest.mark.parametrize(

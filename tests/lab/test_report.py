@@ -183,3 +183,51 @@ def test_plain_tables_are_named_apart_and_stale_figures_go(tmp_path):
     assert (out / "notes.txt").exists()
     for name in re.findall(r"\]\(([^)]+\.png)\)", text):
         assert (out / name).exists(), name
+
+
+def _ablation(chosen_ms: float, *, sizes=(1000, 10_000), bytes_same: bool = True) -> pl.DataFrame:
+    """An A/B table: "new" (chosen) against "old" (baseline), tight samples, two metrics."""
+    from lifelab.lab.ablation import Sample, ablation_table
+
+    samples = []
+    for size in sizes:
+        for i in range(7):
+            jitter = 1 + 0.001 * i
+            samples += [
+                Sample("old", "decay_ms", 10.0 * jitter, size=size, unit="ms"),
+                Sample("new", "decay_ms", chosen_ms * jitter, size=size, unit="ms"),
+                Sample("old", "bytes_per_entry", 64.0 * jitter, size=size, unit="B"),
+                Sample(
+                    "new",
+                    "bytes_per_entry",
+                    (64.0 if bytes_same else 16.0) * jitter,
+                    size=size,
+                    unit="B",
+                ),
+            ]
+    return ablation_table("decay", samples, baseline="old", chosen="new")
+
+
+def test_ablation_conclusions_are_computed_from_the_tables():
+    """The sentences carry the tables' factors and sizes, and follow the data when it changes."""
+    lines = report.ablation_conclusions([_ablation(2.0)])
+    assert lines[0] == "Largest gain: decay, decay_ms: new is 5× faster than old at 1,000."
+    assert lines[1].startswith("No chosen design is clearly worse")
+    assert lines[2] == (
+        "decay: new vs old: bytes_per_entry no clear difference; decay_ms 5× faster at every size."
+    )
+    worse = report.ablation_conclusions([(_ablation(40.0, bytes_same=False), {})])
+    assert "Where a chosen design is clearly worse: decay decay_ms (4× slower than old)" in worse[1]
+    assert "bytes_per_entry 4× smaller at every size" in worse[2]
+    assert "decay_ms 4× slower at every size" in worse[2]
+
+
+def test_report_ablation_section_has_the_conclusions(tmp_path):
+    """The report's ablation section opens with the computed conclusions."""
+    from lifelab.lab.ablation import write_ablation
+
+    root = tmp_path / "results"
+    write_ablation(_ablation(2.0), question="Is new faster?", root=root / "ablations")
+    text = report.build_report(root, tmp_path / "docs", timestamp=False).read_text()
+    assert "In short (computed from the tables below):" in text
+    assert "- Largest gain: decay, decay_ms: new is 5× faster than old at 1,000." in text

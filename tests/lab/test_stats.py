@@ -307,11 +307,46 @@ def test_cells_in_one_table_only_are_excluded_and_listed():
 
 
 def test_too_few_trials_get_no_verdict():
-    """Below min_n trials a side the verdict is "no significant change" whatever the change."""
-    base = _trials({"ticks_per_s": [1000.0, 1010.0]})
+    """Below min_n trials a side the verdict says so, with the smaller n, whatever the change."""
+    base = _trials({"ticks_per_s": [1000.0, 1010.0, 990.0]})
     cand = _trials({"ticks_per_s": [700.0, 705.0]})
-    assert _one(stats.compare(base, cand, ["ticks_per_s"]))["verdict"] == "no significant change"
+    row = _one(stats.compare(base, cand, ["ticks_per_s"]))
+    assert (row["verdict"], row["change"]) == ("too few trials (n = 2 < 5)", "none")
+    assert row["verdict"] != "no significant change"  # not to be read as a measured no-change
+    assert stats.regressions(stats.compare(base, cand, ["ticks_per_s"])).is_empty()
     assert _one(stats.compare(base, cand, ["ticks_per_s"], min_n=2))["verdict"] == "slower"
+    same = _trials({"ticks_per_s": [1000.0, 1005.0]})
+    row = _one(stats.compare(base, same, ["ticks_per_s"], min_n=3))
+    assert row["verdict"] == "too few trials (n = 2 < 3)"
+
+
+def test_comparison_table_labels_rows_by_the_varying_parameters():
+    """comparison_table keeps the parameters that vary (not constant nor linked ones)."""
+    base = pl.concat(
+        [
+            _trials({"ticks_per_s": _noisy(b, 6)}, batch_size=b, gc_mode=g)
+            for b in (16, 64)
+            for g in ("default", "freeze")
+        ]
+    )
+    base = base.with_columns(events_per_tick=pl.col("batch_size") * 1.0, engine=pl.lit("compiled"))
+    cand = base.with_columns(ticks_per_s=pl.col("ticks_per_s") * 0.7)
+    table = stats.compare(base, cand, ["ticks_per_s"], min_n=5)
+    view = stats.comparison_table(table)
+    assert view.columns == [
+        "batch_size",
+        "gc_mode",
+        "metric",
+        "n",
+        "baseline_median",
+        "candidate_median",
+        "ratio",
+        "ci_low",
+        "ci_high",
+        "verdict",
+    ]
+    assert view.height == 4 and set(view["verdict"]) == {"slower"}
+    assert view["n"].to_list() == [6] * 4
 
 
 def test_ratio_from_zero_is_one_or_infinite():
@@ -399,7 +434,7 @@ def test_run_compare_command_exits_1_on_a_regression(tmp_path, capsys):
     out = capsys.readouterr().out
     assert status == 1
     assert result["regressions"] == 2 and result["compared"] == 4
-    assert "batch_size=16" in out and "slower" in out and "2 significant regressions" in out
+    assert "batch_size=16" in out and "SLOWER" in out and "2 significant regressions" in out
 
 
 def test_run_compare_command_exits_0_without_a_regression(tmp_path, capsys):
