@@ -3,8 +3,10 @@
 :func:`run_trial` writes the spec to the worker's stdin, waits with a timeout (the worker is
 killed when it expires), checks the exit status and reads the worker's last stdout line as JSON.
 Anything wrong raises :class:`TrialFailed` with the exit status and the tail of the worker's
-stderr. A result is a plain dict: one row of the results schema (schema.ALL_COLUMNS) whose id
-columns other than ``cell`` are left for the sweep to fill.
+stderr; a trial stopped through its ``cancel`` event raises :class:`TrialCancelled` (its worker is
+killed: the worker starts no processes of its own, so killing it leaves nothing behind). A result
+is a plain dict: one row of the results schema (schema.ALL_COLUMNS) whose id columns other than
+``cell`` are left for the sweep to fill.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +26,11 @@ from lifelab.exceptions import LifelabError
 from lifelab.lab.schema import ALL_COLUMNS
 from lifelab.lab.spec import TrialSpec
 
-__all__ = ["WORKER_MODULE", "TrialFailed", "failed_row", "run_trial"]
+__all__ = ["WORKER_MODULE", "TrialCancelled", "TrialFailed", "failed_row", "run_trial"]
 
 WORKER_MODULE = "lifelab.lab._worker"
 STDERR_TAIL_CHARS = 2_000
+CANCEL_POLL_S = 0.1  # how often a cancellable trial looks at its cancel event
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the lifelab package
 
@@ -57,11 +61,24 @@ class TrialFailed(LifelabError, RuntimeError):
         self.timed_out = timed_out
 
 
+class TrialCancelled(LifelabError, RuntimeError):
+    """A trial was stopped because its ``cancel`` event was set; its worker, if any, was killed.
+
+    Attributes:
+        spec: The trial that was cancelled.
+    """
+
+    def __init__(self, message: str, *, spec: TrialSpec | None = None) -> None:
+        super().__init__(message)
+        self.spec = spec
+
+
 def run_trial(
     spec: TrialSpec,
     *,
     python: str | None = None,
     timeout_s: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Run one trial in a fresh worker process and return its results row.
 
@@ -70,6 +87,9 @@ def run_trial(
         python: Interpreter for the worker (default: ``sys.executable`` of this process — on a
             Dask worker that is the worker's own interpreter).
         timeout_s: Seconds before the worker is killed (default: ``spec.timeout_s``).
+        cancel: When given, the trial is not started if the event is already set, and a running
+            worker is killed within about :data:`CANCEL_POLL_S` seconds of it being set (the
+            manager then polls instead of blocking; timeout semantics are unchanged).
 
     Returns:
         A dict with every column of schema.ALL_COLUMNS: parameters from the spec, metrics and
@@ -78,9 +98,12 @@ def run_trial(
 
     Raises:
         TrialFailed: The worker timed out, failed, or printed no valid result.
+        TrialCancelled: ``cancel`` was set before the worker finished.
     """
     limit = spec.timeout_s if timeout_s is None else float(timeout_s)
     cmd = [python or sys.executable, "-m", WORKER_MODULE]
+    if cancel is not None and cancel.is_set():
+        raise TrialCancelled(f"trial {spec.cell}: cancelled before it started", spec=spec)
     started_at = datetime.now(UTC)
     t0 = time.perf_counter()
     try:
@@ -97,7 +120,13 @@ def run_trial(
             f"trial {spec.cell}: could not start the worker ({cmd[0]}): {exc}", spec=spec
         ) from exc
     try:
-        stdout, stderr = proc.communicate(spec.to_json() + "\n", timeout=limit)
+        stdout, stderr = _communicate(proc, spec.to_json() + "\n", limit, cancel)
+    except TrialCancelled:
+        proc.kill()
+        proc.communicate()  # reap the worker and close its pipes
+        raise TrialCancelled(
+            f"trial {spec.cell}: cancelled; its worker was killed", spec=spec
+        ) from None
     except subprocess.TimeoutExpired:
         proc.kill()
         stdout, stderr = proc.communicate()
@@ -129,6 +158,34 @@ def run_trial(
     row.update(result)
     row.update(started_at=started_at, duration_s=duration_s, status="ok", error="")
     return row
+
+
+def _communicate(
+    proc: subprocess.Popen[str], text: str, limit: float, cancel: threading.Event | None
+) -> tuple[str, str]:
+    """``proc.communicate(text, timeout=limit)``, woken every CANCEL_POLL_S to look at ``cancel``.
+
+    Raises:
+        subprocess.TimeoutExpired: ``limit`` seconds passed (the caller kills the worker).
+        TrialCancelled: ``cancel`` was set first (the caller kills the worker).
+    """
+    if cancel is None:
+        return proc.communicate(text, timeout=limit)
+    deadline = time.monotonic() + limit
+    pending: str | None = text
+    while True:
+        wait_s = min(CANCEL_POLL_S, deadline - time.monotonic())
+        try:
+            # communicate() may be called again after a timeout: it keeps the input not yet
+            # written and the output read so far, so polling loses nothing; the input is given
+            # on the first call only (it refuses new input once communication has started).
+            return proc.communicate(pending, timeout=max(wait_s, 0.0))
+        except subprocess.TimeoutExpired:
+            pending = None
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(proc.args, limit) from None
+            if cancel.is_set():
+                raise TrialCancelled("cancelled") from None  # run_trial names the trial
 
 
 def failed_row(

@@ -15,6 +15,12 @@ Executors:
         A Dask scheduler runs whatever code its clients send: keep it on a trusted network, or
         pass ``security`` (a ``distributed.security.Security``) to use TLS.
 
+Cancelling: pass ``cancel=threading.Event()`` and set it from another thread (a notebook button,
+a signal handler). No trial starts after that; a local trial that is running has its worker
+killed; on Dask, the pending trials are cancelled when the next trial comes back (running tasks
+finish on their workers). A cancelled sweep writes nothing and raises :class:`SweepCancelled`,
+which says how many trials had completed: a results file is always a whole sweep.
+
 Nothing here starts processes or changes settings at import time.
 """
 
@@ -24,6 +30,7 @@ import argparse
 import json
 import math
 import secrets
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -34,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from lifelab._argtypes import ENGINE_HELP, ENGINES
 from lifelab.exceptions import LifelabError
 from lifelab.lab.results import DEFAULT_RESULTS_ROOT, ResultsExistsError, write_results
-from lifelab.lab.runner import TrialFailed, failed_row, run_trial
+from lifelab.lab.runner import TrialCancelled, TrialFailed, failed_row, run_trial
 from lifelab.lab.schema import ALL_COLUMNS, polars_schema
 from lifelab.lab.spec import TrialSpec, expand
 
@@ -44,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = [
     "EXECUTORS",
     "MissingDependencyError",
+    "SweepCancelled",
+    "TrialHook",
     "add_sweep_arguments",
     "default_results_path",
     "grid_from_args",
@@ -57,9 +66,28 @@ __all__ = [
 
 EXECUTORS = ("local", "dask")
 
+TrialHook = Callable[[int, int, dict[str, Any]], None]
+"""``on_trial(done, total, row)``: called after each trial (see :func:`run_sweep`)."""
+
 
 class MissingDependencyError(LifelabError, ImportError):
     """An optional dependency (e.g. dask.distributed for ``executor="dask"``) is not installed."""
+
+
+class SweepCancelled(LifelabError, RuntimeError):
+    """A sweep stopped because its ``cancel`` event was set; no results file was written.
+
+    Attributes:
+        completed: Trials that had finished (ok or failed) when the sweep stopped.
+        total: Trials the sweep planned.
+    """
+
+    def __init__(self, completed: int, total: int) -> None:
+        super().__init__(
+            f"sweep cancelled after {completed}/{total} trials; no results were written"
+        )
+        self.completed = completed
+        self.total = total
 
 
 def new_sweep_id() -> str:
@@ -85,6 +113,8 @@ def run_sweep(
     progress: bool = True,
     timeout_s: float = 600.0,
     security: Any = None,
+    cancel: threading.Event | None = None,
+    on_trial: TrialHook | None = None,
 ) -> pl.DataFrame:
     """Run every trial of a grid and return (and write) the results table.
 
@@ -99,12 +129,22 @@ def run_sweep(
             an existing directory to write ``<out>/<sweep_id>.parquet`` into; an existing file
             is refused before anything runs.
         base: Values of the parameters the grid leaves out (TrialSpec or mapping).
-        progress: Show a tqdm bar on stderr (hidden when stderr is not a terminal).
+        progress: Show a ``tqdm.auto`` bar: a widget in Jupyter, text on stderr in a terminal
+            (hidden there when stderr is not a terminal); False hides it everywhere.
         timeout_s: Seconds each trial may take, unless ``base`` or the grid sets ``timeout_s``.
         security: Passed to dask's Client/LocalCluster (e.g. a TLS ``Security``).
+        cancel: Set this event (from any thread) to stop the sweep: no further trial starts and
+            a running local trial is killed (see the module docstring for Dask).
+        on_trial: Called as ``on_trial(done, total, row)`` after each trial, in the thread that
+            called run_sweep: ``done`` trials of ``total`` have finished and ``row`` is a copy
+            of the one that just did (its ``status`` is "ok" or "failed"; the id columns other
+            than ``cell`` are not filled yet). An exception it raises stops the sweep.
 
     Returns:
         One row per trial in execution order, columns exactly schema.ALL_COLUMNS.
+
+    Raises:
+        SweepCancelled: ``cancel`` was set before every trial had run; nothing was written.
     """
     df, _ = _sweep(
         grid,
@@ -118,6 +158,8 @@ def run_sweep(
         progress=progress,
         timeout_s=timeout_s,
         security=security,
+        cancel=cancel,
+        on_trial=on_trial,
     )
     return df
 
@@ -135,6 +177,8 @@ def _sweep(
     progress: bool,
     timeout_s: float,
     security: Any,
+    cancel: threading.Event | None = None,
+    on_trial: TrialHook | None = None,
 ) -> tuple[pl.DataFrame, Path]:
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
@@ -159,21 +203,26 @@ def _sweep(
         raise ResultsExistsError(f"{path} already exists; results are never overwritten")
 
     bar = _progress_bar(len(specs), progress)
-    failed = 0
+    failed = finished = 0
 
     def done(row: dict[str, Any]) -> None:
-        nonlocal failed
+        nonlocal failed, finished
+        finished += 1
         failed += row["status"] != "ok"
         bar.update(1)
         bar.set_postfix(failed=failed, refresh=False)
+        if on_trial is not None:
+            on_trial(finished, len(specs), dict(row))
 
     try:
         if executor == "local":
-            rows = _run_local(specs, workers, done)
+            rows = _run_local(specs, workers, done, cancel)
         else:
-            rows = _run_dask(specs, workers, scheduler, security, done)
+            rows = _run_dask(specs, workers, scheduler, security, done, cancel)
     finally:
         bar.close()
+    if len(rows) < len(specs):  # only a cancel leaves trials unrun
+        raise SweepCancelled(len(rows), len(specs))
 
     counts: dict[str, int] = {}
     for order, (spec, row) in enumerate(zip(specs, rows, strict=True)):
@@ -223,15 +272,22 @@ def _coerce(value: Any, kind: str) -> Any:
 # -- one trial, wherever it runs ---------------------------------------------------------------
 
 
-def run_trial_row(spec: TrialSpec, python: str | None = None) -> dict[str, Any]:
+def run_trial_row(
+    spec: TrialSpec, python: str | None = None, cancel: threading.Event | None = None
+) -> dict[str, Any]:
     """Run one trial and return its row; a failure becomes a ``status="failed"`` row.
 
     Module-level (picklable by reference) so Dask workers can run it.
+
+    Raises:
+        TrialCancelled: ``cancel`` was set (passed through: a cancelled trial has no row).
     """
     started_at = datetime.now(UTC)
     t0 = time.perf_counter()
     try:
-        return run_trial(spec, python=python)
+        return run_trial(spec, python=python, cancel=cancel)
+    except TrialCancelled:
+        raise
     except TrialFailed as exc:
         error: BaseException | str = exc
     except Exception as exc:  # e.g. OSError from a full disk: still one failed row, not a crash
@@ -240,12 +296,19 @@ def run_trial_row(spec: TrialSpec, python: str | None = None) -> dict[str, Any]:
 
 
 def _run_local(
-    specs: list[TrialSpec], workers: int, done: Callable[[dict[str, Any]], None]
+    specs: list[TrialSpec],
+    workers: int,
+    done: Callable[[dict[str, Any]], None],
+    cancel: threading.Event | None,
 ) -> list[dict[str, Any]]:
+    """The rows of the trials that ran, in ``specs`` order; fewer than ``specs`` if cancelled."""
     if workers == 1:
         rows = []
         for spec in specs:
-            rows.append(run_trial_row(spec))
+            try:
+                rows.append(run_trial_row(spec, cancel=cancel))
+            except TrialCancelled:
+                break
             done(rows[-1])
         return rows
     warnings.warn(
@@ -259,9 +322,15 @@ def _run_local(
     # Threads only wait on their subprocess; the trials themselves run in fresh processes.
     results: list[dict[str, Any] | None] = [None] * len(specs)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lifelab-trial") as pool:
-        futures = {pool.submit(run_trial_row, spec): i for i, spec in enumerate(specs)}
+        futures = {
+            pool.submit(run_trial_row, spec, cancel=cancel): i for i, spec in enumerate(specs)
+        }
         for future in as_completed(futures):
-            row = future.result()
+            try:
+                row = future.result()
+            except TrialCancelled:
+                # Trials not started yet raise at once too, so the pool drains quickly.
+                continue
             results[futures[future]] = row
             done(row)
     return [row for row in results if row is not None]
@@ -273,7 +342,13 @@ def _run_dask(
     scheduler: str | None,
     security: Any,
     done: Callable[[dict[str, Any]], None],
+    cancel: threading.Event | None,
 ) -> list[dict[str, Any]]:
+    """The rows of the trials that ran, in ``specs`` order; fewer than ``specs`` if cancelled.
+
+    ``cancel`` (a threading.Event cannot travel to the workers) is looked at each time a trial
+    comes back: then the pending trials are cancelled and running ones are left to finish.
+    """
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
@@ -316,6 +391,9 @@ def _run_dask(
                 )
             results[i] = row
             done(row)
+            if cancel is not None and cancel.is_set():
+                client.cancel([f for f in futures if not f.done()])
+                break
     finally:
         client.close()
         if cluster is not None:
@@ -324,7 +402,10 @@ def _run_dask(
 
 
 def _progress_bar(total: int, progress: bool) -> Any:
-    from tqdm import tqdm
+    # tqdm.auto: a widget bar under a Jupyter kernel, where disable=None means "shown" (the
+    # notebook bar does not look at the terminal); a text bar on stderr elsewhere, where
+    # disable=None hides it when stderr is not a terminal (logs, CI).
+    from tqdm.auto import tqdm
 
     return tqdm(
         total=total,

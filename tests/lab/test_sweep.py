@@ -1,17 +1,22 @@
 """Sweeps: a grid run trial by trial into one table, locally and on a Dask cluster."""
 
 import argparse
+import signal
 import subprocess
 import sys
+import threading
 
 import polars as pl
 import pytest
 
+from lifelab.exceptions import LifelabError
+from lifelab.lab import runner
 from lifelab.lab.results import ResultsExistsError, read_metadata, read_results
 from lifelab.lab.schema import ALL_COLUMNS, polars_schema
 from lifelab.lab.spec import expand
 from lifelab.lab.sweep import (
     MissingDependencyError,
+    SweepCancelled,
     add_sweep_arguments,
     grid_from_args,
     run_sweep,
@@ -154,6 +159,154 @@ def test_local_workers_warn_that_timings_interfere(tmp_path):
         )
     assert df["status"].to_list() == ["ok", "ok"]
     assert df["seed"].to_list() == [0, 1]
+
+
+TINY = {"ticks": 100, "warmup_ticks": 10}
+
+
+def test_on_trial_reports_every_trial_in_order(tmp_path):
+    """on_trial gets (done, total, row) after each trial, in the calling thread."""
+    calls = []
+
+    def hook(done, total, row):
+        calls.append((done, total, row["batch_size"], row["status"], threading.current_thread()))
+
+    df = run_sweep(
+        {"batch_size": [1, 64]},
+        repeats=1,
+        base=TINY,
+        out=tmp_path / "h.parquet",
+        progress=False,
+        on_trial=hook,
+    )
+    me = threading.current_thread()
+    assert calls == [(1, 2, 1, "ok", me), (2, 2, 64, "ok", me)]
+    assert df["batch_size"].to_list() == [1, 64]
+
+
+def test_cancel_between_trials_raises_and_writes_nothing(tmp_path):
+    """Cancel set after the first trial: no other trial starts, no file, SweepCancelled(1, 3)."""
+    cancel = threading.Event()
+    calls = []
+
+    def hook(done, total, row):
+        calls.append(done)
+        cancel.set()
+
+    out = tmp_path / "c.parquet"
+    with pytest.raises(SweepCancelled, match="after 1/3 trials") as info:
+        run_sweep(
+            {"batch_size": [1, 16, 64]},
+            repeats=1,
+            base=TINY,
+            out=out,
+            progress=False,
+            cancel=cancel,
+            on_trial=hook,
+        )
+    assert isinstance(info.value, LifelabError)
+    assert (info.value.completed, info.value.total) == (1, 3)
+    assert calls == [1]
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cancel_kills_the_running_trial(monkeypatch, tmp_path):
+    """Cancel set while a (very long) trial runs kills its worker; the sweep stops at 0/1."""
+    cancel = threading.Event()
+    started = []
+    popen = subprocess.Popen
+
+    def start_then_cancel(*args, **kwargs):
+        proc = popen(*args, **kwargs)
+        started.append(proc)
+        cancel.set()  # the worker is running now: the manager must kill it
+        return proc
+
+    monkeypatch.setattr(runner.subprocess, "Popen", start_then_cancel)
+    with pytest.raises(SweepCancelled) as info:
+        # Without the kill this trial would run until its timeout and count as a failed trial.
+        run_sweep(
+            {"ticks": 10**9},
+            repeats=1,
+            base={"warmup_ticks": 0, "timeout_s": 120},
+            out=tmp_path / "k.parquet",
+            progress=False,
+            cancel=cancel,
+        )
+    assert info.value.completed == 0
+    assert len(started) == 1
+    assert started[0].returncode == -signal.SIGKILL
+
+
+def test_cancel_set_before_the_sweep_runs_no_trial(monkeypatch, tmp_path):
+    """A sweep whose cancel is already set starts no worker at all (local, several workers)."""
+    cancel = threading.Event()
+    cancel.set()
+    monkeypatch.setattr(runner.subprocess, "Popen", lambda *a, **k: pytest.fail("started"))
+    with pytest.warns(RuntimeWarning, match="interfere"), pytest.raises(SweepCancelled) as info:
+        run_sweep(
+            {"seed": [0, 1, 2]},
+            repeats=1,
+            workers=2,
+            base=TINY,
+            out=tmp_path / "n.parquet",
+            progress=False,
+            cancel=cancel,
+        )
+    assert (info.value.completed, info.value.total) == (0, 3)
+    assert not (tmp_path / "n.parquet").exists()
+
+
+@pytest.mark.slow
+def test_dask_cancel_stops_pending_trials(tmp_path):
+    """On Dask, cancel set from on_trial cancels the pending trials and writes nothing."""
+    pytest.importorskip("distributed")
+    cancel = threading.Event()
+    with pytest.raises(SweepCancelled) as info:
+        run_sweep(
+            {"seed": [0, 1, 2, 3]},
+            repeats=1,
+            base=TINY,
+            executor="dask",
+            workers=1,
+            out=tmp_path / "d.parquet",
+            progress=False,
+            cancel=cancel,
+            on_trial=lambda done, total, row: cancel.set(),
+        )
+    assert (info.value.completed, info.value.total) == (1, 4)
+    assert not (tmp_path / "d.parquet").exists()
+
+
+def test_progress_bar_is_tqdm_auto_and_progress_false_hides_it(monkeypatch, tmp_path):
+    """The bar comes from tqdm.auto (a widget under Jupyter); progress=False disables it."""
+    import tqdm.auto
+
+    made = []
+
+    class Recorder:
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+
+        def update(self, n):
+            made[-1]["updates"] = made[-1].get("updates", 0) + n
+
+        def set_postfix(self, **kwargs):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    for progress in (True, False):
+        run_sweep(
+            {"seed": 0},
+            repeats=1,
+            base=TINY,
+            out=tmp_path / f"{progress}.parquet",
+            progress=progress,
+        )
+    assert [(m["disable"], m["total"], m["updates"]) for m in made] == [(None, 1, 1), (True, 1, 1)]
 
 
 def test_split_gc_modes():
