@@ -12,9 +12,10 @@ if TYPE_CHECKING:
     import polars as pl
     from matplotlib.figure import Figure
 
+    from lifelab.config import LifeConfig
     from lifelab.life.loop import Life
 
-__all__ = ["plot_trajectory", "trajectory"]
+__all__ = ["first_weakness", "plot_trajectory", "trajectory", "weakness_table"]
 
 COLUMNS = (
     "tick",
@@ -91,3 +92,63 @@ def plot_trajectory(df: pl.DataFrame) -> Figure:
     ax3.legend(loc="upper left")
     ax3.set_title("Memory")
     return fig
+
+
+def first_weakness(config: LifeConfig, *, max_ticks: int, every: int = 10) -> dict[str, Any]:
+    """Live a new organism until it is first weak, checking every ``every`` ticks.
+
+    Returns the seed, the rate, ``first_weak_tick`` (None if it stayed healthy for
+    ``max_ticks``; else exact to within ``every`` ticks) and ``weak_vitals``: the vitals at or
+    below their thresholds then ("" if none).
+    """
+    from lifelab.life.loop import Life
+
+    if every < 1 or max_ticks < 1:
+        raise ValueError(f"every and max_ticks must be >= 1, got {every}, {max_ticks}")
+    life = Life(config)
+    tick = None
+    while life.state.ticks < max_ticks:
+        life.run(min(every, max_ticks - life.state.ticks))
+        if life.is_weak():
+            tick = life.state.ticks
+            break
+    s = life.state
+    weak = [
+        name
+        for name, value, threshold in (
+            ("energy", s.energy, config.weak_energy),
+            ("stability", s.stability, config.weak_stability),
+            ("integrity", s.integrity, config.weak_integrity),
+        )
+        if value <= threshold
+    ]
+    return {
+        "seed": config.seed,
+        "events_per_tick": config.events_per_tick,
+        "first_weak_tick": tick,
+        "weak_vitals": ",".join(weak),
+    }
+
+
+def weakness_table(
+    config: LifeConfig, *, seeds: list[int], rates: list[float], max_ticks: int, every: int = 10
+) -> pl.DataFrame:
+    """:func:`first_weakness` for every seed and rate (one row each), from ``config``."""
+    import polars as pl
+
+    rows = [
+        first_weakness(
+            config.replace(seed=seed, events_per_tick=rate), max_ticks=max_ticks, every=every
+        )
+        for rate in rates
+        for seed in seeds
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "seed": pl.Int64,
+            "events_per_tick": pl.Float64,
+            "first_weak_tick": pl.Int64,
+            "weak_vitals": pl.String,
+        },
+    )
