@@ -57,8 +57,9 @@ bench: $(STAMP)
 	$(BIN)/lifelab bench loop --ticks 20000 --events-per-tick 64 --batch-size 64
 	$(BIN)/lifelab bench memory --entries 100000
 
+# JupyterLab refuses to start as root without --allow-root; containers usually run as root.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

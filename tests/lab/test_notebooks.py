@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -42,12 +43,25 @@ def test_stored_outputs_hold_no_machine_paths(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_widgets_only_behind_interactive(path):
-    """ipywidgets are imported only inside an `if INTERACTIVE:` block."""
+def test_no_interactive_flag(path):
+    """Controls show whenever a notebook is opened: no flag hides them (issue 14)."""
     for cell in _load(path)["cells"]:
-        source = "".join(cell["source"])
-        if "ipywidgets" in source:
-            assert source.lstrip().startswith("if INTERACTIVE:"), path.name
+        assert "INTERACTIVE" not in "".join(cell["source"]), path.name
+
+
+@pytest.mark.parametrize(
+    ("name", "widget"),
+    [("01_tour.ipynb", "Dashboard("), ("03_sweep_batch_gc.ipynb", "SweepPanel(")],
+)
+def test_workbench_widget_is_shown_by_a_code_cell(name, widget):
+    """The tour shows the live dashboard and 03 the sweep panel, as a cell's value (displayed)."""
+    cells = [c for c in _load(ROOT / "notebooks" / name)["cells"] if c["cell_type"] == "code"]
+    shown = [c for c in cells if widget in "".join(c["source"])]
+    assert shown, f"{name} never builds {widget[:-1]}"
+    # A cell's value is displayed when its last statement is an expression (the widget itself
+    # or the name it was bound to).
+    ends_shown = [isinstance(ast.parse("".join(c["source"])).body[-1], ast.Expr) for c in shown]
+    assert any(ends_shown), f"{name} builds {widget[:-1]} but no cell ends by showing it"
 
 
 def _scratch_project(tmp_path: Path) -> Path:
