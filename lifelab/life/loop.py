@@ -96,7 +96,7 @@ class Life:
         self.state = StateView(self._state)
         self.persistence: Persistence | None = None
         self.corrupt_files: list[Path] = []
-        self.archive: Archive = MemoryArchive()
+        self.archive: Archive = MemoryArchive(self.types.names)
         if cfg.run_dir is not None:
             run = _run or RunDir.create(cfg.run_dir, cfg.to_dict(), life_id=life_id)
             self.persistence = Persistence(run, cfg, self.types.names)

@@ -7,7 +7,7 @@ reference behaviour for search (a brute-force filter) that durable archives must
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -102,9 +102,13 @@ class MemoryArchive:
     preallocated columns keeps appends amortised O(rows) and the object count constant.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, type_names: Sequence[str] = ()) -> None:
+        """``type_names``: the event types in index order, so a search may name a type
+        (``event_type="shock"``) as the durable archives allow; an unknown name is refused."""
         self._cols = {name: np.empty(1024, dtype) for name, dtype in COLUMNS.items()}
         self._count = 0
+        self.type_names = tuple(type_names)
+        self._type_index = {name: i for i, name in enumerate(self.type_names)}
 
     def append(self, columns: dict[str, np.ndarray]) -> None:
         k = len(columns["id"])
@@ -129,5 +133,12 @@ class MemoryArchive:
         return {name: col[: self._count] for name, col in self._cols.items()}
 
     def search(self, **query: Any) -> dict[str, np.ndarray]:
-        """Entries matching the query (see :func:`filter_columns`)."""
+        """Entries matching the query (see :func:`filter_columns`); ``event_type`` may be a
+        type index or name.
+
+        Raises:
+            ValueError: ``event_type`` names a type this archive does not know.
+        """
+        if query.get("event_type") is not None:
+            query["event_type"] = type_code(query["event_type"], self._type_index)
         return filter_columns(self.columns(), **query)

@@ -142,3 +142,36 @@ def test_negative_limit_is_refused():
     """limit must be >= 0."""
     with pytest.raises(ValueError, match="limit"):
         MemoryArchive().search(limit=-1)
+
+
+def test_a_type_name_finds_what_its_index_finds():
+    archive = MemoryArchive(["decay", "shock", "noise"])
+    archive.append(
+        _columns(
+            [
+                {"event_type": t, "significance": 0.5, "weight": 0.5, "timestamp": 1.0}
+                for t in (0, 1, 1, 2)
+            ]
+        )
+    )
+    by_name = archive.search(event_type="shock")
+    by_index = archive.search(event_type=1)
+    assert by_name["id"].tolist() == by_index["id"].tolist() == [1, 2]
+
+
+def test_an_unknown_type_name_is_refused_by_name():
+    archive = MemoryArchive(["decay", "shock"])
+    with pytest.raises(ValueError, match="unknown event type 'praise'"):
+        archive.search(event_type="praise")
+
+
+def test_a_life_without_run_dir_searches_by_type_name():
+    """The repro of issue 15: by name the in-memory archive found nothing."""
+    from lifelab import Life, LifeConfig
+
+    life = Life(LifeConfig(seed=1, events_per_tick=4, memory_capacity=10))
+    life.run(200)
+    by_index = life.archive.search(event_type=life.types.index("shock"))
+    by_name = life.archive.search(event_type="shock")
+    assert len(by_index["id"]) > 0
+    assert by_name["id"].tolist() == by_index["id"].tolist()
