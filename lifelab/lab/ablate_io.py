@@ -16,7 +16,8 @@ plan with measurements taken in this process, variants interleaved:
     ``life.metrics`` with every tick sampled.
 ``log_format``
     real log records (a short run with decision logging) serialised with stdlib ``json`` (what
-    the log writer uses), ``orjson`` and ``msgspec.json``; every output must decode to the record.
+    the log writer used before), ``orjson`` and ``msgspec.json`` (what it uses now); every output
+    must decode to the record.
 
 The synchronous variants (:class:`_InlineArchive`, :class:`_SyncIO`) live here only: they exist
 to be measured against and replace one seam each on their own instances, never lifelab's classes.

@@ -1,8 +1,8 @@
 """Persistence of one Life: its run directory's archive, snapshot writer and log writer.
 
 The Life owns one :class:`Persistence` when it has a run directory. The tick thread only calls
-:meth:`Persistence.due` (one comparison per tick) and hands over captures and log records; disk
-work happens in the archive, snapshot and log writer threads.
+``next_due`` (one comparison per tick; :meth:`Persistence.schedule` moves it) and hands over
+captures and log records; disk work happens in the archive, snapshot and log writer threads.
 
 Ordering that makes resume exact (DESIGN §2 invariants 3, 4, 7): before a snapshot file is
 written, the snapshot thread waits until the archive has made every row handed over so far
