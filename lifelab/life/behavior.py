@@ -67,15 +67,6 @@ def choose_action(significance: float, threshold: float, stability: float, inten
     return ABSORB
 
 
-def action_cost(action: int, coef: dict[str, float]) -> float:
-    """Energy an action costs: dampen 0.01·(1 − c), absorb with c < 0.8 0.005·(1 − c)."""
-    if action == DAMPEN:
-        return DAMPEN_COST * (1.0 - coef["dampen"])
-    if action == ABSORB and coef["absorb"] < ABSORB_COST_BELOW:
-        return ABSORB_COST * (1.0 - coef["absorb"])
-    return 0.0
-
-
 def respond(
     types: Sequence[int],
     intensities: Sequence[float],

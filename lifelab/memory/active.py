@@ -445,20 +445,6 @@ class ActiveMemory:
         idx = idx[order]
         return {name: col[idx] for name, col in c.items()}
 
-    def summary(self, event_type: int) -> tuple[float, float, int]:
-        """(weight-averaged significance, max significance, count) of one type's event entries."""
-        n = self._n
-        c = self._cols
-        mask = (c["event_type"][:n] == event_type) & (c["kind"][:n] == KIND_EVENT)
-        count = int(np.count_nonzero(mask))
-        if count == 0:
-            return 0.0, 0.0, 0
-        sig = c["significance"][:n][mask]
-        w = c["weight"][:n][mask]
-        total = float(w.sum())
-        mean = float((w * sig).sum() / total) if total > 0 else float(sig.mean())
-        return mean, float(sig.max()), count
-
     def type_stats(self, n_types: int, n_actions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Counts and significance sums per type, and action counts, over active event entries."""
         n = self._n

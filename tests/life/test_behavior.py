@@ -13,7 +13,7 @@ from lifelab.life.behavior import (
     AMPLIFY,
     DAMPEN,
     IGNORE,
-    action_cost,
+    action_costs,
     adapt,
     choose_action,
     learn,
@@ -105,7 +105,13 @@ def test_choose_action_rule(sig, threshold, stability, intensity, action):
 )
 def test_action_cost(action, coef, expected):
     """dampen costs 0.01·(1 − c); absorb with c < 0.8 costs 0.005·(1 − c); others nothing."""
-    assert action_cost(action, coef) == pytest.approx(expected)
+    n_dampen, n_absorb = int(action == DAMPEN), int(action == ABSORB)
+    cost = action_costs(n_dampen, n_absorb, coef["dampen"], coef["absorb"])
+    assert cost == pytest.approx(expected)
+    # a batch of three such actions costs three times as much
+    assert action_costs(3 * n_dampen, 3 * n_absorb, coef["dampen"], coef["absorb"]) == (
+        pytest.approx(3 * expected)
+    )
 
 
 # -- impacts through respond() ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 compiled engine's waits inside its kernel (woken by pushes and stops, back in Python rarely)."""
 
 import math
+import os
 import threading
 import time
 import types
@@ -172,7 +173,8 @@ def test_realtime_run_reports_lateness_drift_and_cpu():
     for key in keys:
         assert math.isfinite(summary[key]), key
     assert 0.0 <= summary["lateness_p50_ms"] <= summary["lateness_p99_ms"]
-    assert summary["cpu_percent"] >= 0.0
+    # the tick thread did work, and one process cannot use more than all its cores
+    assert 0.0 < summary["cpu_percent"] <= 100.0 * (os.cpu_count() or 1)
     assert summary["age_s"] > 0.0
 
 

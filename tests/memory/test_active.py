@@ -338,18 +338,6 @@ def test_activation_returns_top_k_event_entries_by_significance():
     assert mem.activation(7, 3)["id"].tolist() == []
 
 
-def test_summary_is_a_weighted_mean_max_and_count():
-    """summary(type) = (Σ w·sig / Σ w, max sig, count) over that type's event entries."""
-    mem, _ = _memory()
-    _fill(mem, [1.0, 0.0], timestamps=[0.0, 0.0], event_type=2)
-    mem.add(2, KIND_FEEDBACK, 1, 0.5, 0.0, 0.0, 1)  # not an event entry
-    mem.decay(0.0)  # weights 0.99 and 0.495
-    mean, peak, count = mem.summary(2)
-    assert mean == pytest.approx((0.99 * 1.0 + 0.495 * 0.0) / (0.99 + 0.495))
-    assert (peak, count) == (1.0, 2)
-    assert mem.summary(9) == (0.0, 0.0, 0)
-
-
 def test_type_stats_count_event_entries_only():
     """Counts, significance sums and action counts cover event entries, not feedback."""
     mem, _ = _memory()

@@ -67,12 +67,12 @@ def test_merge_adds_counts():
 
 
 def test_gc_watch_counts_collections_and_pause():
-    """GcWatch counts a forced collection per generation and a non-negative pause."""
+    """GcWatch counts a forced collection per generation and the pause they took."""
     with GcWatch() as watch:
         gc.collect(0)
         gc.collect(2)
     assert watch.collections[0] >= 1 and watch.collections[2] >= 1
-    assert watch.pause_ms >= 0.0
+    assert watch.pause_ms > 0.0  # two full passes over a live heap take some time
     assert not watch.installed
 
 
