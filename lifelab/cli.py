@@ -1,8 +1,22 @@
-"""The ``lifelab`` command: thin subcommands that parse, call the library and print.
+"""The ``lifelab`` command: one table of commands that parse, call the library and print.
+
+:data:`COMMANDS` lists every command once — its name, help, a function adding its options and a
+handler — and :func:`build_parser` is a loop over it. argparse lives here only (with the value
+types of :mod:`lifelab._argtypes`): the library takes plain keyword arguments. Handlers import
+what they need when they run, so ``lifelab --help`` loads no numpy, polars or numba.
 
 Every command has ``--help``; ``--json`` prints one JSON object as the last line of stdout.
-Errors print one line to stderr and exit with status 2 (bad input) or 1 (failure). ``run`` and
-``resume`` stop cleanly on SIGINT or SIGTERM and then exit 130 or 143 (see :data:`SIGNAL_EPILOG`).
+Errors print one line to stderr. The exit status says what happened (:func:`exit_code`):
+
+    0    ok
+    1    a check failed: ``compare`` found a regression, ``soak --strict`` missed a target
+    2    bad usage or input: argparse refused the command line, a value is out of range
+         (ConfigError and other ValueError/TypeError), a file is missing, damaged or would be
+         overwritten
+    3    a trial or run failed: a sweep with failed trials, a trial, profiler or benchmark process
+         that crashed or timed out, a run that raised or could not write (disk full, I/O error)
+    130  ``run``/``resume`` stopped by SIGINT, after a clean shutdown (143: by SIGTERM; see
+         :data:`SIGNAL_EPILOG`)
 """
 
 from __future__ import annotations
@@ -14,23 +28,30 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
 from types import FrameType
 from typing import Any
 
 from lifelab import __version__
 from lifelab._argtypes import (
+    ENGINE_HELP,
     add_engine_option,
     add_set_option,
     config_overrides,
     engine_choice,
     finite_number,
+    fraction,
     int_at_least,
+    positive_number,
+    sweep_grid,
 )
 from lifelab.exceptions import LifelabError
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "Command", "Exit", "build_parser", "exit_code", "main"]
 
 Handler = Callable[[argparse.Namespace], Any]
+"""Runs a command: returns its result (a dict), or ``(result, exit status)``."""
 
 SIGNAL_EPILOG = (
     "Signals: SIGINT (Ctrl-C) or SIGTERM stops the organism at the next tick boundary and shuts "
@@ -39,20 +60,67 @@ SIGNAL_EPILOG = (
     "process at once, as the signal's default action does (the shell also shows 130 or 143); "
     "nothing is corrupted and `lifelab resume` continues from the newest intact snapshot."
 )
+EXIT_EPILOG = """\
+exit status:
+  0        ok
+  1        a check failed: compare found a regression, soak --strict missed a target
+  2        bad usage or input: a bad option or value, a missing, damaged or existing file
+  3        a trial or run failed: failed sweep trials, a crashed or timed-out worker, an I/O
+           failure while running
+  130/143  run or resume stopped by SIGINT/SIGTERM, after a clean shutdown"""
+
+
+# -- exit codes ------------------------------------------------------------------------------------
+
+
+class Exit(IntEnum):
+    """The exit status by meaning (module docstring); 130 and 143 come from signals."""
+
+    OK = 0
+    CHECK_FAILED = 1
+    BAD_INPUT = 2
+    RUN_FAILED = 3
+
+
+# A path named on the command line that is missing, in the way or not allowed: bad input.
+_BAD_PATH = (
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+def exit_code(exc: BaseException) -> Exit:
+    """The exit status of a command that raised ``exc`` (the one place errors become codes).
+
+    Bad input (2): ValueError and TypeError (ConfigError, SnapshotError, ExperimentError…),
+    ImportError (an optional dependency the options need), and the OSErrors that name a path: the
+    built-in ones above and lifelab's own (RunDirError, ArchiveError: a run directory or archive
+    that is missing or damaged; ResultsExistsError). Anything else failed while running (3):
+    TrialFailed, ProfileError, BenchProcessError, a StageError, a disk that filled up…
+    """
+    if isinstance(exc, ValueError | TypeError | ImportError):
+        return Exit.BAD_INPUT
+    if isinstance(exc, _BAD_PATH) or (isinstance(exc, OSError) and isinstance(exc, LifelabError)):
+        return Exit.BAD_INPUT
+    return Exit.RUN_FAILED
 
 
 # -- helpers ---------------------------------------------------------------------------------------
 
 
 _positive_int = int_at_least(1)
+_count = int_at_least(0)
 _number = finite_number()
 
 
-def _progress(total: int, desc: str) -> Any:
+def _progress(total: int, desc: str, unit: str = "tick") -> Any:
     """A tqdm.auto bar: text on stderr (hidden when not a terminal), a widget in Jupyter."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="tick", unit_scale=True, disable=None, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, disable=None, leave=False)
 
 
 def _print_table(result: dict[str, Any]) -> None:
@@ -67,11 +135,11 @@ def _print_table(result: dict[str, Any]) -> None:
         print(f"{key:<{width}}  {text}")
 
 
-def _add_json(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+def _no_arguments(p: argparse.ArgumentParser) -> None:
+    """A command without options of its own (``--json`` is added to every command)."""
 
 
-# -- run -----------------------------------------------------------------------------------------
+# -- run and resume --------------------------------------------------------------------------------
 
 
 _LIFE_OPTIONS: dict[str, tuple[Any, Any, str]] = {
@@ -303,6 +371,46 @@ def cmd_resume(args: argparse.Namespace) -> Any:
     return stop.finish(life, out)
 
 
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ticks", type=_positive_int, default=10_000, help="ticks to live (10000)")
+    _add_life_options(p)
+    p.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also print the built-in metrics (stage timings, counters, GC)",
+    )
+
+
+def _resume_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--ticks", type=_positive_int, default=10_000, help="ticks to live (10000)")
+    _add_life_options(p, resume=True)
+
+
+# -- inspect and search ----------------------------------------------------------------------------
+
+
+def _inspect_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR")
+
+
+def _search_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--type", default=None, help="event type name")
+    p.add_argument("--min-sig", type=_number, default=None, help="lowest significance")
+    p.add_argument("--max-sig", type=_number, default=None, help="highest significance")
+    p.add_argument("--since", type=_number, default=None, help="earliest life-clock timestamp")
+    p.add_argument("--until", type=_number, default=None, help="latest life-clock timestamp")
+    p.add_argument("--limit", type=int, default=20, help="most rows (20)")
+    p.add_argument(
+        "--sort",
+        choices=("timestamp", "significance", "weight"),
+        default="timestamp",
+        help="sort key (timestamp)",
+    )
+    p.add_argument("--desc", action="store_true", help="sort descending")
+
+
 def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
     from lifelab.store.inspect import inspect_run
 
@@ -412,110 +520,31 @@ def cmd_bench_realtime(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_bench_import(args: argparse.Namespace) -> dict[str, Any]:
-    from lifelab.observe.bench_realtime import BenchProcessError, bench_import
+    from lifelab.observe.bench_realtime import bench_import
 
-    try:
-        return bench_import(repeats=args.repeats)
-    except BenchProcessError as exc:  # a failed interpreter is a failure, not bad input
-        raise OSError(str(exc)) from exc
+    return bench_import(repeats=args.repeats)
 
 
 def cmd_bench_compile(args: argparse.Namespace) -> dict[str, Any]:
-    from lifelab.observe.bench_realtime import BenchProcessError, bench_compile
+    from lifelab.observe.bench_realtime import bench_compile
 
-    try:
-        return bench_compile()
-    except BenchProcessError as exc:
-        raise OSError(str(exc)) from exc
+    return bench_compile()
 
 
-# -- parser ----------------------------------------------------------------------------------------
+def cmd_bench_memory(args: argparse.Namespace) -> dict[str, Any]:
+    from lifelab.observe.bench_memory import bench_memory, progress_total
+
+    with _progress(progress_total(args.entries, args.archive), "bench memory", "entry") as bar:
+        return bench_memory(
+            entries=args.entries,
+            seed=args.seed,
+            archive=args.archive,
+            searches=args.searches,
+            progress=bar.update,
+        )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lifelab",
-        description="lifelab: run, measure and study a continuously-living agent runtime.",
-    )
-    parser.add_argument("--version", action="version", version=f"lifelab {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser(
-        "run",
-        help="live N ticks and print the summary",
-        description="Live N ticks (simulated clock unless --realtime).",
-        epilog=SIGNAL_EPILOG,
-    )
-    p.add_argument("--ticks", type=_positive_int, default=10_000, help="ticks to live (10000)")
-    _add_life_options(p)
-    p.add_argument(
-        "--metrics",
-        action="store_true",
-        help="also print the built-in metrics (stage timings, counters, GC)",
-    )
-    _add_json(p)
-    p.set_defaults(handler=cmd_run)
-
-    p = sub.add_parser(
-        "resume",
-        help="live N more ticks from a run's newest intact snapshot",
-        description="Resume a run directory from its newest intact snapshot; "
-        "options given here override the run's config.",
-        epilog=SIGNAL_EPILOG,
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--ticks", type=_positive_int, default=10_000, help="ticks to live (10000)")
-    _add_life_options(p, resume=True)
-    _add_json(p)
-    p.set_defaults(handler=cmd_resume)
-
-    p = sub.add_parser(
-        "inspect",
-        help="what a run directory holds (read-only)",
-        description="Report ticks, digest, snapshots, memory and archive sizes "
-        "and corrupt files of a run directory without changing it.",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    _add_json(p)
-    p.set_defaults(handler=cmd_inspect)
-
-    p = sub.add_parser(
-        "search",
-        help="search a run's archive (read-only)",
-        description="Search the archived memories of a run directory.",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--type", default=None, help="event type name")
-    p.add_argument("--min-sig", type=_number, default=None, help="lowest significance")
-    p.add_argument("--max-sig", type=_number, default=None, help="highest significance")
-    p.add_argument("--since", type=_number, default=None, help="earliest life-clock timestamp")
-    p.add_argument("--until", type=_number, default=None, help="latest life-clock timestamp")
-    p.add_argument("--limit", type=int, default=20, help="most rows (20)")
-    p.add_argument(
-        "--sort",
-        choices=("timestamp", "significance", "weight"),
-        default="timestamp",
-        help="sort key (timestamp)",
-    )
-    p.add_argument("--desc", action="store_true", help="sort descending")
-    _add_json(p)
-    p.set_defaults(handler=cmd_search)
-
-    bench = sub.add_parser(
-        "bench",
-        help="benchmarks of the loop and the memory",
-        description="Benchmarks; timings are medians of the machine you run.",
-    )
-    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
-    p = bsub.add_parser(
-        "loop",
-        help="ticks/s, latency, RSS and GC of the tick loop",
-        description="Throughput and latency of the loop on the simulated clock. Tick "
-        "latency (latency_source): the python engine times every tick with a Python timer; the "
-        "compiled engine reports the kernel's own cycle-counter timings of the sampled ticks "
-        "(every metrics_every-th on average), since a Python timer around one kernel call "
-        "would mostly measure the call.",
-    )
+def _bench_loop_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ticks", type=_positive_int, default=200_000, help="measured ticks (200000)")
     p.add_argument("--events-per-tick", type=_number, default=1.0, help="events per tick (1)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="batch size (64)")
@@ -553,15 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds for --persisted (5)")
     add_engine_option(p)
     add_set_option(p)
-    _add_json(p)
-    p.set_defaults(handler=cmd_bench_loop)
 
-    p = bsub.add_parser(
-        "realtime",
-        help="lateness, drift and CPU on the real-time clock",
-        description="Live at 1/interval Hz on the drift-free real-time clock; report how late "
-        "ticks start (p50/p99/max), the drift of the last tick and the CPU used.",
-    )
+
+def _bench_realtime_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=_number, default=60.0, help="how long to live (60)")
     p.add_argument("--interval", type=_number, default=0.01, help="seconds per tick (0.01)")
     p.add_argument("--seed", type=int, default=0, help="seed (0)")
@@ -585,54 +608,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_engine_option(p)
     add_set_option(p, "events_per_tick=4")
-    _add_json(p)
-    p.set_defaults(handler=cmd_bench_realtime)
 
-    p = bsub.add_parser(
-        "import",
-        help="cold `import lifelab` time in fresh interpreters",
-        description="Time `import lifelab` in fresh interpreters (median of --repeats).",
-    )
+
+def _bench_import_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=_positive_int, default=15, help="fresh interpreters (15)")
-    _add_json(p)
-    p.set_defaults(handler=cmd_bench_import)
 
-    p = bsub.add_parser(
-        "compile",
-        help="start-up cost of the compiled engine: cold compile, warm start, import",
-        description="Time the compiled engine's start-up in fresh interpreters: "
-        "`Life(LifeConfig()).run(1)` with an empty numba cache (first_compile_s, import "
-        "included), again with the cache it filled (warm_start_s), and a plain `import "
-        "lifelab` (import_s), which must not import numba. The cold run compiles the kernel "
-        "(~20 s); its cache goes to a temporary folder, removed afterwards.",
-    )
-    _add_json(p)
-    p.set_defaults(handler=cmd_bench_compile)
 
-    from lifelab.observe.bench_memory import add_bench_memory_arguments, run_bench_memory_command
+def _bench_memory_arguments(p: argparse.ArgumentParser) -> None:
+    # The range of --entries (at least bench_memory.MIN_ENTRIES) is bench_memory's to check:
+    # importing it here would load numpy for every --help.
+    p.add_argument(
+        "--entries",
+        type=_positive_int,
+        default=1_000_000,
+        help="entries in active memory and in the archive (1000000)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the data generator (0)")
+    p.add_argument(
+        "--searches",
+        type=_positive_int,
+        default=200,
+        help="timed archive searches (200)",
+    )
+    p.add_argument(
+        "--no-archive",
+        dest="archive",
+        action="store_false",
+        help="skip the SQLite archive (its keys are then null)",
+    )
 
-    p = bsub.add_parser(
-        "memory",
-        help="bytes/entry, append, decay, spill, archive search",
-        description="Active memory and archive costs at N entries.",
-    )
-    add_bench_memory_arguments(p)
-    _add_json(p)
-    p.set_defaults(handler=run_bench_memory_command)
 
-    exp = sub.add_parser(
-        "experiment",
-        help="run named experiments (notebooks via papermill)",
-        description="Experiments are TOML files naming a notebook and its "
-        "parameters (see experiments/).",
-    )
-    esub = exp.add_subparsers(dest="experiment_command", required=True, metavar="ACTION")
-    p = esub.add_parser(
-        "run",
-        help="execute an experiment's notebook headless",
-        description="Execute the notebook with papermill; the executed notebook "
-        "and a record go to data/runs/experiments/, tables to data/results/.",
-    )
+# -- experiments -----------------------------------------------------------------------------------
+
+
+def _experiment_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="experiments/NAME.toml")
     p.add_argument(
         "-p",
@@ -651,73 +660,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="write result tables here (inside data/; default data/results/<suite>)",
     )
-    _add_json(p)
-    p.set_defaults(handler=cmd_experiment_run)
-    from lifelab.observe.profile import add_profile_arguments
-
-    p = sub.add_parser(
-        "profile",
-        help="profile the loop with cProfile or Scalene",
-        description="Run a representative workload under a profiler in a fresh "
-        "process; write the raw profile, polars tables (parquet) and an analysis.",
-    )
-    add_profile_arguments(p)
-    _add_json(p)
-    p.set_defaults(handler=cmd_profile)
-
-    from lifelab.lab.sweep import add_sweep_arguments, run_sweep_command
-
-    p = sub.add_parser(
-        "sweep",
-        help="trials over a parameter grid, one fresh process each",
-        description="Run a sweep (Cartesian product of the options, repeats "
-        "interleaved) and write one parquet table, a row per trial.",
-    )
-    add_sweep_arguments(p)
-    _add_json(p)
-    p.set_defaults(handler=run_sweep_command)
-
-    from lifelab.lab.report import add_report_arguments, run_report_command
-
-    p = sub.add_parser(
-        "report",
-        help="rebuild docs/performance from data/results",
-        description="Render the performance documentation (markdown and PNG "
-        "figures) from every results table.",
-    )
-    add_report_arguments(p)
-    p.set_defaults(handler=run_report_command)
-
-    from lifelab.lab.stats import add_compare_arguments, run_compare_command
-
-    p = sub.add_parser(
-        "compare",
-        help="compare two results tables; non-zero on a regression",
-        description="Ratio of medians per cell and metric with a bootstrap CI and "
-        "a verdict; exits 1 when any significant regression is found (a CI gate).",
-    )
-    add_compare_arguments(p)
-    p.set_defaults(handler=run_compare_command)
-
-    p = esub.add_parser("list", help="list the experiment files")
-    _add_json(p)
-    p.set_defaults(handler=cmd_experiment_list)
-    return parser
-
-
-def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
-    from lifelab.observe.profile import ProfileError, run_profile_command
-
-    try:
-        result = run_profile_command(args)
-    except ProfileError as exc:  # a failed profiler run is a failure, not bad input
-        raise OSError(str(exc)) from exc
-    if not args.json:
-        print(result["summary"])
-        for spot in result["hot_spots"][:10]:
-            print("  ", {k: v for k, v in spot.items() if v is not None})
-        return {k: result[k] for k in ("tool", "profile_path", "table_path", "wall_s")}
-    return result
 
 
 def cmd_experiment_run(args: argparse.Namespace) -> dict[str, Any]:
@@ -755,31 +697,574 @@ def cmd_experiment_list(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# -- profile ---------------------------------------------------------------------------------------
+
+
+def _profile_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tool",
+        choices=("cprofile", "scalene"),
+        default="cprofile",
+        help="profiler: cprofile or scalene (cprofile)",
+    )
+    p.add_argument("--ticks", type=_positive_int, default=50_000, help="profiled ticks (50000)")
+    p.add_argument(
+        "--warmup", type=_count, default=2_000, help="unprofiled warm-up ticks first (2000)"
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output folder (default: data/runs/profiles/<UTC timestamp>-<tool>/)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_number,
+        default=None,
+        help="seconds the worker may take (generous)",
+    )
+    p.add_argument(
+        "--cpu-only", action="store_true", help="scalene: profile CPU only, no memory (faster)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed (0)")
+    p.add_argument(
+        "--events-per-tick", type=finite_number(0.0), default=1.0, help="events per tick (1)"
+    )
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="batch size (64)")
+    p.add_argument(
+        "--memory-capacity", type=_positive_int, default=10_000, help="active memory (10000)"
+    )
+    p.add_argument(
+        "--realtime", action="store_true", help="pace ticks on the wall clock (reports sleeping)"
+    )
+    p.add_argument(
+        "--interval",
+        type=positive_number,
+        default=0.01,
+        help="seconds between ticks with --realtime",
+    )
+    add_engine_option(p)
+    add_set_option(p)
+
+
+def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
+    from lifelab.config import LifeConfig
+    from lifelab.observe.profile import profile
+
+    values: dict[str, Any] = {
+        "seed": args.seed,
+        "events_per_tick": args.events_per_tick,
+        "batch_size": args.batch_size,
+        "memory_capacity": args.memory_capacity,
+        "clock": "realtime" if args.realtime else "simulated",
+        "tick_interval": args.interval,
+    }
+    overrides = config_overrides(args.set)
+    engine = engine_choice(args.engine, overrides)
+    if engine is not None:
+        values["engine"] = engine
+    values.update(overrides)
+    result = profile(
+        LifeConfig.from_mapping(values),
+        tool=args.tool,
+        ticks=args.ticks,
+        out=args.out,
+        warmup=args.warmup,
+        timeout=args.timeout,
+        cpu_only=args.cpu_only,
+    ).to_json()
+    if not args.json:
+        print(result["summary"])
+        for spot in result["hot_spots"][:10]:
+            print("  ", {k: v for k, v in spot.items() if v is not None})
+        return {k: result[k] for k in ("tool", "profile_path", "table_path", "wall_s")}
+    return result
+
+
+# -- sweep, report, compare ------------------------------------------------------------------------
+
+
+def _sweep_arguments(p: argparse.ArgumentParser) -> None:
+    from lifelab.lab.sweep import EXECUTORS  # no heavy import: the module loads polars lazily
+
+    axes = p.add_argument_group("grid (comma-separated lists make axes)")
+    axes.add_argument(
+        "--batch-size", default="64", metavar="B[,B…]", help="events drained per tick (64)"
+    )
+    axes.add_argument(
+        "--gc",
+        action="append",
+        metavar="MODE[,MODE…]",
+        help="GC modes: default, off, freeze, tuned or T0,T1,T2 (default); "
+        "repeat the option or separate with commas",
+    )
+    axes.add_argument(
+        "--engine",
+        default=None,
+        metavar="E[,E…]",
+        help=f"engines, comma-separated: {ENGINE_HELP} (compiled, the LifeConfig default)",
+    )
+    axes.add_argument(
+        "--memory-capacity",
+        default="10000",
+        metavar="C[,C…]",
+        help="active memory capacity (10000)",
+    )
+    axes.add_argument(
+        "--events-per-tick", default="1", metavar="R[,R…]", help="mean events per tick (1)"
+    )
+    axes.add_argument(
+        "--ticks",
+        default="100000",
+        metavar="N[,N…]",
+        help="measured ticks per trial, a multiple of 10 (100000)",
+    )
+    axes.add_argument(
+        "--warmup-ticks",
+        default=None,
+        metavar="N[,N…]",
+        help="warm-up ticks (default: a tenth of --ticks within [1000, 20000])",
+    )
+    axes.add_argument("--seed", default="0", metavar="S[,S…]", help="organism seed (0)")
+    axes.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,VALUE…]",
+        help="another LifeConfig field, one value or an axis (JSON values)",
+    )
+    run = p.add_argument_group("execution")
+    run.add_argument("--repeats", type=int, default=3, help="runs per cell, interleaved (3)")
+    run.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local subprocesses (default) or dask.distributed",
+    )
+    where = run.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="trials at once (local; >1 makes timings interfere) or local Dask workers (1)",
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="join this Dask scheduler (trusted network only) instead",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="SEC",
+        help="seconds one trial may take before it is killed (600)",
+    )
+    run.add_argument(
+        "--suite", default="adhoc", help="suite name: the folder under data/results/ (adhoc)"
+    )
+    run.add_argument(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help="parquet to write (default data/results/<suite>/<sweep_id>.parquet)",
+    )
+
+
+def cmd_sweep(args: argparse.Namespace) -> tuple[dict[str, Any], Exit]:
+    """The sweep's summary; a sweep with failed trials still writes its table, and exits 3."""
+    from lifelab.lab.sweep import sweep_summary
+
+    grid = sweep_grid(
+        ticks=args.ticks,
+        seed=args.seed,
+        events_per_tick=args.events_per_tick,
+        batch_size=args.batch_size,
+        memory_capacity=args.memory_capacity,
+        gc=args.gc,
+        engine=args.engine,
+        warmup_ticks=args.warmup_ticks,
+        sets=args.set,
+    )
+    summary = sweep_summary(
+        grid,
+        repeats=args.repeats,
+        executor=args.executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        suite=args.suite,
+        out=args.out,
+        timeout_s=args.timeout,
+    )
+    if summary["failed"]:
+        print(
+            f"lifelab sweep: {summary['failed']} of {summary['rows']} trials failed "
+            f"(their errors are in the error column of {summary['path']})",
+            file=sys.stderr,
+        )
+        return summary, Exit.RUN_FAILED
+    return summary, Exit.OK
+
+
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    from lifelab.lab.report import DEFAULT_OUT, DEFAULT_RESULTS  # stdlib-only at import
+
+    p.add_argument(
+        "--results",
+        default=DEFAULT_RESULTS,
+        metavar="DIR",
+        help=f"folder searched for results parquet files ({DEFAULT_RESULTS})",
+    )
+    p.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"folder for README.md and the figures ({DEFAULT_OUT})",
+    )
+    p.add_argument(
+        "--no-timestamp",
+        action="store_true",
+        help="omit the 'generated at' line (identical results give identical files)",
+    )
+
+
+def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
+    from lifelab.lab.report import report_summary
+
+    return report_summary(args.results, args.out, timestamp=not args.no_timestamp)
+
+
+# The metrics lifelab.lab.stats.DEFAULT_METRICS names, for --help only: importing stats here would
+# load polars and numpy for every --help (tests/test_cli.py checks the two agree).
+COMPARE_DEFAULT_METRICS = (
+    "ticks_per_s",
+    "tick_p50_us",
+    "tick_p99_us",
+    "peak_rss_mb",
+    "gc_pause_ms",
+)
+
+
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
+    from pathlib import Path
+
+    p.add_argument("baseline", type=Path, help="results parquet of the baseline")
+    p.add_argument("candidate", type=Path, help="results parquet of the candidate")
+    p.add_argument(
+        "--metric",
+        dest="metrics",
+        action="append",
+        metavar="M",
+        help="metric column to compare; repeat for several "
+        f"(default: {' '.join(COMPARE_DEFAULT_METRICS)})",
+    )
+    p.add_argument(
+        "--min-effect",
+        type=fraction,
+        default=0.05,
+        help="smallest |ratio - 1| that counts as a change (0.05)",
+    )
+    p.add_argument(
+        "--min-n",
+        type=int,
+        default=5,
+        help="fewest ok trials a side needs for a verdict (5; fewer calls too many false changes)",
+    )
+
+
+def cmd_compare(args: argparse.Namespace) -> tuple[dict[str, Any], Exit]:
+    """The comparison; a significant regression exits 1 (a CI gate)."""
+    from lifelab.lab.stats import compare_summary
+
+    result, text = compare_summary(
+        args.baseline,
+        args.candidate,
+        metrics=args.metrics,
+        min_effect=args.min_effect,
+        min_n=args.min_n,
+    )
+    if not args.json:
+        print(text)
+    return result, Exit.CHECK_FAILED if result["regressions"] else Exit.OK
+
+
+# -- soak ------------------------------------------------------------------------------------------
+
+
+def _soak_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--realtime-seconds", type=float, default=600.0, help="real-time phase (600)")
+    p.add_argument("--interval", type=float, default=0.01, help="real-time tick interval (0.01)")
+    p.add_argument("--sim-ticks", type=int, default=10_000_000, help="simulated ticks (1e7)")
+    p.add_argument("--samples", type=int, default=60, help="sample points per phase (60)")
+    p.add_argument("--warmup", type=float, default=0.2, help="fraction of samples ignored (0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--events-per-tick", type=float, default=1.0)
+    p.add_argument("--memory-capacity", type=int, default=10_000)
+    p.add_argument("--snapshot-every", type=int, default=10_000, help="ticks (10000)")
+    p.add_argument("--snapshot-keep", type=int, default=3)
+    p.add_argument("--log-every", type=int, default=10, help="ticks between log lines (10)")
+    p.add_argument("--log-max-bytes", type=int, default=1 << 20, help="log rotation size (1 MiB)")
+    p.add_argument("--log-max-files", type=int, default=3)
+    p.add_argument("--root", default=None, help="where the run directories go (a temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the run directories")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+
+
+def cmd_soak(args: argparse.Namespace) -> tuple[dict[str, Any], Exit]:
+    from lifelab.lab.soak import run_soak
+
+    report = run_soak(
+        realtime_seconds=args.realtime_seconds,
+        interval=args.interval,
+        sim_ticks=args.sim_ticks,
+        samples=args.samples,
+        warmup=args.warmup,
+        root=args.root,
+        keep=args.keep,
+        seed=args.seed,
+        events_per_tick=args.events_per_tick,
+        memory_capacity=args.memory_capacity,
+        snapshot_every=args.snapshot_every,
+        snapshot_keep=args.snapshot_keep,
+        log_every=args.log_every,
+        log_max_bytes=args.log_max_bytes,
+        log_max_files=args.log_max_files,
+    )
+    return report, Exit.CHECK_FAILED if args.strict and not report["ok"] else Exit.OK
+
+
+# -- the table -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command of the table.
+
+    Attributes:
+        name: What the user types after ``lifelab``; "bench loop" is ``loop`` in :data:`GROUPS`
+            "bench".
+        help: One line in the command list.
+        arguments: Adds the command's options to its parser (``--json`` is added to every one).
+        handler: Runs the command (:data:`Handler`).
+        description: The paragraph at the top of the command's ``--help``.
+        epilog: The paragraph at the end of it.
+        output: What is printed without ``--json``: "table", the result as key/value lines;
+            "own", nothing more (the handler printed it); "json", the JSON object anyway.
+    """
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    handler: Handler
+    description: str | None = None
+    epilog: str | None = None
+    output: str = "table"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A command that only holds sub-commands (``bench``, ``experiment``)."""
+
+    help: str
+    description: str
+    dest: str
+    metavar: str
+
+
+GROUPS = {
+    "bench": Group(
+        help="benchmarks of the loop and the memory",
+        description="Benchmarks; timings are medians of the machine you run.",
+        dest="bench_command",
+        metavar="BENCH",
+    ),
+    "experiment": Group(
+        help="run named experiments (notebooks via papermill)",
+        description="Experiments are TOML files naming a notebook and its "
+        "parameters (see experiments/).",
+        dest="experiment_command",
+        metavar="ACTION",
+    ),
+}
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "run",
+        "live N ticks and print the summary",
+        _run_arguments,
+        cmd_run,
+        description="Live N ticks (simulated clock unless --realtime).",
+        epilog=SIGNAL_EPILOG,
+    ),
+    Command(
+        "resume",
+        "live N more ticks from a run's newest intact snapshot",
+        _resume_arguments,
+        cmd_resume,
+        description="Resume a run directory from its newest intact snapshot; "
+        "options given here override the run's config.",
+        epilog=SIGNAL_EPILOG,
+    ),
+    Command(
+        "inspect",
+        "what a run directory holds (read-only)",
+        _inspect_arguments,
+        cmd_inspect,
+        description="Report ticks, digest, snapshots, memory and archive sizes "
+        "and corrupt files of a run directory without changing it.",
+    ),
+    Command(
+        "search",
+        "search a run's archive (read-only)",
+        _search_arguments,
+        cmd_search,
+        description="Search the archived memories of a run directory.",
+    ),
+    Command(
+        "bench loop",
+        "ticks/s, latency, RSS and GC of the tick loop",
+        _bench_loop_arguments,
+        cmd_bench_loop,
+        description="Throughput and latency of the loop on the simulated clock. Tick "
+        "latency (latency_source): the python engine times every tick with a Python timer; the "
+        "compiled engine reports the kernel's own cycle-counter timings of the sampled ticks "
+        "(every metrics_every-th on average), since a Python timer around one kernel call "
+        "would mostly measure the call.",
+    ),
+    Command(
+        "bench realtime",
+        "lateness, drift and CPU on the real-time clock",
+        _bench_realtime_arguments,
+        cmd_bench_realtime,
+        description="Live at 1/interval Hz on the drift-free real-time clock; report how late "
+        "ticks start (p50/p99/max), the drift of the last tick and the CPU used.",
+    ),
+    Command(
+        "bench import",
+        "cold `import lifelab` time in fresh interpreters",
+        _bench_import_arguments,
+        cmd_bench_import,
+        description="Time `import lifelab` in fresh interpreters (median of --repeats).",
+    ),
+    Command(
+        "bench compile",
+        "start-up cost of the compiled engine: cold compile, warm start, import",
+        _no_arguments,
+        cmd_bench_compile,
+        description="Time the compiled engine's start-up in fresh interpreters: "
+        "`Life(LifeConfig()).run(1)` with an empty numba cache (first_compile_s, import "
+        "included), again with the cache it filled (warm_start_s), and a plain `import "
+        "lifelab` (import_s), which must not import numba. The cold run compiles the kernel "
+        "(~20 s); its cache goes to a temporary folder, removed afterwards.",
+    ),
+    Command(
+        "bench memory",
+        "bytes/entry, append, decay, spill, archive search",
+        _bench_memory_arguments,
+        cmd_bench_memory,
+        description="Active memory and archive costs at N entries.",
+    ),
+    Command(
+        "experiment run",
+        "execute an experiment's notebook headless",
+        _experiment_run_arguments,
+        cmd_experiment_run,
+        description="Execute the notebook with papermill; the executed notebook "
+        "and a record go to data/runs/experiments/, tables to data/results/.",
+    ),
+    Command("experiment list", "list the experiment files", _no_arguments, cmd_experiment_list),
+    Command(
+        "profile",
+        "profile the loop with cProfile or Scalene",
+        _profile_arguments,
+        cmd_profile,
+        description="Run a representative workload under a profiler in a fresh "
+        "process; write the raw profile, polars tables (parquet) and an analysis.",
+    ),
+    Command(
+        "sweep",
+        "trials over a parameter grid, one fresh process each",
+        _sweep_arguments,
+        cmd_sweep,
+        description="Run a sweep (Cartesian product of the options, repeats "
+        "interleaved) and write one parquet table, a row per trial.",
+    ),
+    Command(
+        "report",
+        "rebuild docs/performance from data/results",
+        _report_arguments,
+        cmd_report,
+        description="Render the performance documentation (markdown and PNG "
+        "figures) from every results table.",
+    ),
+    Command(
+        "compare",
+        "compare two results tables; non-zero on a regression",
+        _compare_arguments,
+        cmd_compare,
+        description="Ratio of medians per cell and metric with a bootstrap CI and "
+        "a verdict; exits 1 when any significant regression is found (a CI gate).",
+        output="own",
+    ),
+    Command(
+        "soak",
+        "live long in real and simulated time; watch RSS and disk",
+        _soak_arguments,
+        cmd_soak,
+        description="Soak a Life in real time and in simulated time; print one JSON report.",
+        output="json",
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lifelab`` parser, one sub-parser per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog="lifelab",
+        description="lifelab: run, measure and study a continuously-living agent runtime.",
+        epilog=EXIT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the exit table's lines
+    )
+    parser.add_argument("--version", action="version", version=f"lifelab {__version__}")
+    subparsers = {"": parser.add_subparsers(dest="command", required=True, metavar="COMMAND")}
+    for command in COMMANDS:
+        group, _, leaf = command.name.rpartition(" ")
+        if group not in subparsers:
+            g = GROUPS[group]
+            holder = subparsers[""].add_parser(group, help=g.help, description=g.description)
+            subparsers[group] = holder.add_subparsers(dest=g.dest, required=True, metavar=g.metavar)
+        p = subparsers[group].add_parser(
+            leaf, help=command.help, description=command.description, epilog=command.epilog
+        )
+        command.arguments(p)
+        p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+        p.set_defaults(cli_command=command)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Handler = args.handler
-    status = 0
+    """Run one command; return its exit status (argparse exits 2 itself on bad usage)."""
+    args = build_parser().parse_args(argv)
+    command: Command = args.cli_command
+    status: int = Exit.OK
     try:
-        result = handler(args)
-        if isinstance(result, tuple):  # (output, exit status), e.g. compare as a CI gate
-            result, status = result
-    except OSError as exc:  # first: an I/O failure (ArchiveError, RunDirError…) is not bad input
-        print(f"lifelab {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except (LifelabError, ValueError, TypeError) as exc:
-        print(f"lifelab {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        result = command.handler(args)
+    except (LifelabError, OSError, ValueError, TypeError) as exc:  # others: a bug, a traceback
+        print(f"lifelab {command.name}: error: {exc}", file=sys.stderr)
+        return int(exit_code(exc))
+    if isinstance(result, tuple):  # (output, exit status): a check, failed trials, a signal
+        result, status = result
     try:
-        if args.json:
+        if args.json or command.output == "json":
             print(json.dumps(result, default=str))
-        elif result and args.command != "compare":
+        elif result and command.output == "table":
             _print_table(result)
         sys.stdout.flush()
     except BrokenPipeError:  # e.g. `lifelab ... | head`: not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    return status
+    return int(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

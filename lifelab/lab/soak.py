@@ -26,14 +26,13 @@ warm-up (the first ``--warmup`` fraction of the samples) it reports:
   ``log_max_files``, plus one record); the archive grows by design (spill, never delete) and is
   reported in bytes per row.
 
-Prints one JSON object; ``--strict`` makes the exit status 1 when a target is missed.
+Also ``lifelab soak``. Prints one JSON object; ``--strict`` makes the exit status 1 when a target
+is missed.
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
-import json
 import math
 import os
 import queue
@@ -360,55 +359,16 @@ def run_soak(
     return report
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m lifelab.lab.soak",
-        description="Soak a Life in real time and in simulated time; print one JSON report.",
-    )
-    p.add_argument("--realtime-seconds", type=float, default=600.0, help="real-time phase (600)")
-    p.add_argument("--interval", type=float, default=0.01, help="real-time tick interval (0.01)")
-    p.add_argument("--sim-ticks", type=int, default=10_000_000, help="simulated ticks (1e7)")
-    p.add_argument("--samples", type=int, default=60, help="sample points per phase (60)")
-    p.add_argument("--warmup", type=float, default=0.2, help="fraction of samples ignored (0.2)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--events-per-tick", type=float, default=1.0)
-    p.add_argument("--memory-capacity", type=int, default=10_000)
-    p.add_argument("--snapshot-every", type=int, default=10_000, help="ticks (10000)")
-    p.add_argument("--snapshot-keep", type=int, default=3)
-    p.add_argument("--log-every", type=int, default=10, help="ticks between log lines (10)")
-    p.add_argument("--log-max-bytes", type=int, default=1 << 20, help="log rotation size (1 MiB)")
-    p.add_argument("--log-max-files", type=int, default=3)
-    p.add_argument("--root", default=None, help="where the run directories go (a temp dir)")
-    p.add_argument("--keep", action="store_true", help="keep the run directories")
-    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        report = run_soak(
-            realtime_seconds=args.realtime_seconds,
-            interval=args.interval,
-            sim_ticks=args.sim_ticks,
-            samples=args.samples,
-            warmup=args.warmup,
-            root=args.root,
-            keep=args.keep,
-            seed=args.seed,
-            events_per_tick=args.events_per_tick,
-            memory_capacity=args.memory_capacity,
-            snapshot_every=args.snapshot_every,
-            snapshot_keep=args.snapshot_keep,
-            log_every=args.log_every,
-            log_max_bytes=args.log_max_bytes,
-            log_max_files=args.log_max_files,
-        )
-    except (ValueError, TypeError, OSError) as exc:
-        print(f"soak: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(report))
-    return 1 if args.strict and not report["ok"] else 0
+    """``python -m lifelab.lab.soak [options]``: the same as ``lifelab soak [options]``.
+
+    The command line owns the options and the exit codes (argparse lives only in lifelab.cli), so
+    this entry point hands its arguments over; the import is deferred to the call, so importing
+    this module never loads the CLI.
+    """
+    from lifelab.cli import main as cli_main
+
+    return cli_main(["soak", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,8 +26,6 @@ Nothing here starts processes or changes settings at import time.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import secrets
 import threading
@@ -38,7 +36,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifelab._argtypes import ENGINE_HELP, ENGINES
 from lifelab.exceptions import LifelabError
 from lifelab.lab.results import DEFAULT_RESULTS_ROOT, ResultsExistsError, write_results
 from lifelab.lab.runner import TrialCancelled, TrialFailed, failed_row, run_trial
@@ -53,15 +50,12 @@ __all__ = [
     "MissingDependencyError",
     "SweepCancelled",
     "TrialHook",
-    "add_sweep_arguments",
     "default_results_path",
-    "grid_from_args",
     "new_sweep_id",
     "rows_to_frame",
     "run_sweep",
-    "run_sweep_command",
     "run_trial_row",
-    "split_gc_modes",
+    "sweep_summary",
 ]
 
 EXECUTORS = ("local", "dask")
@@ -416,110 +410,37 @@ def _progress_bar(total: int, progress: bool) -> Any:
     )
 
 
-# -- the command -------------------------------------------------------------------------------
+# -- the command's summary ---------------------------------------------------------------------
 
 
-def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``lifelab sweep`` (the caller adds ``--json`` and the handler)."""
-    axes = parser.add_argument_group("grid (comma-separated lists make axes)")
-    axes.add_argument(
-        "--batch-size", default="64", metavar="B[,B…]", help="events drained per tick (64)"
-    )
-    axes.add_argument(
-        "--gc",
-        action="append",
-        metavar="MODE[,MODE…]",
-        help="GC modes: default, off, freeze, tuned or T0,T1,T2 (default); "
-        "repeat the option or separate with commas",
-    )
-    axes.add_argument(
-        "--engine",
-        default=None,
-        metavar="E[,E…]",
-        help=f"engines, comma-separated: {ENGINE_HELP} (compiled, the LifeConfig default)",
-    )
-    axes.add_argument(
-        "--memory-capacity",
-        default="10000",
-        metavar="C[,C…]",
-        help="active memory capacity (10000)",
-    )
-    axes.add_argument(
-        "--events-per-tick", default="1", metavar="R[,R…]", help="mean events per tick (1)"
-    )
-    axes.add_argument(
-        "--ticks",
-        default="100000",
-        metavar="N[,N…]",
-        help="measured ticks per trial, a multiple of 10 (100000)",
-    )
-    axes.add_argument(
-        "--warmup-ticks",
-        default=None,
-        metavar="N[,N…]",
-        help="warm-up ticks (default: a tenth of --ticks within [1000, 20000])",
-    )
-    axes.add_argument("--seed", default="0", metavar="S[,S…]", help="organism seed (0)")
-    axes.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE[,VALUE…]",
-        help="another LifeConfig field, one value or an axis (JSON values)",
-    )
-    run = parser.add_argument_group("execution")
-    run.add_argument("--repeats", type=int, default=3, help="runs per cell, interleaved (3)")
-    run.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        default="local",
-        help="local subprocesses (default) or dask.distributed",
-    )
-    where = run.add_mutually_exclusive_group()
-    where.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="trials at once (local; >1 makes timings interfere) or local Dask workers (1)",
-    )
-    where.add_argument(
-        "--scheduler",
-        default=None,
-        metavar="ADDRESS",
-        help="join this Dask scheduler (trusted network only) instead",
-    )
-    run.add_argument(
-        "--timeout",
-        type=float,
-        default=600.0,
-        metavar="SEC",
-        help="seconds one trial may take before it is killed (600)",
-    )
-    run.add_argument(
-        "--suite", default="adhoc", help="suite name: the folder under data/results/ (adhoc)"
-    )
-    run.add_argument(
-        "--out",
-        default=None,
-        metavar="PATH",
-        help="parquet to write (default data/results/<suite>/<sweep_id>.parquet)",
-    )
+def sweep_summary(
+    grid: Mapping[str, Any],
+    *,
+    repeats: int = 3,
+    executor: str = "local",
+    workers: int = 1,
+    scheduler: str | None = None,
+    suite: str = "adhoc",
+    out: str | Path | None = None,
+    timeout_s: float = 600.0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run a sweep as :func:`run_sweep` does and return what ``lifelab sweep --json`` prints.
 
-
-def run_sweep_command(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``lifelab sweep`` from parsed arguments; return the ``--json`` summary."""
-    grid = grid_from_args(args)
+    Keys: path (the table written), rows, ok, failed (trial counts), sweep_id, suite, cells,
+    repeats, executor.
+    """
     df, path = _sweep(
         grid,
-        repeats=args.repeats,
-        executor=args.executor,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        suite=args.suite,
-        out=args.out,
+        repeats=repeats,
+        executor=executor,
+        workers=workers,
+        scheduler=scheduler,
+        suite=suite,
+        out=out,
         base=None,
-        progress=True,
-        timeout_s=args.timeout,
+        progress=progress,
+        timeout_s=timeout_s,
         security=None,
     )
     statuses = df["status"].to_list()
@@ -529,112 +450,8 @@ def run_sweep_command(args: argparse.Namespace) -> dict[str, Any]:
         "ok": statuses.count("ok"),
         "failed": statuses.count("failed"),
         "sweep_id": df["sweep_id"][0] if df.height else "",
-        "suite": args.suite,
+        "suite": suite,
         "cells": df["cell"].n_unique(),
-        "repeats": args.repeats,
-        "executor": args.executor,
+        "repeats": repeats,
+        "executor": executor,
     }
-
-
-def grid_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The sweep grid that the ``lifelab sweep`` options describe."""
-    grid: dict[str, Any] = {
-        "ticks": _ints(args.ticks, "--ticks"),
-        "seed": _ints(args.seed, "--seed"),
-        "events_per_tick": _floats(args.events_per_tick, "--events-per-tick"),
-        "batch_size": _ints(args.batch_size, "--batch-size"),
-        "memory_capacity": _ints(args.memory_capacity, "--memory-capacity"),
-        "gc_mode": split_gc_modes(args.gc or ["default"]),
-    }
-    if args.engine is not None:  # else TrialSpec's default, LifeConfig's
-        grid["engine"] = _engines(args.engine)
-    if args.warmup_ticks is not None:
-        grid["warmup_ticks"] = _ints(args.warmup_ticks, "--warmup-ticks")
-    for item in args.set:
-        key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE[,VALUE…], got {item!r}")
-        if key in grid or key == "engine":
-            raise ValueError(f"--set {key}: use its own option instead")
-        grid[key] = _json_values(text)
-    return grid
-
-
-def split_gc_modes(items: list[str]) -> list[str]:
-    """``["default,freeze,700,10,10"]`` -> ``["default", "freeze", "700,10,10"]``.
-
-    Named modes stand alone; integers are taken three at a time as thresholds T0,T1,T2.
-    """
-    modes: list[str] = []
-    for item in items:
-        tokens = [t.strip() for t in item.split(",") if t.strip()]
-        numbers: list[str] = []
-        for token in tokens:
-            if token.isdigit():
-                numbers.append(token)
-                if len(numbers) == 3:
-                    modes.append(",".join(numbers))
-                    numbers = []
-            elif numbers:
-                raise ValueError(f"--gc: thresholds come three at a time (T0,T1,T2), got {item!r}")
-            else:
-                modes.append(token)
-        if numbers:
-            raise ValueError(f"--gc: thresholds come three at a time (T0,T1,T2), got {item!r}")
-    if not modes:
-        raise ValueError("--gc: give at least one mode")
-    return modes
-
-
-def _split(text: str, flag: str) -> list[str]:
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    if not parts:
-        raise ValueError(f"{flag}: give at least one value")
-    return parts
-
-
-def _ints(text: str, flag: str) -> list[int]:
-    out = []
-    for part in _split(text, flag):
-        try:
-            out.append(int(part.replace("_", "")))
-        except ValueError:
-            raise ValueError(f"{flag}: expected integers, got {part!r}") from None
-    return out
-
-
-def _engines(text: str) -> list[str]:
-    out = _split(text, "--engine")
-    for name in out:
-        if name not in ENGINES:
-            raise ValueError(f"--engine: expected {' or '.join(ENGINES)}, got {name!r}")
-    return out
-
-
-def _floats(text: str, flag: str) -> list[float]:
-    out = []
-    for part in _split(text, flag):
-        try:
-            out.append(float(part))
-        except ValueError:
-            raise ValueError(f"{flag}: expected numbers, got {part!r}") from None
-    return out
-
-
-def _json_values(text: str) -> list[Any]:
-    """A JSON list, or comma-separated JSON values (bare words kept as strings)."""
-    text = text.strip()
-    if text.startswith("["):
-        try:
-            values = json.loads(text)
-        except ValueError:
-            raise ValueError(f"--set: not a JSON list: {text!r}") from None
-        return list(values)
-    out = []
-    for part in _split(text, "--set"):
-        try:
-            out.append(json.loads(part))
-        except ValueError:
-            out.append(part)
-    return out

@@ -19,7 +19,6 @@ entries, spills and a decay pass between captures, the way a run does between sn
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import tempfile
@@ -31,15 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from lifelab._argtypes import int_at_least
 from lifelab.memory.active import COLUMNS, KIND_EVENT, KIND_FEEDBACK, ActiveMemory
 
 __all__ = [
     "ARCHIVE_KEYS",
-    "add_bench_memory_arguments",
     "bench_memory",
     "progress_total",
-    "run_bench_memory_command",
 ]
 
 BATCH = 64  # entries per add_batch call, the loop's default batch size
@@ -509,46 +505,3 @@ def _searches(store: Any, data: _History, rng: np.random.Generator, n: int) -> d
         "archive_search_rows_mean": rows / n,
         "archive_idle_flush_us": _median_ns(flushes[1:]) / 1e3,
     }
-
-
-# -- command line ----------------------------------------------------------------------------------
-
-
-def add_bench_memory_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``bench memory`` options (``--json`` is left to the CLI's shared helper)."""
-    parser.add_argument(
-        "--entries",
-        type=int_at_least(MIN_ENTRIES),
-        default=1_000_000,
-        help="entries in active memory and in the archive (1000000)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data generator (0)")
-    parser.add_argument(
-        "--searches",
-        type=int_at_least(1),
-        default=200,
-        help="timed archive searches (200)",
-    )
-    parser.add_argument(
-        "--no-archive",
-        dest="archive",
-        action="store_false",
-        help="skip the SQLite archive (its keys are then null)",
-    )
-
-
-def run_bench_memory_command(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``bench memory`` from parsed arguments under a progress bar on stderr."""
-    from tqdm.auto import tqdm
-
-    total = progress_total(args.entries, args.archive)
-    with tqdm(
-        total=total, desc="bench memory", unit="entry", unit_scale=True, disable=None, leave=False
-    ) as bar:
-        return bench_memory(
-            entries=args.entries,
-            seed=args.seed,
-            archive=args.archive,
-            searches=args.searches,
-            progress=bar.update,
-        )

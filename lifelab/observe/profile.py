@@ -34,7 +34,6 @@ polars is imported inside functions only: ``import lifelab`` stays cheap.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import math
@@ -49,14 +48,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifelab._argtypes import (
-    add_engine_option,
-    add_set_option,
-    config_overrides,
-    engine_choice,
-    finite_number,
-    int_at_least,
-)
 from lifelab.config import LifeConfig
 from lifelab.exceptions import ConfigError, ConfigTypeError, LifelabError
 from lifelab.observe._profile_worker import SPEC_VERSION
@@ -70,12 +61,10 @@ __all__ = [
     "TOOLS",
     "ProfileError",
     "ProfileResult",
-    "add_profile_arguments",
     "load_profile",
     "profile",
     "read_cprofile",
     "read_scalene_json",
-    "run_profile_command",
 ]
 
 # History: 1 — profile.prof | scalene-profile.json, functions.parquet, lines.parquet (Scalene),
@@ -1134,88 +1123,3 @@ def _summary_text(tool: str, meta: Mapping[str, Any], a: Mapping[str, Any], tick
     if notes:
         parts.append(f"Reading the profile needed {len(notes)} fix(es); see notes in summary.json.")
     return " ".join(parts)
-
-
-# -- command line ----------------------------------------------------------------------------------
-
-
-_positive_int = int_at_least(1)
-_count = int_at_least(0)
-_number = finite_number(0.0)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
-def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``lifelab profile`` options (all but ``--json``, which the CLI adds) to a parser."""
-    parser.add_argument(
-        "--tool", choices=TOOLS, default="cprofile", help="profiler: cprofile or scalene (cprofile)"
-    )
-    parser.add_argument(
-        "--ticks", type=_positive_int, default=50_000, help="profiled ticks (50000)"
-    )
-    parser.add_argument(
-        "--warmup", type=_count, default=2_000, help="unprofiled warm-up ticks first (2000)"
-    )
-    parser.add_argument(
-        "--out",
-        default=None,
-        metavar="DIR",
-        help="output folder (default: data/runs/profiles/<UTC timestamp>-<tool>/)",
-    )
-    parser.add_argument(
-        "--timeout", type=_seconds, default=None, help="seconds the worker may take (generous)"
-    )
-    parser.add_argument(
-        "--cpu-only", action="store_true", help="scalene: profile CPU only, no memory (faster)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed (0)")
-    parser.add_argument("--events-per-tick", type=_number, default=1.0, help="events per tick (1)")
-    parser.add_argument("--batch-size", type=_positive_int, default=64, help="batch size (64)")
-    parser.add_argument(
-        "--memory-capacity", type=_positive_int, default=10_000, help="active memory (10000)"
-    )
-    parser.add_argument(
-        "--realtime", action="store_true", help="pace ticks on the wall clock (reports sleeping)"
-    )
-    parser.add_argument(
-        "--interval", type=_seconds, default=0.01, help="seconds between ticks with --realtime"
-    )
-    add_engine_option(parser)
-    add_set_option(parser)
-
-
-def run_profile_command(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``lifelab profile`` from parsed arguments; return the ``--json`` object."""
-    values: dict[str, Any] = {
-        "seed": args.seed,
-        "events_per_tick": args.events_per_tick,
-        "batch_size": args.batch_size,
-        "memory_capacity": args.memory_capacity,
-        "clock": "realtime" if args.realtime else "simulated",
-        "tick_interval": args.interval,
-    }
-    overrides = config_overrides(args.set)
-    engine = engine_choice(args.engine, overrides)
-    if engine is not None:
-        values["engine"] = engine
-    values.update(overrides)
-    config = LifeConfig.from_mapping(values)
-    result = profile(
-        config,
-        tool=args.tool,
-        ticks=args.ticks,
-        out=args.out,
-        warmup=args.warmup,
-        timeout=args.timeout,
-        cpu_only=args.cpu_only,
-    )
-    return result.to_json()

@@ -1,6 +1,6 @@
 """Sweeps: a grid run trial by trial into one table, locally and on a Dask cluster."""
 
-import argparse
+import json
 import signal
 import subprocess
 import sys
@@ -9,20 +9,14 @@ import threading
 import polars as pl
 import pytest
 
+from lifelab._argtypes import split_gc_modes, sweep_grid
+from lifelab.cli import build_parser, main
 from lifelab.exceptions import LifelabError
 from lifelab.lab import runner
 from lifelab.lab.results import ResultsExistsError, read_metadata, read_results
 from lifelab.lab.schema import ALL_COLUMNS, polars_schema
 from lifelab.lab.spec import expand
-from lifelab.lab.sweep import (
-    MissingDependencyError,
-    SweepCancelled,
-    add_sweep_arguments,
-    grid_from_args,
-    run_sweep,
-    run_sweep_command,
-    split_gc_modes,
-)
+from lifelab.lab.sweep import MissingDependencyError, SweepCancelled, run_sweep
 
 GRID = {"batch_size": [1, 64], "gc_mode": ["default", "freeze"]}
 BASE = {"ticks": 2_000, "warmup_ticks": 200}
@@ -321,25 +315,14 @@ def test_split_gc_modes():
         split_gc_modes(["700,10"])
 
 
-def test_grid_from_args():
+def test_sweep_grid():
     """The command's options become the grid: comma lists are axes, --set adds config axes."""
-    parser = argparse.ArgumentParser()
-    add_sweep_arguments(parser)
-    args = parser.parse_args(
-        [
-            "--batch-size",
-            "1,16,64",
-            "--gc",
-            "default,freeze",
-            "--ticks",
-            "1000",
-            "--set",
-            "decay_every=10,100",
-            "--set",
-            "events_mode=poisson",
-        ]
+    grid = sweep_grid(
+        batch_size="1,16,64",
+        gc=["default,freeze"],
+        ticks="1000",
+        sets=["decay_every=10,100", "events_mode=poisson"],
     )
-    grid = grid_from_args(args)
     assert grid["batch_size"] == [1, 16, 64]
     assert grid["gc_mode"] == ["default", "freeze"]
     assert grid["ticks"] == [1000]
@@ -348,15 +331,12 @@ def test_grid_from_args():
     assert len(expand(grid, repeats=1)) == 12
     assert "engine" not in grid  # not given: TrialSpec's default, LifeConfig's
     with pytest.raises(SystemExit):
-        parser.parse_args(["--workers", "2", "--scheduler", "tcp://x:1"])
+        build_parser().parse_args(["sweep", "--workers", "2", "--scheduler", "tcp://x:1"])
 
 
 def test_engine_is_a_sweep_axis_planned_without_running():
     """--engine compiled,python doubles the cells; each trial carries its engine column."""
-    parser = argparse.ArgumentParser()
-    add_sweep_arguments(parser)
-    args = parser.parse_args(["--engine", "compiled,python", "--batch-size", "1,64"])
-    grid = grid_from_args(args)
+    grid = sweep_grid(engine="compiled,python", batch_size="1,64")
     assert grid["engine"] == ["compiled", "python"]
     specs = expand(grid, repeats=2)
     assert len(specs) == 8 and len({s.cell for s in specs}) == 4
@@ -366,37 +346,35 @@ def test_engine_is_a_sweep_axis_planned_without_running():
     assert all(s.params()["engine"] == s.engine for s in specs)
     assert all("engine" not in s.config_json for s in specs)
     for bad, fragment in (
-        (["--engine", "compiled,jit"], "--engine: expected compiled or python, got 'jit'"),
-        (["--engine", ","], "--engine: give at least one value"),
-        (["--set", "engine=python"], "--set engine: use its own option"),
+        ({"engine": "compiled,jit"}, "--engine: expected compiled or python, got 'jit'"),
+        ({"engine": ","}, "--engine: give at least one value"),
+        ({"sets": ["engine=python"]}, "--set engine: use its own option"),
     ):
         with pytest.raises(ValueError, match=fragment):
-            grid_from_args(parser.parse_args(bad))
+            sweep_grid(**bad)
 
 
-def test_engine_column_of_a_sweep_table(tmp_path):
+def _sweep_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
+    assert main(["sweep", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_engine_column_of_a_sweep_table(tmp_path, capsys):
     """A two-engine sweep writes one row per engine, each with the engine that ran."""
-    parser = argparse.ArgumentParser()
-    add_sweep_arguments(parser)
     out = tmp_path / "engines.parquet"
     argv = ["--engine", "compiled,python", "--ticks", "100", "--warmup-ticks", "10"]
-    args = parser.parse_args([*argv, "--repeats", "1", "--out", str(out)])
-    summary = run_sweep_command(args)
+    summary = _sweep_json(capsys, [*argv, "--repeats", "1", "--out", str(out)])
     assert summary["ok"] == 2 and summary["cells"] == 2
     df = read_results(out)
     assert df["engine"].to_list() == ["compiled", "python"]
     assert df["config_json"].to_list() == ["{}", "{}"]
 
 
-def test_run_sweep_command_summary(tmp_path):
-    """The command returns the --json summary: path, rows, ok/failed counts and sweep id."""
-    parser = argparse.ArgumentParser()
-    add_sweep_arguments(parser)
+def test_sweep_command_summary(tmp_path, capsys):
+    """The command prints the --json summary: path, rows, ok/failed counts and sweep id."""
     out = tmp_path / "cmd.parquet"
-    args = parser.parse_args(
-        ["--ticks", "100", "--warmup-ticks", "10", "--repeats", "1", "--out", str(out)]
-    )
-    summary = run_sweep_command(args)
+    argv = ["--ticks", "100", "--warmup-ticks", "10", "--repeats", "1", "--out", str(out)]
+    summary = _sweep_json(capsys, argv)
     assert summary["path"] == str(out) and out.is_file()
     assert summary["rows"] == 1 and summary["ok"] == 1 and summary["failed"] == 0
     assert summary["sweep_id"] == read_results(out)["sweep_id"][0]

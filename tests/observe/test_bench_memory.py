@@ -1,18 +1,13 @@
 """``bench memory``: keys, honest sizes, archive contents; never wall-clock values (DESIGN §3)."""
 
-import argparse
+import json
 import math
 
 import pytest
 
+from lifelab.cli import build_parser, main
 from lifelab.memory.active import COLUMNS
-from lifelab.observe.bench_memory import (
-    ARCHIVE_KEYS,
-    add_bench_memory_arguments,
-    bench_memory,
-    progress_total,
-    run_bench_memory_command,
-)
+from lifelab.observe.bench_memory import ARCHIVE_KEYS, bench_memory, progress_total
 
 DESIGN_KEYS = (
     "entries",
@@ -123,11 +118,9 @@ def test_bad_arguments_are_refused_with_the_field_name(kwargs, field):
         bench_memory(archive=False, **kwargs)
 
 
-def test_command_line_arguments_parse_and_run():
+def test_command_line_arguments_parse_and_run(capsys):
     """The CLI options parse with their defaults, refuse bad values and run the bench."""
-    parser = argparse.ArgumentParser()
-    add_bench_memory_arguments(parser)
-    defaults = parser.parse_args([])
+    defaults = build_parser().parse_args(["bench", "memory"])
     assert (defaults.entries, defaults.seed, defaults.searches, defaults.archive) == (
         1_000_000,
         0,
@@ -135,9 +128,12 @@ def test_command_line_arguments_parse_and_run():
         True,
     )
     with pytest.raises(SystemExit):
-        parser.parse_args(["--entries", "5"])
-    args = parser.parse_args(["--entries", "500", "--seed", "3", "--no-archive"])
-    result = run_bench_memory_command(args)
+        build_parser().parse_args(["bench", "memory", "--entries", "0"])
+    assert main(["bench", "memory", "--entries", "5"]) == 2  # bench_memory's own minimum
+    assert "entries must be an int >= 100" in capsys.readouterr().err
+    argv = ["bench", "memory", "--entries", "500", "--seed", "3", "--no-archive", "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["entries"] == 500
     assert result["seed"] == 3
     assert result["archive_entries"] is None

@@ -135,7 +135,7 @@ def test_cli_bench_realtime_bad_span_exits_2(capsys):
 
 
 def test_a_failing_interpreter_is_a_bench_process_error(monkeypatch, capsys):
-    """An interpreter that fails or cannot start raises BenchProcessError; the CLI exits 1."""
+    """An interpreter that fails or cannot start raises BenchProcessError; the CLI exits 3."""
     monkeypatch.setattr(sys, "executable", "/bin/false")
     with pytest.raises(BenchProcessError, match="status 1") as info:
         bench_import(repeats=1)
@@ -143,7 +143,7 @@ def test_a_failing_interpreter_is_a_bench_process_error(monkeypatch, capsys):
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     with pytest.raises(BenchProcessError, match="could not start"):
         bench_import(repeats=1)
-    assert main(["bench", "import", "--repeats", "1"]) == 1
+    assert main(["bench", "import", "--repeats", "1"]) == 3  # a failed run, not bad input
     assert "could not start" in capsys.readouterr().err
 
 

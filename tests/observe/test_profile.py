@@ -1,6 +1,5 @@
 """Profiles: cProfile and Scalene workers, their tables, tolerant reading and the analysis."""
 
-import argparse
 import json
 import subprocess
 import sys
@@ -8,6 +7,7 @@ import sys
 import polars as pl
 import pytest
 
+from lifelab.cli import build_parser, main
 from lifelab.config import LifeConfig
 from lifelab.life.loop import Life
 from lifelab.observe.profile import (
@@ -17,11 +17,9 @@ from lifelab.observe.profile import (
     WORKER_MODULE,
     ProfileError,
     _run_worker,
-    add_profile_arguments,
     load_profile,
     profile,
     read_scalene_json,
-    run_profile_command,
 )
 
 TINY = {"ticks": 2_000, "warmup": 200}
@@ -261,40 +259,36 @@ def test_scalene_json_unknown_shapes():
         read_scalene_json([1, 2, 3])  # type: ignore[arg-type]
 
 
-def test_cli_arguments_run_a_profile(tmp_path):
-    """add_profile_arguments + run_profile_command give the --json object."""
-    parser = argparse.ArgumentParser()
-    add_profile_arguments(parser)
-    args = parser.parse_args(
-        ["--ticks", "300", "--warmup", "0", "--out", str(tmp_path / "p"), "--set", "seed=3"]
-    )
+def _profile_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
+    assert main(["profile", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_cli_arguments_run_a_profile(tmp_path, capsys):
+    """``lifelab profile --json`` prints the profile's JSON object."""
+    argv = ["--ticks", "300", "--warmup", "0", "--out", str(tmp_path / "p"), "--set", "seed=3"]
+    args = build_parser().parse_args(["profile", *argv])
     assert args.tool == "cprofile"
     assert args.engine is None  # LifeConfig's default
-    out = run_profile_command(args)
+    out = _profile_json(capsys, argv)
     assert set(out) >= JSON_KEYS
     assert out["ticks"] == 300
     assert out["engine"] == LifeConfig().engine
-    assert json.loads(json.dumps(out)) == out
     with pytest.raises(SystemExit):
-        parser.parse_args(["--tool", "perf"])
+        build_parser().parse_args(["profile", "--tool", "perf"])
 
 
-def test_cli_engine_reaches_the_profiled_organism(tmp_path):
+def test_cli_engine_reaches_the_profiled_organism(tmp_path, capsys):
     """--engine python is the profiled organism's engine; a bad engine or a clash is refused."""
-    parser = argparse.ArgumentParser()
-    add_profile_arguments(parser)
-    args = parser.parse_args(
-        ["--ticks", "100", "--warmup", "0", "--out", str(tmp_path / "p"), "--engine", "python"]
-    )
-    out = run_profile_command(args)
+    argv = ["--ticks", "100", "--warmup", "0", "--out", str(tmp_path / "p"), "--engine", "python"]
+    out = _profile_json(capsys, argv)
     assert out["engine"] == "python"
     summary = json.loads((tmp_path / "p" / SUMMARY_FILE).read_text())
     assert summary["worker"]["config"]["engine"] == "python"
     with pytest.raises(SystemExit):
-        parser.parse_args(["--engine", "jit"])
-    clash = parser.parse_args(["--engine", "python", "--set", "engine=compiled"])
-    with pytest.raises(ValueError, match="disagree"):
-        run_profile_command(clash)
+        build_parser().parse_args(["profile", "--engine", "jit"])
+    assert main(["profile", "--engine", "python", "--set", "engine=compiled"]) == 2
+    assert "disagree" in capsys.readouterr().err
 
 
 def test_import_stays_cheap():
