@@ -448,27 +448,30 @@ def engine_gc(
 def gc_effects(table: pl.DataFrame) -> pl.DataFrame:
     """Each engine's GC modes against that engine's ``gc default`` (from ``engine_gc``).
 
-    Columns: ``engine``, ``gc``, ``median_us`` with ``lo``/``hi``, ``vs_default`` (median over
-    the default's) and ``overlaps_default`` (the 95 % intervals overlap: no clear difference).
+    Columns: ``engine``, ``gc``, ``median_us`` with ``ci_low``/``ci_high``, ``vs_default``
+    (median over the default's) and ``overlaps_default`` (the 95 % intervals overlap: no clear
+    difference).
     """
     import polars as pl
 
     rows = []
     for row in table.sort("variant").iter_rows(named=True):
         engine, _, mode = row["variant"].partition(", gc ")
-        rows.append({"engine": engine, "gc": mode, **{k: row[k] for k in ("median", "lo", "hi")}})
+        rows.append(
+            {"engine": engine, "gc": mode, **{k: row[k] for k in ("median", "ci_low", "ci_high")}}
+        )
     df = pl.DataFrame(rows).rename({"median": "median_us"})
     default = df.filter(pl.col("gc") == "default").select(
         "engine",
         pl.col("median_us").alias("_m"),
-        pl.col("lo").alias("_lo"),
-        pl.col("hi").alias("_hi"),
+        pl.col("ci_low").alias("_lo"),
+        pl.col("ci_high").alias("_hi"),
     )
     return (
         df.join(default, on="engine")
         .with_columns(
             (pl.col("median_us") / pl.col("_m")).alias("vs_default"),
-            ~((pl.col("hi") < pl.col("_lo")) | (pl.col("_hi") < pl.col("lo"))).alias(
+            ~((pl.col("ci_high") < pl.col("_lo")) | (pl.col("_hi") < pl.col("ci_low"))).alias(
                 "overlaps_default"
             ),
         )

@@ -4,9 +4,16 @@ The reference plan asked for specific techniques (batched decay, asynchronous ar
 indexes, columnar storage instead of pooled objects, memoisation, serialisation formats,
 asynchronous snapshot/log I/O). Each is answered by an *ablation*: the variants run interleaved
 (A, B, A, B…, so a noisy neighbour hurts both alike), each timing is one sample, and the table
-keeps the median, a 95 % bootstrap interval and the ratio to the baseline variant at the same
-size and metric. Tables go to ``data/results/ablations/<ablation>.parquet`` with the machine,
-Python and commit in their parquet metadata; ``lifelab report`` turns them into a paragraph each.
+keeps the median, a 95 % bootstrap interval (:func:`lifelab.lab.stats.median_ci`) and the ratio
+to the baseline variant at the same size and metric. Tables go to
+``data/results/ablations/<ablation>.parquet`` through :func:`lifelab.lab.results.write_table`
+(kind ``ablation``), with the question, machine, Python and commit in their parquet metadata;
+``lifelab report`` turns them into a paragraph each.
+
+Table versions:
+    1 — the interval in columns ``lo`` and ``hi``, the version under the ``lifelab_ablation`` key.
+    2 — the interval in ``ci_low`` and ``ci_high``, the spelling of every lifelab table, and the
+        common table keys. Version-1 tables (the committed ones) read with the columns renamed.
 
 A variant that is not lifelab's design (an object-per-entry memory, a synchronous writer…) lives
 inside its experiment module only: it exists to be measured against.
@@ -22,9 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from lifelab.exceptions import LifelabError
+from lifelab.lab.stats import median_ci
 
 if TYPE_CHECKING:
     import polars as pl
@@ -44,9 +50,8 @@ __all__ = [
 ]
 
 DEFAULT_ROOT = "data/results/ablations"
-METADATA_KEY = "lifelab_ablation"
-ABLATION_VERSION = 1
-_RESAMPLES = 2_000
+KIND = "ablation"  # the table kind in the parquet metadata (lifelab.lab.results.write_table)
+ABLATION_VERSION = 2
 _CONFIDENCE = 0.95
 
 # Column -> polars dtype name; the one definition every ablation table follows.
@@ -61,8 +66,8 @@ ABLATION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("lower_is_better", "Boolean"),
     ("n", "Int64"),  # samples behind the median
     ("median", "Float64"),
-    ("lo", "Float64"),  # 95 % bootstrap interval of the median
-    ("hi", "Float64"),
+    ("ci_low", "Float64"),  # 95 % bootstrap interval of the median
+    ("ci_high", "Float64"),
     ("ratio", "Float64"),  # median / the baseline's median (same ablation, size, metric)
 )
 
@@ -144,15 +149,15 @@ def ablation_table(
     for role, name in (("baseline", baseline), ("chosen", chosen)):
         if name not in variants:
             raise AblationError(f"{ablation}: {role} {name!r} is not one of {sorted(variants)}")
-    rng = np.random.default_rng(seed)
+    # Each (variant, size, metric) draws its own stream, so adding a variant moves no interval.
+    cis = {
+        key: median_ci(values, confidence=_CONFIDENCE, seed=seed, stream=(ablation, *key))
+        for key, values in sorted(groups.items())
+    }
     rows = []
-    for (variant, size, metric), values in sorted(groups.items()):
-        arr = np.asarray(values)
-        median = float(np.median(arr))
-        boots = np.median(arr[rng.integers(0, arr.size, (_RESAMPLES, arr.size))], axis=1)
-        tail = (1 - _CONFIDENCE) / 2
-        base = groups.get((baseline, size, metric))
-        base_median = float(np.median(base)) if base else None
+    for (variant, size, metric), (median, low, high) in cis.items():
+        base = cis.get((baseline, size, metric))
+        base_median = base[0] if base else None
         unit, lower = info[metric]
         rows.append(
             {
@@ -164,10 +169,10 @@ def ablation_table(
                 "metric": metric,
                 "unit": unit,
                 "lower_is_better": lower,
-                "n": arr.size,
+                "n": len(groups[variant, size, metric]),
                 "median": median,
-                "lo": float(np.quantile(boots, tail, method="lower")),
-                "hi": float(np.quantile(boots, 1 - tail, method="higher")),
+                "ci_low": low,
+                "ci_high": high,
                 "ratio": None if not base_median else median / base_median,
             }
         )
@@ -191,7 +196,7 @@ def verdict(table: pl.DataFrame) -> list[str]:
             continue
         b = base.row(0, named=True)
         factor = row["ratio"] if not row["lower_is_better"] else 1 / row["ratio"]
-        overlap = not (row["hi"] < b["lo"] or b["hi"] < row["lo"])
+        overlap = not (row["ci_high"] < b["ci_low"] or b["ci_high"] < row["ci_low"])
         size = f" at {row['size']:,}" if row["size"] else ""
         word = "better" if factor > 1 else "worse"
         how = f"{factor:.3g}× {word}" if factor >= 1 else f"{1 / factor:.3g}× {word}"
@@ -211,22 +216,29 @@ def write_ablation(
     question: str,
     root: str | Path = DEFAULT_ROOT,
     name: str | None = None,
+    replace: bool = True,
 ) -> Path:
-    """Write ``table`` to ``root/<ablation>.parquet`` (replacing it: the newest measurement).
+    """Write ``table`` to ``root/<ablation>.parquet`` and return the path.
 
-    The parquet metadata holds the question answered and the environment (CPU, Python, commit).
+    The file holds the newest measurement of its ablation, so by default it replaces an earlier
+    ablation table of that name (never a table of another kind); ``replace=False`` refuses any
+    existing file. The parquet metadata holds the question answered and the environment (CPU,
+    Python, commit).
+
+    Raises:
+        AblationError: the table is malformed or holds more than one ablation.
+        lifelab.lab.results.ResultsExistsError: the file exists and may not be replaced.
     """
     from lifelab.lab.env import capture_environment
+    from lifelab.lab.results import write_table
 
     _check(table)
     ablations = table["ablation"].unique().to_list()
     if len(ablations) != 1:
         raise AblationError(f"one ablation per table, got {sorted(ablations)}")
     path = Path(root) / f"{name or ablations[0]}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
     env = capture_environment()
     metadata = {
-        METADATA_KEY: str(ABLATION_VERSION),
         "question": question,
         "environment": json.dumps(
             {k: env[k] for k in ("cpu_model", "cpu_count", "python_version", "git_commit")}
@@ -234,27 +246,35 @@ def write_ablation(
             sort_keys=True,
         ),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.write_parquet(tmp, metadata=metadata)
-    tmp.replace(path)
-    return path
+    return write_table(
+        table, path, kind=KIND, version=ABLATION_VERSION, metadata=metadata, replace=replace
+    )
 
 
 def read_ablation(path: str | Path) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """An ablation table and its metadata (``question``, ``environment``).
+    """An ablation table, upgraded to the current columns, and its ``question`` and
+    ``environment``.
 
     Raises:
         AblationError: the file is not an ablation table of a version this lifelab reads.
     """
-    import polars as pl
+    from lifelab.lab.results import ResultsSchemaError, read_table
 
     path = Path(path)
-    meta = pl.read_parquet_metadata(path)
-    if meta.get(METADATA_KEY) != str(ABLATION_VERSION):
-        raise AblationError(f"{path} is not a lifelab ablation table (v{ABLATION_VERSION})")
-    table = _check(pl.read_parquet(path))
-    env = json.loads(meta.get("environment", "{}"))
-    return table, {"question": meta.get("question", ""), "environment": env}
+    try:
+        stored = read_table(path, kind=KIND, max_version=ABLATION_VERSION)
+    except ResultsSchemaError as exc:
+        raise AblationError(f"{path} is not a lifelab ablation table: {exc}") from exc
+    if stored.kind != KIND:
+        raise AblationError(
+            f"{path} is not a lifelab ablation table (no table kind in its parquet metadata)"
+        )
+    table = stored.data
+    if stored.version == 1:  # the interval was spelled lo / hi
+        table = table.rename({"lo": "ci_low", "hi": "ci_high"}, strict=False)
+    table = _check(table)
+    env = json.loads(stored.metadata.get("environment", "{}"))
+    return table, {"question": stored.metadata.get("question", ""), "environment": env}
 
 
 def load_ablations(root: str | Path = DEFAULT_ROOT) -> list[tuple[pl.DataFrame, dict[str, Any]]]:

@@ -13,9 +13,9 @@ How a figure reads:
   series key, names no cell of its own and never splits a line; constant parameters name none
   either. Filter the table first to plot a slice.
 - **Points.** Each point is the median over the repeats of its cell; a series' points are joined
-  in x order. An error bar (95 % percentile-bootstrap interval, seeded, so the same table always
-  gives the same figure) is drawn only where a point has n ≥ 2; the title says what n is and
-  claims an interval only when bars are drawn.
+  in x order. An error bar (95 % bootstrap interval of :func:`lifelab.lab.stats.median_ci`,
+  seeded, so the same table always gives the same figure) is drawn only where a point has n ≥ 2;
+  the title says what n is and claims an interval only when bars are drawn.
 - **Colours.** A GC mode or an engine has one colour in every figure (:data:`COLOURS`); a
   second varying parameter gets line styles, any further ones markers.
 - **Legends.** Up to :data:`MAX_LEGEND` entries, one per series with its n; beyond that the
@@ -35,6 +35,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter, NullLocator, PercentFormatter
+
+from lifelab.lab.stats import median_ci
 
 __all__ = [
     "COLOURS",
@@ -279,7 +281,7 @@ def rate_by_decile(df: pl.DataFrame, *, by: str | Sequence[str] | None = None) -
     deciles = np.arange(1, 11)
     ns: list[int] = []
     for values, part in _groups(data, layout.keys):
-        stats = np.array([_median_ci(part[c].to_numpy()) for c in DECILE_COLUMNS])
+        stats = np.array([median_ci(part[c].to_numpy()) for c in DECILE_COLUMNS])
         style = layout.style(values)
         ns.append(part.height)
         label = _label(layout.keys, values, [part.height])
@@ -359,12 +361,6 @@ def _ok_rows(df: pl.DataFrame, columns: Sequence[str] = ()) -> pl.DataFrame:
     if data.height == 0:
         raise ValueError(f"no 'ok' trial has finite values in all of {list(columns)}")
     return data
-
-
-def _as_list(by: str | Sequence[str] | None) -> list[str]:
-    if by is None:
-        return []
-    return [by] if isinstance(by, str) else list(by)
 
 
 def _as_list(by: str | Sequence[str] | None) -> list[str]:
@@ -472,30 +468,6 @@ def _groups(data: pl.DataFrame, keys: list[str]) -> list[tuple[tuple[Any, ...], 
     return list(parts.items())
 
 
-def _median_ci(
-    values: Any, *, level: float = 0.95, resamples: int = 2000, seed: int = 0
-) -> tuple[float, float, float]:
-    """Median and percentile-bootstrap CI of the median of the finite ``values``.
-
-    NaNs are skipped; no value gives (nan, nan, nan) and one value a zero-width interval. The
-    generator is seeded so a table always gives the same numbers.
-    """
-    # stats.summarize (lifelab.lab.stats) computes the same per (cell, metric) and more; this
-    # small copy keeps plots usable on their own and can be swapped for it.
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return (np.nan, np.nan, np.nan)
-    median = float(np.median(v))
-    if v.size == 1:
-        return (median, median, median)
-    rng = np.random.default_rng(seed)
-    boot = np.median(v[rng.integers(0, v.size, size=(resamples, v.size))], axis=1)
-    tail = 50.0 * (1.0 - level)
-    lo, hi = np.percentile(boot, [tail, 100.0 - tail])
-    return (median, min(float(lo), median), max(float(hi), median))
-
-
 def _series(
     part: pl.DataFrame, x: str, metric: str, positions: dict[Any, float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -504,7 +476,7 @@ def _series(
     for (value,), cell in _groups(part, [x]):
         values = cell[metric].to_numpy()
         n = int(np.count_nonzero(np.isfinite(np.asarray(values, dtype=float))))
-        rows.append((positions[value], *_median_ci(values), n))
+        rows.append((positions[value], *median_ci(values), n))
     arr = np.array(rows, dtype=float).reshape(-1, 5)
     arr = arr[np.argsort(arr[:, 0], kind="stable")]
     return arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4].astype(int)

@@ -12,7 +12,6 @@ the only wall-clock reading is the optional "generated at" line.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import re
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # polars and matplotlib load only when a report is built (cli imports us)
     import polars as pl
 
-__all__ = ["ablation_conclusions", "add_report_arguments", "build_report", "run_report_command"]
+__all__ = ["ablation_conclusions", "build_report", "report_summary"]
 
 DEFAULT_RESULTS = "data/results"
 DEFAULT_OUT = "docs/performance"
@@ -72,35 +71,15 @@ def build_report(
     return _build(Path(results_root), Path(out_dir), timestamp=timestamp).readme
 
 
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of ``lifelab report`` (including ``--json``) to ``parser``."""
-    parser.add_argument(
-        "--results",
-        default=DEFAULT_RESULTS,
-        metavar="DIR",
-        help=f"folder searched for results parquet files ({DEFAULT_RESULTS})",
-    )
-    parser.add_argument(
-        "--out",
-        default=DEFAULT_OUT,
-        metavar="DIR",
-        help=f"folder for README.md and the figures ({DEFAULT_OUT})",
-    )
-    parser.add_argument(
-        "--no-timestamp",
-        action="store_true",
-        help="omit the 'generated at' line (identical results give identical files)",
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON object as the last line"
-    )
-
-
-def run_report_command(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``lifelab report``: out_dir, readme, figures (paths) and tables (results files read)."""
-    built = _build(
-        Path(args.results), Path(args.out), timestamp=not getattr(args, "no_timestamp", False)
-    )
+def report_summary(
+    results_root: str | Path = DEFAULT_RESULTS,
+    out_dir: str | Path = DEFAULT_OUT,
+    *,
+    timestamp: bool = True,
+) -> dict[str, Any]:
+    """:func:`build_report`, returning what ``lifelab report --json`` prints: out_dir, readme,
+    figures (paths) and tables (results files read)."""
+    built = _build(Path(results_root), Path(out_dir), timestamp=timestamp)
     return {
         "out_dir": str(built.readme.parent),
         "readme": str(built.readme),
@@ -116,11 +95,17 @@ def _read_all(root: Path) -> tuple[pl.DataFrame, list[str]]:
     """Every results table under ``root`` as one frame, and the parquet files skipped.
 
     Each row gets a ``source_table`` column (its file, relative to ``root``). Files and folders
-    starting with "." (a writer's temporary files) are ignored; parquet files without the id and
-    status columns (e.g. profile tables) are skipped and named. This is the one place the report
-    opens results: swap it for ``lifelab.lab.results.load_results`` once that exists.
+    starting with "." (a writer's temporary files) are ignored; ablation tables (their own
+    section) are left out; other tables without the id and status columns (e.g. profile tables)
+    are skipped and named. Tables are read with :func:`lifelab.lab.results.read_table`, so
+    every version and kind is accepted, unversioned ones included. Unlike
+    :func:`lifelab.lab.results.load_results` this keeps rows from every machine (each gets its
+    own subsection) and also reads results tables written without metadata.
     """
     import polars as pl
+
+    from lifelab.lab.ablation import KIND as ABLATION_KIND
+    from lifelab.lab.results import read_table
 
     paths = []
     if root.is_dir():
@@ -131,12 +116,14 @@ def _read_all(root: Path) -> tuple[pl.DataFrame, list[str]]:
     for path in paths:
         name = path.relative_to(root).as_posix()
         try:
-            frame = pl.read_parquet(path)
-        except (pl.exceptions.PolarsError, OSError) as exc:
+            table = read_table(path)
+        except (ValueError, OSError) as exc:
             raise ValueError(f"cannot read results table {path}: {exc}") from exc
+        if table.kind == ABLATION_KIND:  # those have their own section
+            continue
+        frame = table.data
         if not all(c in frame.columns for c in _REQUIRED):
-            if path.parent.name != "ablations":  # those have their own section
-                skipped.append(name)
+            skipped.append(name)
             continue
         frames.append(frame.with_columns(pl.lit(name).alias(_SOURCE)))
     if not frames:
@@ -256,7 +243,7 @@ def _ablations(root: Path, out_dir: Path, figures: list[Path]) -> list[str]:
                         row["variant"] + tag,
                         f"{row['size']:,}",
                         f"{row['metric']} ({row['unit']})",
-                        _estimate(row["median"], row["lo"], row["hi"]),
+                        _estimate(row["median"], row["ci_low"], row["ci_high"]),
                         "—" if row["ratio"] is None else f"{row['ratio']:.3g}",
                     ]
                 )
@@ -352,7 +339,7 @@ def _ablation_findings(table: pl.DataFrame) -> list[tuple[tuple[str, str], list[
                     continue
                 lower = c["lower_is_better"]
                 factor = o["median"] / c["median"] if lower else c["median"] / o["median"]
-                overlap = not (c["hi"] < o["lo"] or o["hi"] < c["lo"])
+                overlap = not (c["ci_high"] < o["ci_low"] or o["ci_high"] < c["ci_low"])
                 points.append((size, factor, overlap or abs(factor - 1) < _MIN_EFFECT))
             if points:
                 metrics.append((metric, points))
@@ -537,6 +524,7 @@ def _group_body(
 
 def _summary_table(ok: pl.DataFrame, varying: list[str], cells: list[Any]) -> list[str]:
     from lifelab.lab import plots
+    from lifelab.lab.stats import median_ci
 
     metrics = [(c, h) for c, h in KEY_METRICS if c in ok.columns and ok[c].drop_nulls().len() > 0]
     head = [*(varying or ["cell"]), "n", *(h for _, h in metrics)]
@@ -545,8 +533,7 @@ def _summary_table(ok: pl.DataFrame, varying: list[str], cells: list[Any]) -> li
         row = [plots._fmt_value(v) for v in values] or ["all trials"]
         row.append(str(part.height))
         for column, _ in metrics:
-            # lifelab.lab.stats.summarize gives the same median and interval per (cell, metric).
-            row.append(_estimate(*plots._median_ci(part[column].to_numpy())))
+            row.append(_estimate(*median_ci(part[column].to_numpy())))
         lines.append(_md_row(row))
     return [*lines, ""]
 

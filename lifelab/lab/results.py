@@ -1,11 +1,25 @@
-"""Results tables on disk: versioned parquet, ``data/results/<suite>/<sweep_id>.parquet``.
+"""Tables on disk: one versioned parquet writer and reader, and the results tables of sweeps.
 
-A table's columns are schema.ALL_COLUMNS exactly; its parquet key-value metadata carries the
-schema version (``lifelab_results_schema``), the suite and the sweep id. Writers never overwrite
-a file; readers check the version and load every version they know (one loader each, upgrading
-to the current columns: see the history in :mod:`lifelab.lab.schema`) and refuse newer or unknown
-ones. :func:`load_results` merges tables and,
-like pyperf, never mixes rows measured on different machines or Pythons unless told to.
+Every table the notebooks and ``lifelab report`` read is written by :func:`write_table` and read
+by :func:`read_table`. Its parquet key-value metadata names what the table is and the version of
+that kind's columns (``lifelab_table`` and ``lifelab_table_version``), beside the writer's own keys
+(suite, question, environment…). Writers never overwrite: an existing path is refused unless the
+caller passes ``replace=True`` (a fixed-name table that holds "the newest measurement", such as an
+ablation), and even then only a table of the same kind, or an unversioned one, is replaced.
+
+Older files stay readable. Before the common keys, results tables carried their version under
+``lifelab_results_schema`` and ablation tables under ``lifelab_ablation``: those keys are read as
+kind ``results`` and ``ablation``. Tables written without any (the "plain" tables of notebooks 04
+and 05 and of the targets, e.g. the committed ``data/results/memory_scaling/*.parquet``) read as
+kind ``plain``, version 0. Each kind's own reader upgrades the versions it knows.
+
+Results tables (``data/results/<suite>/<sweep_id>.parquet``, kind ``results``) have exactly the
+columns of :mod:`lifelab.lab.schema`; their metadata also keeps the version under
+``lifelab_results_schema``, with the suite and the sweep id. :func:`read_results` checks the
+version and loads every version it knows (one loader each, upgrading to the current columns: see
+the history in :mod:`lifelab.lab.schema`) and refuses newer or unknown ones. :func:`load_results`
+merges tables and, like pyperf, never mixes rows measured on different machines or Pythons unless
+told to.
 """
 
 from __future__ import annotations
@@ -14,7 +28,8 @@ import contextlib
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,25 +42,187 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_RESULTS_ROOT",
+    "KIND_KEY",
+    "PLAIN",
+    "RESULTS_KIND",
+    "VERSION_KEY",
     "ResultsExistsError",
     "ResultsSchemaError",
+    "Table",
     "load_results",
     "read_metadata",
     "read_results",
+    "read_table",
     "validate_results",
     "write_results",
+    "write_table",
 ]
 
 DEFAULT_RESULTS_ROOT = Path("data/results")
 STATUSES = ("ok", "failed")
 
+KIND_KEY = "lifelab_table"  # what a table is: "results", "ablation", "memory_scaling"…
+VERSION_KEY = "lifelab_table_version"  # the version of that kind's columns, an integer >= 1
+PLAIN = "plain"  # the kind of a table written with no kind (before write_table): version 0
+RESULTS_KIND = "results"
+# Keys that held a table's version before the common keys, and the kind each one means.
+_LEGACY_VERSION_KEYS = {METADATA_KEY: RESULTS_KIND, "lifelab_ablation": "ablation"}
+
 
 class ResultsSchemaError(LifelabError, ValueError):
-    """A file is not a lifelab results table, has an unknown version, or has the wrong columns."""
+    """A file is not a lifelab table of the kind asked for, has an unknown version, or has the
+    wrong columns."""
 
 
 class ResultsExistsError(LifelabError, FileExistsError):
-    """A results file already exists at the path a sweep would write (never overwritten)."""
+    """A table already exists at the path a writer would use (tables are never overwritten)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table read from disk: its rows as stored, its kind and version, and the writer's keys.
+
+    ``metadata`` holds the parquet key-value metadata less the kind and version keys and
+    parquet's own (``ARROW:*``) ones: e.g. ``suite`` and ``sweep_id``, or ``question``.
+    """
+
+    data: pl.DataFrame
+    kind: str
+    version: int
+    metadata: dict[str, str]
+
+
+def write_table(
+    df: pl.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    kind: str,
+    version: int,
+    metadata: Mapping[str, str] | None = None,
+    replace: bool = False,
+) -> Path:
+    """Write ``df`` to a new parquet file with its kind and schema version; return the path.
+
+    Parents are created. The file appears whole or not at all (written beside it, then linked
+    or renamed into place). ``metadata`` adds string key-values (e.g. ``question``).
+
+    Args:
+        kind: What the table is (a short name such as ``"ablation"``); not ``"plain"``.
+        version: The version of this kind's columns, >= 1; bump it when the columns change and
+            teach the kind's reader to upgrade the older version.
+        replace: Replace an existing table of the same kind (or an unversioned one) instead of
+            refusing: for fixed-name tables that hold the newest measurement of something.
+
+    Raises:
+        ResultsExistsError: ``path`` exists (and ``replace`` is false, or it holds another kind
+            of table).
+        ResultsSchemaError: A bad kind, version or metadata key.
+    """
+    path = Path(path)
+    if not kind or kind == PLAIN or not isinstance(kind, str):
+        raise ResultsSchemaError(
+            f"kind must be a non-empty name other than {PLAIN!r}, got {kind!r}"
+        )
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ResultsSchemaError(f"version must be an integer >= 1, got {version!r}")
+    extra = dict(metadata or {})
+    reserved = [k for k in extra if k in (KIND_KEY, VERSION_KEY) or k.startswith("ARROW:")]
+    if reserved:
+        raise ResultsSchemaError(f"metadata keys {reserved} are reserved for the table format")
+    bad = [k for k, v in extra.items() if not isinstance(v, str)]
+    if bad:
+        raise ResultsSchemaError(f"metadata values must be strings; not for {bad}")
+    if path.exists():
+        if not replace:
+            raise ResultsExistsError(
+                f"{path} already exists; tables are never overwritten: pick another path (or "
+                "pass replace=True for a table that holds the newest measurement)"
+            )
+        old_kind = _kind_and_version(read_metadata(path), path)[0]
+        if old_kind not in (kind, PLAIN):
+            raise ResultsExistsError(
+                f"{path} holds a {old_kind!r} table: replace=True replaces only a {kind!r} table "
+                "or an unversioned one; pick another path"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        df.write_parquet(tmp, metadata={KIND_KEY: kind, VERSION_KEY: str(version), **extra})
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path
+
+
+def read_table(
+    path: str | os.PathLike[str], *, kind: str | None = None, max_version: int | None = None
+) -> Table:
+    """Read a table written by :func:`write_table`, or an older one (see the module docstring).
+
+    The rows come back as stored: upgrading an older version is the kind's own reader's work
+    (e.g. :func:`read_results`). With ``kind``, a table of another kind is refused (an unversioned
+    one is accepted, as version 0); with ``max_version``, so is a newer version.
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        ResultsSchemaError: Not a parquet file, corrupt, another kind, or too new a version.
+    """
+    import polars as pl
+    from polars.exceptions import PanicException
+
+    meta = read_metadata(path)
+    found, version = _kind_and_version(meta, path)
+    if kind is not None and found not in (kind, PLAIN):
+        raise ResultsSchemaError(f"{path} is a {found!r} table, not a {kind!r} table")
+    if max_version is not None and version > max_version:
+        raise ResultsSchemaError(
+            f"{path} is a {found!r} table of version {version}, newer than this lifelab reads "
+            f"(up to {max_version}): upgrade lifelab to read it"
+        )
+    try:
+        data = pl.read_parquet(path)
+    except FileNotFoundError:
+        raise
+    except (Exception, PanicException) as exc:  # corrupt pages pass the metadata check
+        raise ResultsSchemaError(f"{path}: cannot read the table (corrupt file?): {exc}") from exc
+    own = {KIND_KEY, VERSION_KEY}
+    extra = {k: v for k, v in meta.items() if k not in own and not k.startswith("ARROW:")}
+    return Table(data, found, version, extra)
+
+
+def _kind_and_version(meta: Mapping[str, str], path: object) -> tuple[str, int]:
+    """A table's kind and version from its metadata: the common keys, a legacy key, or plain."""
+    if KIND_KEY in meta:
+        kind, text = meta[KIND_KEY], meta.get(VERSION_KEY)
+    else:
+        legacy = next((k for k in _LEGACY_VERSION_KEYS if k in meta), None)
+        if legacy is None:
+            return PLAIN, 0
+        kind, text = _LEGACY_VERSION_KEYS[legacy], meta[legacy]
+    try:
+        return kind, int(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ResultsSchemaError(f"{path}: unknown {kind} schema version {text!r}") from None
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path``, refusing an existing ``path`` atomically."""
+    # link() refuses an existing target atomically, closing the race a check leaves open.
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise ResultsExistsError(
+            f"{path} already exists; tables are never overwritten: pick another path"
+        ) from None
+    except OSError:
+        # A file system without hard links: fall back to a checked rename.
+        if path.exists():
+            raise ResultsExistsError(f"{path} already exists; pick another path") from None
+        os.rename(tmp, path)
 
 
 def validate_results(df: pl.DataFrame, *, where: str = "results table") -> pl.DataFrame:
@@ -104,35 +281,15 @@ def write_results(
         raise ResultsExistsError(
             f"{path} already exists; results are never overwritten: pick another path"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {
-        METADATA_KEY: str(RESULTS_SCHEMA_VERSION),
-        "suite": suite,
-        "sweep_id": sweep_id,
-    }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        df.write_parquet(tmp, metadata=metadata)
-        # link() refuses an existing target atomically, closing the race a check leaves open.
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise ResultsExistsError(
-                f"{path} already exists; results are never overwritten: pick another path"
-            ) from None
-        except OSError:
-            # A file system without hard links: fall back to a checked rename.
-            if path.exists():
-                raise ResultsExistsError(f"{path} already exists; pick another path") from None
-            os.rename(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return path
+    # The legacy key stays beside the common ones, so lifelab 0.1 still reads new sweeps.
+    metadata = {METADATA_KEY: str(RESULTS_SCHEMA_VERSION), "suite": suite, "sweep_id": sweep_id}
+    return write_table(
+        df, path, kind=RESULTS_KIND, version=RESULTS_SCHEMA_VERSION, metadata=metadata
+    )
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The parquet key-value metadata of a results file (schema version, suite, sweep id)."""
+    """The parquet key-value metadata of a table file (kind, version and the writer's keys)."""
     import polars as pl
     from polars.exceptions import PanicException
 
@@ -153,18 +310,14 @@ def read_results(path: str | os.PathLike[str]) -> pl.DataFrame:
         ResultsSchemaError: Not a results table, a newer or unknown schema version, or wrong
             columns.
     """
-    from polars.exceptions import PanicException
-
-    meta = read_metadata(path)
-    text = meta.get(METADATA_KEY)
-    if text is None:
+    table = read_table(path)
+    if table.kind != RESULTS_KIND:
+        what = "no version in its parquet metadata" if table.kind == PLAIN else table.kind
         raise ResultsSchemaError(
-            f"{path} is not a lifelab results table (no {METADATA_KEY!r} in its parquet metadata)"
+            f"{path} is not a lifelab results table ({what}; results tables carry "
+            f"{KIND_KEY!r} = {RESULTS_KIND!r} or the older {METADATA_KEY!r})"
         )
-    try:
-        version = int(text)
-    except ValueError:
-        raise ResultsSchemaError(f"{path}: unknown results schema version {text!r}") from None
+    version = table.version
     if version > RESULTS_SCHEMA_VERSION:
         raise ResultsSchemaError(
             f"{path} has results schema version {version}, newer than this lifelab reads "
@@ -175,20 +328,13 @@ def read_results(path: str | os.PathLike[str]) -> pl.DataFrame:
         raise ResultsSchemaError(
             f"{path}: unknown results schema version {version} (known: {sorted(_LOADERS)})"
         )
-    try:
-        df = loader(Path(path))
-    except (FileNotFoundError, ResultsSchemaError):
-        raise
-    except (Exception, PanicException) as exc:  # corrupt pages pass the metadata check
-        raise ResultsSchemaError(f"{path}: cannot read the table (corrupt file?): {exc}") from exc
-    return validate_results(df, where=str(path))
+    return validate_results(loader(table.data, Path(path)), where=str(path))
 
 
-def _load_v1(path: Path) -> pl.DataFrame:
+def _load_v1(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     """Version 1 had no ``engine`` column: its trials all ran the Python engine."""
     import polars as pl
 
-    df = pl.read_parquet(path)
     if "engine" in df.columns:
         raise ResultsSchemaError(
             f"{path} says results schema version 1 but has an 'engine' column (version 2): "
@@ -197,14 +343,12 @@ def _load_v1(path: Path) -> pl.DataFrame:
     return df.with_columns(pl.lit("python", pl.String).alias("engine"))
 
 
-def _load_v2(path: Path) -> pl.DataFrame:
-    import polars as pl
-
-    return pl.read_parquet(path)
+def _load_v2(df: pl.DataFrame, path: Path) -> pl.DataFrame:
+    return df
 
 
 # One loader per schema version ever written; a new version adds a loader that upgrades.
-_LOADERS: dict[int, Callable[[Path], Any]] = {1: _load_v1, 2: _load_v2}
+_LOADERS: dict[int, Callable[[pl.DataFrame, Path], Any]] = {1: _load_v1, 2: _load_v2}
 
 
 def load_results(
@@ -218,7 +362,7 @@ def load_results(
     With ``match_environment`` only rows whose checked environment (cpu_model, python_version)
     equals the most recent table's are kept — timings from different machines or Pythons are
     not comparable — and a warning says what was left out. Parquet files without the results
-    metadata key (other tables) are skipped with a warning; results tables of a newer or unknown
+    metadata (other tables) are skipped with a warning; results tables of a newer or unknown
     schema version raise :class:`ResultsSchemaError`, as in :func:`read_results`.
     """
     import polars as pl
@@ -233,8 +377,8 @@ def load_results(
     tables = []
     foreign = []
     for path in files:
-        if METADATA_KEY not in read_metadata(path):
-            foreign.append(str(path))  # some other parquet (not a results table): not ours
+        if _kind_and_version(read_metadata(path), path)[0] != RESULTS_KIND:
+            foreign.append(str(path))  # some other table (ablation, plain…): not a sweep
             continue
         df = read_results(path)
         if suite is not None:
@@ -244,7 +388,8 @@ def load_results(
     if foreign:
         warnings.warn(
             f"load_results skipped {len(foreign)} parquet file(s) that are not lifelab results "
-            f"tables (no {METADATA_KEY!r} metadata): {foreign}",
+            f"tables (no {KIND_KEY!r} = {RESULTS_KIND!r} nor {METADATA_KEY!r} metadata): "
+            f"{foreign}",
             stacklevel=2,
         )
     if not tables:

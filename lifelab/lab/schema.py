@@ -1,7 +1,9 @@
 """The results table: one row per trial, long and tidy. The one place its columns are named.
 
-Every sweep writes one parquet file with these columns (units in the names) and the schema
-version in the parquet key-value metadata under ``lifelab_results_schema``.
+Every sweep writes one parquet file with these columns (units in the names) through
+:func:`lifelab.lab.results.write_table`: kind ``results`` and the schema version in the parquet
+key-value metadata (``lifelab_table`` / ``lifelab_table_version``), the version also under
+``lifelab_results_schema`` (:data:`METADATA_KEY`), the only key before the common ones.
 
 Schema history:
     1 — first version (lifelab 0.1): id, parameter, metric and environment columns below.
@@ -25,7 +27,7 @@ __all__ = [
 ]
 
 RESULTS_SCHEMA_VERSION = 2
-METADATA_KEY = "lifelab_results_schema"
+METADATA_KEY = "lifelab_results_schema"  # still written; tables before the common keys have only it
 
 # The tick stages timed by life.metrics (lifelab.observe.metrics.STAGES), kept here as plain
 # strings so reading results never imports the runtime.

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PLAIN_TABLES",
+    "TABLE_VERSION",
     "TARGETS",
     "Target",
     "check_targets",
@@ -28,7 +29,8 @@ __all__ = [
     "run_target_trials",
 ]
 
-# Tables that are not sweeps, by file stem (the newest file of each name is read).
+# Tables that are not sweeps, by file stem (the newest file of each name is read). Each is written
+# by lifelab.lab.results.write_table with its stem as its kind; older files have no kind (plain).
 PLAIN_TABLES = (
     "memory_scaling",
     "snapshot_costs",
@@ -37,6 +39,8 @@ PLAIN_TABLES = (
     "realtime",
     "import_time",
 )
+# The version of those tables' columns, as write_table records it; the first written with one.
+TABLE_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,12 +277,13 @@ def check_targets(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 def load_tables(root: str | Path = "data/results") -> dict[str, pl.DataFrame]:
-    """Results tables by suite, plus the plain tables that notebooks 04 and 05 write."""
+    """Results tables by suite, plus the named tables that notebooks 04 and 05 and the target
+    trials write (:data:`PLAIN_TABLES`; any version, unversioned ones included)."""
     import warnings
 
     import polars as pl
 
-    from lifelab.lab.results import load_results
+    from lifelab.lab.results import load_results, read_table
 
     root = Path(root)
     out: dict[str, pl.DataFrame] = {}
@@ -291,7 +296,7 @@ def load_tables(root: str | Path = "data/results") -> dict[str, pl.DataFrame]:
     for name in PLAIN_TABLES:
         files = sorted(root.rglob(f"{name}.parquet")) if root.is_dir() else []
         if files:
-            out[name] = pl.read_parquet(files[-1])
+            out[name] = read_table(files[-1], kind=name, max_version=TABLE_VERSION).data
     return out
 
 
@@ -377,10 +382,12 @@ def run_realtime_trials(
 ) -> pl.DataFrame:
     """``bench realtime`` ``repeats`` times (each with its bare-pacing baseline), one row each.
 
-    With ``out`` the table is written to ``out/realtime.parquet`` (replacing the last one).
+    With ``out`` the table is written to ``out/realtime.parquet`` (kind ``realtime``), replacing
+    the last one of that kind.
     """
     import polars as pl
 
+    from lifelab.lab.results import write_table
     from lifelab.observe.bench_realtime import bench_realtime
 
     rows = [
@@ -389,21 +396,26 @@ def run_realtime_trials(
     ]
     df = pl.DataFrame(rows)
     if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        df.write_parquet(Path(out) / "realtime.parquet")
+        path = Path(out) / "realtime.parquet"
+        write_table(df, path, kind="realtime", version=TABLE_VERSION, replace=True)
     return df
 
 
 def run_import_trials(*, repeats: int = 15, out: str | Path | None = None) -> pl.DataFrame:
-    """Cold ``import lifelab`` times in fresh interpreters, one row each (``out/import_time``)."""
+    """Cold ``import lifelab`` times in fresh interpreters, one row each.
+
+    With ``out`` the table is written to ``out/import_time.parquet`` (kind ``import_time``),
+    replacing the last one of that kind.
+    """
     import polars as pl
 
+    from lifelab.lab.results import write_table
     from lifelab.observe.bench_realtime import bench_import
 
     df = pl.DataFrame({"import_ms": bench_import(repeats=repeats)["import_ms"]})
     if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        df.write_parquet(Path(out) / "import_time.parquet")
+        path = Path(out) / "import_time.parquet"
+        write_table(df, path, kind="import_time", version=TABLE_VERSION, replace=True)
     return df
 
 

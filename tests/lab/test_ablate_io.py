@@ -98,10 +98,10 @@ def test_table_has_every_variant_and_metric(tables, name):
     assert set(table.filter(table["baseline"])["variant"]) == {baseline}
     assert set(table.filter(table["chosen"])["variant"]) == {chosen}
     assert table.filter(table["baseline"])["ratio"].to_list() == [1.0] * len(metrics)
-    for col in ("median", "lo", "hi", "ratio"):
+    for col in ("median", "ci_low", "ci_high", "ratio"):
         assert all(math.isfinite(v) and v > 0 for v in table[col].to_list()), col
-    assert (table["lo"] <= table["median"]).all()
-    assert (table["median"] <= table["hi"]).all()
+    assert (table["ci_low"] <= table["median"]).all()
+    assert (table["median"] <= table["ci_high"]).all()
 
 
 @pytest.mark.parametrize("name", list(RUNNERS))

@@ -89,9 +89,9 @@ def test_values_are_positive_finite_and_baseline_ratios_exactly_one(tables, name
     _, kwargs, _, _, _, _ = CASES[name]
     table = tables[name]
     for row in table.iter_rows(named=True):
-        for key in ("median", "lo", "hi", "ratio"):
+        for key in ("median", "ci_low", "ci_high", "ratio"):
             assert math.isfinite(row[key]) and row[key] > 0, (row, key)
-        assert row["lo"] <= row["median"] <= row["hi"]
+        assert row["ci_low"] <= row["median"] <= row["ci_high"]
         if row["baseline"]:
             assert row["ratio"] == 1.0
         want_n = 1 if row["metric"] == "bytes_per_entry" else kwargs["repeats"]

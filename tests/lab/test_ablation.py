@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -20,6 +22,11 @@ from lifelab.lab.ablation import (
     write_ablation,
 )
 from lifelab.lab.report import build_report
+from lifelab.lab.results import ResultsExistsError, read_table, write_table
+from lifelab.lab.stats import median_ci
+
+# A version-1 ablation table as committed (interval in lo / hi, version under lifelab_ablation).
+COMMITTED_V1 = Path(__file__).parents[2] / "data" / "results" / "ablations" / "decay.parquet"
 
 
 def _samples(slow=(10.0, 11.0, 12.0), fast=(1.0, 1.1, 0.9), size=1_000):
@@ -36,8 +43,20 @@ def test_table_has_the_schema_medians_intervals_and_ratios():
     assert rows["numpy"]["median"] == 1.0
     assert rows["numpy"]["ratio"] == pytest.approx(1.0 / 11.0)
     for r in rows.values():
-        assert r["lo"] <= r["median"] <= r["hi"] and r["n"] == 3
+        assert r["ci_low"] <= r["median"] <= r["ci_high"] and r["n"] == 3
     assert rows["loop"]["baseline"] and rows["numpy"]["chosen"]
+
+
+def test_intervals_are_the_stats_bootstrap_one_stream_per_variant_size_and_metric():
+    """Each row's interval is stats.median_ci of its samples, so adding a variant moves none."""
+    table = ablation_table("decay", _samples(), baseline="loop", chosen="numpy", seed=3)
+    row = table.filter(pl.col("variant") == "loop").row(0, named=True)
+    stream = ("decay", "loop", 1_000, "decay_ms")
+    want = median_ci([10.0, 11.0, 12.0], seed=3, stream=stream)
+    assert (row["median"], row["ci_low"], row["ci_high"]) == want
+    more = [*_samples(), *(Sample("other", "decay_ms", v, 1_000, "ms") for v in (5.0, 6.0))]
+    bigger = ablation_table("decay", more, baseline="loop", chosen="numpy", seed=3)
+    assert bigger.filter(pl.col("variant") != "other").equals(table)
 
 
 def test_verdict_says_how_much_better_and_flags_overlap():
@@ -84,11 +103,51 @@ def test_write_read_load_round_trip(tmp_path):
     assert load_ablations(tmp_path / "missing") == []
 
 
+def test_written_tables_carry_the_common_kind_and_version(tmp_path):
+    """write_ablation goes through results.write_table: kind "ablation", version 2."""
+    table = ablation_table("decay", _samples(), baseline="loop", chosen="numpy")
+    stored = read_table(write_ablation(table, question="q", root=tmp_path))
+    assert (stored.kind, stored.version) == ("ablation", 2)
+    assert stored.metadata["question"] == "q"
+
+
+def test_a_version_1_table_reads_with_the_interval_renamed():
+    """The committed tables (lo / hi, the old metadata key) load as ci_low / ci_high."""
+    assert {"lo", "hi"} <= set(pl.read_parquet_schema(COMMITTED_V1))
+    assert (read_table(COMMITTED_V1).kind, read_table(COMMITTED_V1).version) == ("ablation", 1)
+    table, meta = read_ablation(COMMITTED_V1)
+    assert [(n, str(t)) for n, t in table.schema.items()] == list(ABLATION_COLUMNS)
+    raw = pl.read_parquet(COMMITTED_V1)
+    assert table["ci_low"].equals(raw["lo"].alias("ci_low"))
+    assert meta["question"]
+    assert verdict(table)  # the rest of the module reads it like a new one
+
+
+def test_rewriting_replaces_an_ablation_but_never_another_kind(tmp_path):
+    """The newest measurement replaces the last; replace=False and other kinds are refused."""
+    shutil.copy(COMMITTED_V1, tmp_path / "decay.parquet")
+    table = ablation_table("decay", _samples(), baseline="loop", chosen="numpy")
+    write_ablation(table, question="again", root=tmp_path)  # replaces the version-1 table
+    assert read_ablation(tmp_path / "decay.parquet")[1]["question"] == "again"
+    with pytest.raises(ResultsExistsError, match="never overwritten"):
+        write_ablation(table, question="again", root=tmp_path, replace=False)
+    write_table(pl.DataFrame({"a": [1]}), tmp_path / "other.parquet", kind="other", version=1)
+    with pytest.raises(ResultsExistsError, match="holds a 'other' table"):
+        write_ablation(table, question="q", root=tmp_path, name="other")
+
+
 def test_read_refuses_a_parquet_that_is_not_an_ablation(tmp_path):
     path = tmp_path / "other.parquet"
     pl.DataFrame({"a": [1]}).write_parquet(path)
     with pytest.raises(AblationError, match="not a lifelab ablation"):
         read_ablation(path)
+    write_table(pl.DataFrame({"a": [1]}), tmp_path / "kind.parquet", kind="other", version=1)
+    with pytest.raises(AblationError, match="'other' table"):
+        read_ablation(tmp_path / "kind.parquet")
+    table = ablation_table("decay", _samples(), baseline="loop", chosen="numpy")
+    write_table(table, tmp_path / "new.parquet", kind="ablation", version=3)
+    with pytest.raises(AblationError, match="newer than this lifelab reads"):
+        read_ablation(tmp_path / "new.parquet")
 
 
 def test_plot_has_one_panel_per_metric():

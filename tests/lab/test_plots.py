@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -14,6 +12,7 @@ from support.synthetic import make_results
 
 from lifelab.lab import plots
 from lifelab.lab.schema import STAGE_NAMES, polars_schema
+from lifelab.lab.stats import median_ci
 
 
 def _failed(df: pl.DataFrame) -> pl.DataFrame:
@@ -322,10 +321,16 @@ def test_plots_register_no_pyplot_figures():
     assert plt.get_fignums() == before
 
 
-@given(st.lists(st.floats(-1e9, 1e9, allow_nan=False), min_size=1, max_size=30))
-def test_median_ci_brackets_the_median(values):
-    """The bootstrap interval always contains the median and is reproducible."""
-    median, lo, hi = plots._median_ci(values)
-    assert median == pytest.approx(float(np.median(values)))
-    assert lo <= median <= hi
-    assert plots._median_ci(values) == (median, lo, hi)
+def test_error_bars_are_the_stats_bootstrap():
+    """A bar spans stats.median_ci of its cell's values: plots keep no bootstrap of their own."""
+    df = make_results()
+    (ax,) = plots.throughput_vs_batch(df).axes
+    bar = _errorbars(ax)[0]  # gc_mode "default", batch sizes in order
+    cells = df.filter(pl.col("gc_mode") == "default").sort("batch_size", maintain_order=True)
+    for segment, (_, part) in zip(
+        bar.lines[2][0].get_segments(),
+        cells.group_by("batch_size", maintain_order=True),
+        strict=True,
+    ):
+        _, low, high = median_ci(part["events_per_s"].to_numpy())
+        assert (segment[0][1], segment[1][1]) == pytest.approx((low, high))

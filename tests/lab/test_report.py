@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+import json
 import re
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from support.synthetic import make_results
 
+from lifelab import cli
 from lifelab.lab import report
 
 SWEEP = "20250101T000000Z-0000abcd"
@@ -144,25 +145,24 @@ def test_unreadable_parquet_raises_value_error(tmp_path):
         report.build_report(tmp_path / "results", tmp_path / "docs")
 
 
-def test_report_command_arguments_and_result(tmp_path):
-    """add_report_arguments parses the CLI options; run_report_command returns the summary."""
+def test_report_command_arguments_and_result(tmp_path, capsys):
+    """``lifelab report`` parses its options; report_summary returns the --json summary."""
     import matplotlib.pyplot as plt
 
     root, out = tmp_path / "results", tmp_path / "docs"
     _write(root, _small())
-    parser = argparse.ArgumentParser()
-    report.add_report_arguments(parser)
-    args = parser.parse_args(["--results", str(root), "--out", str(out), "--json"])
-    assert args.json and not args.no_timestamp
     before = plt.get_fignums()
-    result = report.run_report_command(args)
+    assert cli.main(["report", "--results", str(root), "--out", str(out), "--json"]) == 0
     assert plt.get_fignums() == before  # no figure left open in pyplot's registry
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(result) == {"out_dir", "readme", "figures", "tables"}
     assert result["out_dir"] == str(out) and result["readme"] == str(out / "README.md")
     assert result["tables"] == 1
     assert [Path(p).name for p in result["figures"]] == _links(out / "README.md")
-    defaults = parser.parse_args([])
+    assert report.report_summary(root, out, timestamp=False) == result
+    defaults = cli.build_parser().parse_args(["report"])
     assert (defaults.results, defaults.out) == ("data/results", "docs/performance")
+    assert not defaults.no_timestamp and not defaults.json
 
 
 def test_plain_tables_are_named_apart_and_stale_figures_go(tmp_path):
@@ -231,3 +231,32 @@ def test_report_ablation_section_has_the_conclusions(tmp_path):
     text = report.build_report(root, tmp_path / "docs", timestamp=False).read_text()
     assert "In short (computed from the tables below):" in text
     assert "- Largest gain: decay, decay_ms: new is 5× faster than old at 1,000." in text
+
+
+def test_tables_of_every_version_build_one_report(tmp_path):
+    """A version-1 ablation table (lo / hi), an unversioned plain table and write_table's
+    tables all read through results.read_table into one report."""
+    import shutil
+
+    from lifelab.lab.results import write_table
+
+    committed = Path(__file__).parents[2] / "data" / "results" / "ablations" / "decay.parquet"
+    root = tmp_path / "results"
+    _write(root, _small())
+    (root / "ablations").mkdir()
+    shutil.copy(committed, root / "ablations" / "decay.parquet")
+    write_table(
+        pl.DataFrame({"import_ms": [9.0]}),
+        root / "targets" / "import_time.parquet",
+        kind="import_time",
+        version=1,
+    )
+    (root / "memory_scaling").mkdir()
+    pl.DataFrame({"entries": [1]}).write_parquet(root / "memory_scaling" / "memory_scaling.parquet")
+    text = report.build_report(root, tmp_path / "docs", timestamp=False).read_text()
+    assert "Skipped" not in text
+    assert "`memory_scaling/memory_scaling.parquet`" in text
+    assert "`targets/import_time.parquet`" in text
+    assert "### decay" in text
+    row = pl.read_parquet(committed).sort(["metric", "size", "variant"]).row(0, named=True)
+    assert report._estimate(row["median"], row["lo"], row["hi"]) in text

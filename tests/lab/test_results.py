@@ -10,18 +10,27 @@ import pytest
 
 from lifelab.exceptions import LifelabError
 from lifelab.lab.results import (
+    KIND_KEY,
+    PLAIN,
+    VERSION_KEY,
     ResultsExistsError,
     ResultsSchemaError,
     load_results,
     read_metadata,
     read_results,
+    read_table,
     write_results,
+    write_table,
 )
 from lifelab.lab.schema import ALL_COLUMNS, METADATA_KEY, RESULTS_SCHEMA_VERSION, polars_schema
 from lifelab.lab.spec import TrialSpec
 from lifelab.lab.sweep import rows_to_frame
 
 GOLDEN = Path(__file__).parent / "fixtures" / "results_v1.parquet"
+# A committed table written before write_table, with no metadata at all: read as plain, version 0.
+COMMITTED_PLAIN = (
+    Path(__file__).parents[2] / "data" / "results" / "memory_scaling" / "memory_scaling.parquet"
+)
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 _FILL = {"String": "x", "Int64": 1, "Float64": 1.0, "Boolean": False, "Datetime": T0}
 CURRENT = str(RESULTS_SCHEMA_VERSION)
@@ -236,3 +245,94 @@ def test_load_results_skips_other_parquet_and_hidden_files(tmp_path):
     make_table(1).write_parquet(newer, metadata={METADATA_KEY: "9"})
     with pytest.raises(ResultsSchemaError, match="newer"):
         load_results(root)
+
+
+# -- every table: write_table / read_table ---------------------------------------------------------
+
+
+def test_write_table_records_kind_version_and_metadata(tmp_path):
+    """The kind and version go into the parquet metadata beside the writer's own keys."""
+    df = pl.DataFrame({"entries": [1_000, 10_000], "decay_ms": [0.1, 1.0]})
+    path = write_table(
+        df, tmp_path / "deep" / "t.parquet", kind="memory_scaling", version=3, metadata={"a": "b"}
+    )
+    meta = read_metadata(path)
+    assert (meta[KIND_KEY], meta[VERSION_KEY], meta["a"]) == ("memory_scaling", "3", "b")
+    table = read_table(path)
+    assert table.data.equals(df)
+    assert (table.kind, table.version, table.metadata) == ("memory_scaling", 3, {"a": "b"})
+    assert [p.name for p in path.parent.iterdir()] == ["t.parquet"]  # no temporary file left
+
+
+def test_write_table_never_overwrites_unless_asked_and_then_only_its_own_kind(tmp_path):
+    """An existing path is refused; replace=True replaces the same kind or a plain table only."""
+    path = tmp_path / "t.parquet"
+    write_table(pl.DataFrame({"x": [1]}), path, kind="k", version=1)
+    with pytest.raises(ResultsExistsError, match="never overwritten"):
+        write_table(pl.DataFrame({"x": [2]}), path, kind="k", version=1)
+    assert read_table(path).data["x"].to_list() == [1]
+    write_table(pl.DataFrame({"x": [2]}), path, kind="k", version=2, replace=True)
+    assert (read_table(path).version, read_table(path).data["x"][0]) == (2, 2)
+    with pytest.raises(ResultsExistsError, match="holds a 'k' table"):
+        write_table(pl.DataFrame({"x": [3]}), path, kind="other", version=1, replace=True)
+    sweep = tmp_path / "sweep.parquet"
+    write_results(make_table(1), sweep, suite="s", sweep_id="w1")
+    with pytest.raises(ResultsExistsError, match="holds a 'results' table"):
+        write_table(pl.DataFrame({"x": [3]}), sweep, kind="k", version=1, replace=True)
+    plain = tmp_path / "plain.parquet"
+    pl.DataFrame({"x": [0]}).write_parquet(plain)
+    write_table(pl.DataFrame({"x": [4]}), plain, kind="k", version=1, replace=True)
+    assert read_table(plain).kind == "k"
+
+
+def test_an_old_table_without_metadata_reads_as_plain_version_0():
+    """The committed data/results tables written before write_table stay readable."""
+    assert KIND_KEY not in read_metadata(COMMITTED_PLAIN)
+    table = read_table(COMMITTED_PLAIN, kind="memory_scaling", max_version=1)
+    assert (table.kind, table.version, table.metadata) == (PLAIN, 0, {})
+    assert table.data.equals(pl.read_parquet(COMMITTED_PLAIN))
+    assert {"entries", "decay_ms"} <= set(table.data.columns)
+    with pytest.raises(ResultsSchemaError, match="not a lifelab results table"):
+        read_results(COMMITTED_PLAIN)
+
+
+def test_results_tables_are_kind_results_with_the_legacy_key_kept(tmp_path):
+    """A sweep's table has the common keys and still lifelab_results_schema; v1 files read too."""
+    path = write_results(make_table(2), tmp_path / "r.parquet", suite="s", sweep_id="w1")
+    meta = read_metadata(path)
+    assert (meta[KIND_KEY], meta[VERSION_KEY], meta[METADATA_KEY]) == ("results", CURRENT, CURRENT)
+    table = read_table(path)
+    assert (table.kind, table.version, table.metadata["sweep_id"]) == ("results", 2, "w1")
+    assert (read_table(GOLDEN).kind, read_table(GOLDEN).version) == ("results", 1)
+
+
+def test_read_table_refuses_another_kind_a_newer_version_and_bad_versions(tmp_path):
+    """kind and max_version guard a reader; a version that is no integer is refused."""
+    path = write_table(pl.DataFrame({"x": [1]}), tmp_path / "t.parquet", kind="k", version=2)
+    with pytest.raises(ResultsSchemaError, match="is a 'k' table, not a 'j' table"):
+        read_table(path, kind="j")
+    with pytest.raises(ResultsSchemaError, match="newer than this lifelab reads"):
+        read_table(path, kind="k", max_version=1)
+    odd = tmp_path / "odd.parquet"
+    pl.DataFrame({"x": [1]}).write_parquet(odd, metadata={KIND_KEY: "k", VERSION_KEY: "two"})
+    with pytest.raises(ResultsSchemaError, match="unknown k schema version 'two'"):
+        read_table(odd)
+    with pytest.raises(FileNotFoundError):
+        read_table(tmp_path / "missing.parquet")
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"kind": "", "version": 1}, "kind must be"),
+        ({"kind": PLAIN, "version": 1}, "kind must be"),
+        ({"kind": "k", "version": 0}, "version must be"),
+        ({"kind": "k", "version": 1, "metadata": {KIND_KEY: "x"}}, "reserved"),
+        ({"kind": "k", "version": 1, "metadata": {"n": 1}}, "must be strings"),
+    ],
+)
+def test_write_table_refuses_bad_kinds_versions_and_metadata(tmp_path, kw, match):
+    """A table is always written with a real kind, a version >= 1 and string metadata."""
+    with pytest.raises(ResultsSchemaError, match=match):
+        write_table(pl.DataFrame({"x": [1]}), tmp_path / "t.parquet", **kw)
+    assert not (tmp_path / "t.parquet").exists()

@@ -4,7 +4,6 @@ All data is synthetic (seeded numpy generators); nothing is timed. Trial noise i
 timings are: a ``spread`` of 0.05 is about 5 % relative noise.
 """
 
-import argparse
 import json
 import math
 
@@ -14,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lifelab import cli
 from lifelab.exceptions import ConfigError
 from lifelab.lab import stats
 
@@ -167,6 +167,42 @@ def test_summary_bounds_hold_for_any_sample(values):
     assert row["median"] - eps <= row["ci_high"] <= row["max"] + eps
     assert 0 <= row["mad"] <= row["max"] - row["min"] + eps
     assert 0 <= row["iqr"] <= row["max"] - row["min"] + eps
+
+
+@given(st.lists(st.floats(-1e9, 1e9, allow_nan=False), min_size=1, max_size=30))
+def test_median_ci_brackets_the_median(values):
+    """median_ci: the median, an interval that contains it, the same numbers on every call."""
+    median, low, high = stats.median_ci(values, resamples=200)
+    assert median == pytest.approx(float(np.median(values)))
+    assert min(values) <= low <= median <= high <= max(values)
+    assert stats.median_ci(values, resamples=200) == (median, low, high)
+
+
+def test_median_ci_skips_non_finite_values_and_handles_tiny_samples():
+    """NaN and inf are skipped; no value gives NaNs, one value a point interval."""
+    assert all(math.isnan(x) for x in stats.median_ci([math.nan, math.inf]))
+    assert stats.median_ci([math.nan, 4.0, -math.inf]) == (4.0, 4.0, 4.0)
+    values = _noisy(8, 20)
+    assert stats.median_ci([*values, math.nan]) == stats.median_ci(values)
+
+
+def test_median_ci_streams_are_seeded_by_seed_and_labels():
+    """The stream labels and the seed pick the generator; summarize is median_ci per cell."""
+    values = _noisy(9, 15)
+    one = stats.median_ci(values, stream=("a",))
+    assert one == stats.median_ci(values, stream=("a",))
+    # An interval is two order statistics of the sample, so streams differ only now and then.
+    assert len({stats.median_ci(values, resamples=50, stream=(i,)) for i in range(10)}) > 1
+    assert len({stats.median_ci(values, resamples=50, seed=i) for i in range(10)}) > 1
+    row = _one(stats.summarize(_trials({"ticks_per_s": values}), ["ticks_per_s"], seed=4))
+    stream = ("summary", "ticks_per_s", (64, "default"))  # the cell: batch_size, gc_mode
+    assert stats.median_ci(values, seed=4, stream=stream) == (
+        row["median"],
+        row["ci_low"],
+        row["ci_high"],
+    )
+    with pytest.raises(ConfigError, match="resamples"):
+        stats.median_ci(values, resamples=0)
 
 
 def test_bad_options_are_refused():
@@ -421,38 +457,33 @@ def test_compare_files_reads_parquet(tmp_path):
     assert table["verdict"].to_list() == ["slower", "slower"]
 
 
-def _run(argv: list[str]) -> tuple[dict, int]:
-    parser = argparse.ArgumentParser(prog="lifelab compare")
-    stats.add_compare_arguments(parser)
-    return stats.run_compare_command(parser.parse_args(argv))
-
-
-def test_run_compare_command_exits_1_on_a_regression(tmp_path, capsys):
-    """A significant slowdown makes the command return status 1 and print the table."""
+def test_compare_command_exits_1_on_a_regression(tmp_path, capsys):
+    """A significant slowdown: summary counts it, ``lifelab compare`` prints the table, exits 1."""
     a, b = _write_pair(tmp_path, 800.0)
-    result, status = _run([a, b, "--metric", "ticks_per_s", "--metric", "tick_p99_us"])
-    out = capsys.readouterr().out
-    assert status == 1
+    metrics = ["ticks_per_s", "tick_p99_us"]
+    result, text = stats.compare_summary(a, b, metrics=metrics)
     assert result["regressions"] == 2 and result["compared"] == 4
-    assert "batch_size=16" in out and "SLOWER" in out and "2 significant regressions" in out
+    assert "batch_size=16" in text and "SLOWER" in text and "2 significant regressions" in text
+    assert cli.main(["compare", a, b, "--metric", metrics[0], "--metric", metrics[1]]) == 1
+    assert capsys.readouterr().out == text + "\n"
 
 
-def test_run_compare_command_exits_0_without_a_regression(tmp_path, capsys):
-    """No change (or a speedup) returns 0; --json prints nothing and the result is plain JSON."""
+def test_compare_command_exits_0_without_a_regression(tmp_path, capsys):
+    """No change (or a speedup) exits 0; --json prints only the plain-JSON result."""
     a, b = _write_pair(tmp_path, 1000.0)
-    result, status = _run([a, b, "--json"])
-    assert status == 0
-    assert capsys.readouterr().out == ""
+    assert cli.main(["compare", a, b, "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    result = json.loads(out[0])
     assert result["metrics"] == ["ticks_per_s", "tick_p99_us"]
-    assert json.loads(json.dumps(result))["rows"][0]["verdict"] == "no significant change"
-    _, status = _run([b, a, "--min-effect", "0.5"])
-    assert status == 0
+    assert result["rows"][0]["verdict"] == "no significant change"
+    assert cli.main(["compare", b, a, "--min-effect", "0.5"]) == 0
 
 
-def test_run_compare_command_refuses_tables_with_no_common_cell(tmp_path):
+def test_compare_summary_refuses_tables_with_no_common_cell(tmp_path):
     """Comparing files that share no cell is an input error, not a silent pass."""
     a, b = str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")
     _trials({"ticks_per_s": _noisy(1, 5)}, batch_size=16).write_parquet(a)
     _trials({"ticks_per_s": _noisy(2, 5)}, batch_size=64).write_parquet(b)
     with pytest.raises(ConfigError, match="nothing to compare"):
-        _run([a, b])
+        stats.compare_summary(a, b)

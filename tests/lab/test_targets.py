@@ -7,8 +7,10 @@ import json
 import polars as pl
 import pytest
 
+from lifelab.lab.results import ResultsSchemaError, read_table, write_table
 from lifelab.lab.targets import (
     PLAIN_TABLES,
+    TABLE_VERSION,
     TARGETS,
     check_targets,
     load_tables,
@@ -117,6 +119,20 @@ def test_load_tables_reads_plain_tables_by_name(tmp_path):
     assert {"import_time", "memory_scaling"} <= set(tables)
     assert tables["import_time"]["import_ms"][0] > 0
     assert {"import_time", "realtime", "tick_scaling"} <= set(PLAIN_TABLES)
+
+
+def test_target_tables_are_versioned_and_replace_only_their_own_kind(tmp_path):
+    """run_import_trials writes through write_table (kind import_time) and replaces the last."""
+    path = tmp_path / "import_time.parquet"
+    pl.DataFrame({"import_ms": [1.0]}).write_parquet(path)  # an older, unversioned table
+    run_import_trials(repeats=1, out=tmp_path)
+    stored = read_table(path)
+    assert (stored.kind, stored.version) == ("import_time", TABLE_VERSION)
+    run_import_trials(repeats=1, out=tmp_path)  # the newest measurement replaces the last
+    newer = tmp_path / "newer" / "import_time.parquet"
+    write_table(stored.data, newer, kind="import_time", version=TABLE_VERSION + 1)
+    with pytest.raises(ResultsSchemaError, match="newer than this lifelab reads"):
+        load_tables(tmp_path)
 
 
 def test_only_the_newest_sweep_that_measured_a_target_counts():
