@@ -25,6 +25,22 @@ def _start(args: list[str]) -> subprocess.Popen[bytes]:
     )
 
 
+def _newest_snapshot_tick(run) -> int:
+    ticks = [int(p.stem.split("-")[1]) for p in (run / "snapshots").glob("snap-*.lls")]
+    return max(ticks, default=0)
+
+
+def _wait_for_snapshot_after(run, tick: int, proc: subprocess.Popen[bytes]) -> None:
+    """Until the process has snapshotted past ``tick``: start-up (imports, loading the compiled
+    kernels) takes a varying second or two, so a kill timed from the start alone could land
+    before any tick on every round and the test would prove nothing."""
+    deadline = time.monotonic() + 120.0
+    while _newest_snapshot_tick(run) <= tick:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no new snapshot within 120 s"
+        time.sleep(0.05)
+
+
 def test_kill9_then_resume_loses_nothing(tmp_path):
     """Every resume after SIGKILL succeeds, ticks never go backwards, nothing is corrupt."""
     run = tmp_path / "run"
@@ -46,7 +62,8 @@ def test_kill9_then_resume_loses_nothing(tmp_path):
     proc = _start(["run", "--realtime", "--run-dir", str(run), *common])
     last_ticks = 0
     for _ in range(4):
-        time.sleep(float(rng.uniform(0.6, 1.5)))
+        _wait_for_snapshot_after(run, last_ticks, proc)
+        time.sleep(float(rng.uniform(0.0, 0.5)))  # then a random moment: mid-tick, mid-write…
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
