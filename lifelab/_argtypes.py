@@ -52,14 +52,19 @@ def int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _number(text: str) -> float:
+    """``float(text)``, or argparse's error for a value that is not a number."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
 def finite_number(low: float | None = None) -> Callable[[str], float]:
     """An argparse type: a finite number (>= ``low`` when given)."""
 
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        value = _number(text)
         if not math.isfinite(value) or (low is not None and value < low):
             bound = "" if low is None else f" >= {low:g}"
             raise argparse.ArgumentTypeError(f"expected a finite number{bound}, got {text!r}")
@@ -70,10 +75,7 @@ def finite_number(low: float | None = None) -> Callable[[str], float]:
 
 def positive_number(text: str) -> float:
     """An argparse type: a finite number > 0 (seconds, intervals)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _number(text)
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
@@ -81,10 +83,7 @@ def positive_number(text: str) -> float:
 
 def fraction(text: str) -> float:
     """An argparse type: a number in [0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _number(text)
     if not (0 <= value < 1):
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
     return value

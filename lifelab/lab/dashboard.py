@@ -50,6 +50,7 @@ from lifelab.config import LifeConfig
 from lifelab.exceptions import LifeStateError
 from lifelab.life.events import Event
 from lifelab.life.loop import Life
+from lifelab.life.policy import weak_vitals
 
 if TYPE_CHECKING:
     import ipywidgets as widgets
@@ -394,11 +395,7 @@ class Dashboard:
             events_processed=life.events_processed,
             queue_depth=life.queue_depth,
             ticks_per_s=rate if life.running else 0.0,
-            weak=(
-                energy <= cfg.weak_energy
-                or stability <= cfg.weak_stability
-                or integrity <= cfg.weak_integrity
-            ),
+            weak=bool(weak_vitals(energy, stability, integrity, cfg)),
         )
         self._history.append(sample)
         self._rate_from = sample

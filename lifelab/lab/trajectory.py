@@ -102,6 +102,7 @@ def first_weakness(config: LifeConfig, *, max_ticks: int, every: int = 10) -> di
     below their thresholds then ("" if none).
     """
     from lifelab.life.loop import Life
+    from lifelab.life.policy import weak_vitals
 
     if every < 1 or max_ticks < 1:
         raise ValueError(f"every and max_ticks must be >= 1, got {every}, {max_ticks}")
@@ -113,15 +114,7 @@ def first_weakness(config: LifeConfig, *, max_ticks: int, every: int = 10) -> di
             tick = life.state.ticks
             break
     s = life.state
-    weak = [
-        name
-        for name, value, threshold in (
-            ("energy", s.energy, config.weak_energy),
-            ("stability", s.stability, config.weak_stability),
-            ("integrity", s.integrity, config.weak_integrity),
-        )
-        if value <= threshold
-    ]
+    weak = weak_vitals(s.energy, s.stability, s.integrity, config)
     return {
         "seed": config.seed,
         "events_per_tick": config.events_per_tick,

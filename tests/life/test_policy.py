@@ -4,7 +4,7 @@ import pytest
 
 from lifelab.config import LifeConfig
 from lifelab.life.loop import Life
-from lifelab.life.policy import is_weak, weakness_penalty
+from lifelab.life.policy import is_weak, weak_vitals, weakness_penalty
 from lifelab.life.state import SelfState
 
 
@@ -30,6 +30,23 @@ def _state(energy=100.0, stability=1.0, integrity=1.0):
 def test_weak_when_any_vital_is_at_or_below_its_threshold(vitals, weak):
     """Default thresholds: energy 5, stability 0.05, integrity 0.05, each inclusive."""
     assert is_weak(_state(*vitals), LifeConfig()) is weak
+
+
+@pytest.mark.parametrize(
+    ("vitals", "names"),
+    [
+        ((100.0, 1.0, 1.0), []),
+        ((5.0, 1.0, 1.0), ["energy"]),
+        ((50.0, 0.05, 0.05), ["stability", "integrity"]),
+        ((0.0, 0.0, 0.0), ["energy", "stability", "integrity"]),
+        ((5.01, 0.06, 0.06), []),
+    ],
+)
+def test_weak_vitals_names_what_is_weak_by_the_same_rule(vitals, names):
+    """weak_vitals names the vitals at or below their thresholds; non-empty exactly when weak."""
+    cfg = LifeConfig()
+    assert weak_vitals(*vitals, cfg) == names
+    assert bool(weak_vitals(*vitals, cfg)) is is_weak(_state(*vitals), cfg)
 
 
 def test_thresholds_are_configurable_per_vital():
