@@ -456,7 +456,7 @@ def _cell(value: Any) -> str:
 
 
 def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
-    from lifelab.observe.bench import bench_loop
+    from lifelab.lab.bench import bench_loop
     from lifelab.observe.gcmode import parse_gc_mode
 
     parse_gc_mode(args.gc)  # refuse a bad mode before any work
@@ -467,7 +467,7 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
     if args.log_every:
         extra["log_every"] = args.log_every
     if args.persisted:
-        from lifelab.observe.bench import bench_persisted
+        from lifelab.lab.bench import bench_persisted
 
         with _progress(2 * args.rounds * args.ticks, "bench loop --persisted") as bar:
             return bench_persisted(
@@ -499,7 +499,7 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_bench_realtime(args: argparse.Namespace) -> dict[str, Any]:
-    from lifelab.observe.bench_realtime import bench_realtime
+    from lifelab.lab.bench_realtime import bench_realtime
 
     extra = config_overrides(args.set)
     engine = engine_choice(args.engine, extra)
@@ -520,19 +520,19 @@ def cmd_bench_realtime(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_bench_import(args: argparse.Namespace) -> dict[str, Any]:
-    from lifelab.observe.bench_realtime import bench_import
+    from lifelab.lab.bench_realtime import bench_import
 
     return bench_import(repeats=args.repeats)
 
 
 def cmd_bench_compile(args: argparse.Namespace) -> dict[str, Any]:
-    from lifelab.observe.bench_realtime import bench_compile
+    from lifelab.lab.bench_realtime import bench_compile
 
     return bench_compile()
 
 
 def cmd_bench_memory(args: argparse.Namespace) -> dict[str, Any]:
-    from lifelab.observe.bench_memory import bench_memory, progress_total
+    from lifelab.lab.bench_memory import bench_memory, progress_total
 
     with _progress(progress_total(args.entries, args.archive), "bench memory", "entry") as bar:
         return bench_memory(
@@ -749,7 +749,7 @@ def _profile_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
     from lifelab.config import LifeConfig
-    from lifelab.observe.profile import profile
+    from lifelab.lab.profile import profile
 
     values: dict[str, Any] = {
         "seed": args.seed,
@@ -908,7 +908,7 @@ def cmd_sweep(args: argparse.Namespace) -> tuple[dict[str, Any], Exit]:
 
 
 def _report_arguments(p: argparse.ArgumentParser) -> None:
-    from lifelab.lab.report import DEFAULT_OUT, DEFAULT_RESULTS  # stdlib-only at import
+    from lifelab.studies.report import DEFAULT_OUT, DEFAULT_RESULTS  # stdlib-only at import
 
     p.add_argument(
         "--results",
@@ -930,7 +930,7 @@ def _report_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
-    from lifelab.lab.report import report_summary
+    from lifelab.studies.report import report_summary
 
     return report_summary(args.results, args.out, timestamp=not args.no_timestamp)
 
@@ -1012,7 +1012,7 @@ def _soak_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_soak(args: argparse.Namespace) -> tuple[dict[str, Any], Exit]:
-    from lifelab.lab.soak import run_soak
+    from lifelab.studies.soak import run_soak
 
     report = run_soak(
         realtime_seconds=args.realtime_seconds,

@@ -239,7 +239,7 @@ def test_a_failed_trial_exits_3(tmp_path, capsys):
 
 def test_soak_is_a_lifelab_command(monkeypatch, capsys):
     """``lifelab soak`` prints its JSON report; --strict turns a missed target into status 1."""
-    from lifelab.lab import soak
+    from lifelab.studies import soak
 
     seen = {}
 
@@ -252,13 +252,13 @@ def test_soak_is_a_lifelab_command(monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ok"] is False
     assert seen["sim_ticks"] == 10 and seen["samples"] == 3 and seen["realtime_seconds"] == 600.0
     assert main(["soak", "--strict"]) == 1
-    assert soak.main(["--strict"]) == 1  # python -m lifelab.lab.soak: the same command
+    assert soak.main(["--strict"]) == 1  # python -m lifelab.studies.soak: the same command
 
 
 def test_soak_module_entry_point_still_works():
-    """``python -m lifelab.lab.soak --help`` shows the soak options and exits 0."""
+    """``python -m lifelab.studies.soak --help`` shows the soak options and exits 0."""
     proc = subprocess.run(
-        [sys.executable, "-m", "lifelab.lab.soak", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "lifelab.studies.soak", "--help"], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
     assert "--realtime-seconds" in proc.stdout and "--strict" in proc.stdout

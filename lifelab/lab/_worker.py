@@ -5,7 +5,7 @@ The manager (:mod:`lifelab.lab.runner`) starts this module in a fresh process, p
     python -m lifelab.lab._worker < spec.json
     python -m lifelab.lab._worker --spec '{"ticks": 2000, ...}'
 
-The measurement is ``lifelab bench loop``'s (:func:`lifelab.observe.bench._measure`): warm-up
+The measurement is ``lifelab bench loop``'s (:func:`lifelab.lab.bench._measure`): warm-up
 ticks, then the GC mode, ten timed deciles, then a latency pass (single ticks timed from Python
 for the Python engine; the compiled kernel's own timings of its sampled ticks). The stage
 histograms of ``life.metrics`` are emptied after warm-up, so stage shares describe the measured
@@ -50,8 +50,8 @@ def run_spec(spec: TrialSpec) -> dict[str, Any]:
     so does an organism that runs another engine than the spec's (the compiled engine falls back
     to the Python one without numba): its row would be filed under the wrong engine.
     """
+    from lifelab.lab.bench import _measure
     from lifelab.life.loop import Life
-    from lifelab.observe.bench import _measure
     from lifelab.observe.gcmode import parse_gc_mode
 
     overrides = dict(spec.config)

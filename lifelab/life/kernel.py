@@ -1092,7 +1092,7 @@ def run_ticks(
 # bare pacing loop. In the kernel a tick is one futex sleep plus the tick itself (~13 000
 # cycles cold, ~3 600 warm); Python runs only for I/O, pushes, a stop, and a refresh every
 # PACE_REFRESH_S (compiled.py). Measured: 2.4 % of a core -> 0.48 % at 100 Hz, 1.48x the bare
-# loop of pace_idle (lifelab/observe/bench_realtime.py says how).
+# loop of pace_idle (lifelab/lab/bench_realtime.py says how).
 
 
 @njit(cache=True)

@@ -1,6 +1,6 @@
 """The durable archive of run directories (format 2): append-only columnar segments.
 
-Issue 13's ablation (``python -m lifelab.lab.ablate_archive full``, the table
+Issue 13's ablation (``python -m lifelab.studies.ablate_archive full``, the table
 ``data/results/ablations/archive_formats.parquet`` and the "Archive formats" section of
 ``docs/performance``) measured the candidates side by side; SQLite's B-tree indexes cost most of
 its ingest (each commit rewrites the index pages it touched, in random significance order), while

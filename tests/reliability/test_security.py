@@ -236,7 +236,7 @@ def test_importing_lifelab_writes_nothing(tmp_path):
     code = (
         "import lifelab, lifelab.cli, lifelab.life.loop, lifelab.store.snapshot, "
         "lifelab.memory.sqlite_archive, lifelab.memory.segment_archive, lifelab.lab.experiment, "
-        "lifelab.lab.results, lifelab.lab.soak"
+        "lifelab.lab.results, lifelab.studies.soak"
     )
     proc = subprocess.run(
         [sys.executable, "-B", "-c", code],

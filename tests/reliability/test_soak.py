@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from lifelab.config import LifeConfig
-from lifelab.lab.soak import analyse, container_sizes, disk_usage, main, rss_bytes
 from lifelab.life.loop import Life
+from lifelab.studies.soak import analyse, container_sizes, disk_usage, main, rss_bytes
 
 
 def test_toy_soak_reports_both_phases(capsys, tmp_path):
@@ -124,7 +124,7 @@ def test_rss_is_read_from_proc_on_linux():
 
 def test_backlogs_within_their_design_bound_are_not_counted_as_growth():
     """A writer backlog that grew within its bound is reported apart; past it, it stays growth."""
-    from lifelab.lab.soak import _within_bounds
+    from lifelab.studies.soak import _within_bounds
 
     life = Life(LifeConfig(queue_capacity=100))
     growing = {

@@ -11,14 +11,14 @@ import tempfile
 import pytest
 
 from lifelab.cli import main
-from lifelab.life.clock import futex_syscall
-from lifelab.life.compiled import numba_available
-from lifelab.observe.bench_realtime import (
+from lifelab.lab.bench_realtime import (
     BenchProcessError,
     bare_pacing,
     bench_import,
     bench_realtime,
 )
+from lifelab.life.clock import futex_syscall
+from lifelab.life.compiled import numba_available
 from lifelab.store.logs import read_logs
 
 

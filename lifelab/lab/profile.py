@@ -2,8 +2,8 @@
 
 The manager here starts a fresh worker process (pyperf style: timeout, exit-code check, stderr
 tail in the error) that builds a Life, runs ``warmup`` ticks unprofiled and then ``ticks`` ticks
-under the profiler (:mod:`lifelab.observe._profile_worker`). Scalene always runs that way
-(``python -m scalene run --off ... -m lifelab.observe._profile_worker --- --spec JSON``; the
+under the profiler (:mod:`lifelab.lab._profile_worker`). Scalene always runs that way
+(``python -m scalene run --off ... -m lifelab.lab._profile_worker --- --spec JSON``; the
 worker switches sampling on after warm-up). The output folder then holds:
 
 - the raw profile: ``profile.prof`` (cProfile, read it with :mod:`pstats`) or
@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from lifelab.config import LifeConfig
 from lifelab.exceptions import ConfigError, ConfigTypeError, LifelabError
-from lifelab.observe._profile_worker import SPEC_VERSION
+from lifelab.lab._profile_worker import SPEC_VERSION
 
 if TYPE_CHECKING:
     import polars as pl
@@ -75,7 +75,7 @@ PROFILE_FORMAT_VERSION = 1
 TOOLS = ("cprofile", "scalene")
 DEFAULT_PROFILE_ROOT = Path("data") / "runs" / "profiles"
 
-WORKER_MODULE = "lifelab.observe._profile_worker"
+WORKER_MODULE = "lifelab.lab._profile_worker"
 SUMMARY_FILE = "summary.json"
 FUNCTIONS_FILE = "functions.parquet"
 LINES_FILE = "lines.parquet"

@@ -3,7 +3,7 @@
 lifelab ticks with one of two engines (DESIGN §4): the Python engine, the readable reference,
 and the compiled engine, the whole tick in one numba function, which ships as the default. Four
 A/B tables are the evidence, each measured in this process with its variants interleaved
-(:mod:`lifelab.lab.ablation`):
+(:mod:`lifelab.studies.ablation`):
 
 - ``engine_throughput``: wall µs per tick and ns per event at 1, 16, 64 and 256 events per tick.
 - ``engine_memory``: with active memory held full at N entries, the median tick and the median
@@ -15,8 +15,8 @@ A/B tables are the evidence, each measured in this process with its variants int
 Before anything is timed, each ablation builds both engines from one configuration, runs them
 the same ticks and checks that they reached the same organism (equal ``life.digest()``) and that
 the compiled variant really runs compiled (numba falls back to the Python engine when missing);
-otherwise it raises :class:`~lifelab.lab.ablation.AblationError`. The compiled kernel is loaded
-first (:func:`lifelab.lab.scaling.load_kernel`), so no sample pays numba's cache load.
+otherwise it raises :class:`~lifelab.studies.ablation.AblationError`. The compiled kernel is loaded
+first (:func:`lifelab.studies.scaling.load_kernel`), so no sample pays numba's cache load.
 
 A sample is one fresh Life from that configuration: ``warmup`` ticks untimed, then the timed
 ticks. So every sample of a variant times the same ticks of the same organism (the check above
@@ -40,7 +40,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifelab.config import LifeConfig
-from lifelab.lab.ablation import (
+from lifelab.observe.gcmode import apply_gc_mode, parse_gc_mode
+from lifelab.observe.metrics import STAGES
+from lifelab.studies.ablation import (
     DEFAULT_ROOT,
     AblationError,
     Sample,
@@ -48,9 +50,7 @@ from lifelab.lab.ablation import (
     interleave,
     write_ablation,
 )
-from lifelab.lab.scaling import load_kernel, measure_tick
-from lifelab.observe.gcmode import apply_gc_mode, parse_gc_mode
-from lifelab.observe.metrics import STAGES
+from lifelab.studies.scaling import load_kernel, measure_tick
 
 if TYPE_CHECKING:
     import polars as pl
@@ -123,7 +123,7 @@ def _life(engine: str, seed: int, **fields: Any) -> Life:
 
 def _filled(entries: int, seed: int, engine: str, **fields: Any) -> Life:
     """A Life of ``engine`` with active memory held full at ``entries`` (the memory variants)."""
-    from lifelab.lab.io_bench import filled_life
+    from lifelab.studies.io_bench import filled_life
 
     return filled_life(entries, seed, engine=engine, **fields)
 
@@ -345,7 +345,7 @@ def engine_memory(
 ) -> pl.DataFrame:
     """``tick_p50_us`` and ``decay_us`` with active memory held full at N, both engines.
 
-    Each sample is two fresh lives per engine from :func:`lifelab.lab.scaling.measure_tick`
+    Each sample is two fresh lives per engine from :func:`lifelab.studies.scaling.measure_tick`
     (the ``tick_scaling`` study's measurement: N entries, capacity N, ``min_weight`` 0 so
     nothing decays out and every tick spills at capacity), every tick timed stage by stage by
     ``life.metrics``, the instrument both engines feed (``perf_counter_ns`` in Python, the CPU's
@@ -650,7 +650,7 @@ def run_all(
     return paths
 
 
-if __name__ == "__main__":  # python -m lifelab.lab.ablate_engine [smoke|quick|full]
+if __name__ == "__main__":  # python -m lifelab.studies.ablate_engine [smoke|quick|full]
     import sys
 
     for written in run_all(scale=sys.argv[1] if len(sys.argv) > 1 else "quick"):

@@ -2,7 +2,7 @@
 
 Not part of CI (10 minutes in real time, then the simulated phase at the loop's own speed)::
 
-    python -m lifelab.lab.soak --realtime-seconds 600 --interval 0.01 --sim-ticks 10000000
+    python -m lifelab.studies.soak --realtime-seconds 600 --interval 0.01 --sim-ticks 10000000
 
 Two phases, each in its own run directory under ``--root`` (a temporary folder by default,
 removed at the end unless ``--keep``):
@@ -360,7 +360,7 @@ def run_soak(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lifelab.lab.soak [options]``: the same as ``lifelab soak [options]``.
+    """``python -m lifelab.studies.soak [options]``: the same as ``lifelab soak [options]``.
 
     The command line owns the options and the exit codes (argparse lives only in lifelab.cli), so
     this entry point hands its arguments over; the import is deferred to the call, so importing

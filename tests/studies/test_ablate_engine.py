@@ -10,9 +10,9 @@ import math
 import polars as pl
 import pytest
 
-from lifelab.lab import ablate_engine as ae
-from lifelab.lab.ablation import ABLATION_COLUMNS, AblationError, read_ablation, write_ablation
 from lifelab.life.compiled import numba_available
+from lifelab.studies import ablate_engine as ae
+from lifelab.studies.ablation import ABLATION_COLUMNS, AblationError, read_ablation, write_ablation
 
 pytestmark = pytest.mark.skipif(not numba_available(), reason="the compiled engine needs numba")
 

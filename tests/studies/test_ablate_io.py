@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 
 from lifelab.exceptions import ConfigError
-from lifelab.lab import ablate_io
-from lifelab.lab.ablate_io import (
+from lifelab.life.events import TypeTable
+from lifelab.memory.sqlite_archive import SQLiteArchive
+from lifelab.store.logs import read_logs
+from lifelab.store.snapshot import list_snapshots, load_newest, read_snapshot
+from lifelab.studies import ablate_io
+from lifelab.studies.ablate_io import (
     QUESTIONS,
     _filled_capture,
     _formats,
@@ -22,11 +26,7 @@ from lifelab.lab.ablate_io import (
     persistence_io,
     run_all,
 )
-from lifelab.lab.ablation import ABLATION_COLUMNS, read_ablation, write_ablation
-from lifelab.life.events import TypeTable
-from lifelab.memory.sqlite_archive import SQLiteArchive
-from lifelab.store.logs import read_logs
-from lifelab.store.snapshot import list_snapshots, load_newest, read_snapshot
+from lifelab.studies.ablation import ABLATION_COLUMNS, read_ablation, write_ablation
 
 REPEATS = 2
 TINY = {

@@ -15,9 +15,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from lifelab.lab import ablate_archive as aa
-from lifelab.lab import report
-from lifelab.lab.ablation import (
+from lifelab.memory.active import COLUMNS
+from lifelab.memory.archive import filter_columns
+from lifelab.studies import ablate_archive as aa
+from lifelab.studies import report
+from lifelab.studies.ablation import (
     ABLATION_COLUMNS,
     DEFAULT_ROOT,
     AblationError,
@@ -26,8 +28,6 @@ from lifelab.lab.ablation import (
     read_ablation,
     write_ablation,
 )
-from lifelab.memory.active import COLUMNS
-from lifelab.memory.archive import filter_columns
 
 ROWS = 3_000
 SEGMENT_ROWS = 256
@@ -124,7 +124,7 @@ def test_a_wrong_answer_raises(stream, tmp_path):
 _KILLED = """
 import os, signal, sys
 from pathlib import Path
-from lifelab.lab import ablate_archive as aa
+from lifelab.studies import ablate_archive as aa
 name, directory = sys.argv[1], Path(sys.argv[2])
 stream = aa.spill_stream({rows}, seed=3)
 factories, _ = aa.candidates({segment_rows}, transaction_rows={transaction_rows})

@@ -112,7 +112,7 @@ def tick_scaling(
 
     rows = []
     for n in tqdm(list(sizes), desc="tick scaling", disable=not progress):
-        cmd = [sys.executable, "-m", "lifelab.lab.scaling", str(int(n)), str(ticks), str(seed)]
+        cmd = [sys.executable, "-m", "lifelab.studies.scaling", str(int(n)), str(ticks), str(seed)]
         if engine is not None:
             cmd.append(engine)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
@@ -164,8 +164,8 @@ def measure_tick(
     Returns ``tick_p50_us``, ``tick_mean_us``, ``tick_p99_us`` and each stage's median
     (``stage_<name>_p50_us``), with ``engine`` (the one that ran) and ``sampled_ticks``.
     """
-    from lifelab.lab.io_bench import filled_life
     from lifelab.observe.metrics import STAGES
+    from lifelab.studies.io_bench import filled_life
 
     config.setdefault("metrics_every", 1)
     if engine is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lifelab.lab.io_bench import _formats, _wide_ints_as_str, filled_life, snapshot_formats
+from lifelab.studies.io_bench import _formats, _wide_ints_as_str, filled_life, snapshot_formats
 
 
 def test_every_format_round_trips_the_columns_of_a_real_capture():

@@ -1,9 +1,9 @@
 """Worker process of ``lifelab profile``: build a Life from a JSON spec, run it under a profiler.
 
-The manager (:mod:`lifelab.observe.profile`) starts this module in a fresh process, pyperf style::
+The manager (:mod:`lifelab.lab.profile`) starts this module in a fresh process, pyperf style::
 
-    python -m lifelab.observe._profile_worker --spec '{"tool": "cprofile", ...}'
-    python -m scalene run --off ... -m lifelab.observe._profile_worker --- --spec '{...}'
+    python -m lifelab.lab._profile_worker --spec '{"tool": "cprofile", ...}'
+    python -m scalene run --off ... -m lifelab.lab._profile_worker --- --spec '{...}'
 
 and reads back one JSON result from the spec's ``result_path``. A file, not stdout, carries the
 result because Scalene and the organism may both print. The workload: ``warmup`` ticks unprofiled,
@@ -184,7 +184,7 @@ def _profiler_version(tool: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lifelab.observe._profile_worker")
+    parser = argparse.ArgumentParser(prog="python -m lifelab.lab._profile_worker")
     parser.add_argument("--spec", required=True, help="the JSON spec (see parse_spec)")
     args = parser.parse_args(argv)
     from lifelab.config import LifeConfig

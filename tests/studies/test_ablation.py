@@ -9,7 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from lifelab.lab.ablation import (
+from lifelab.lab.results import ResultsExistsError, read_table, write_table
+from lifelab.lab.stats import median_ci
+from lifelab.studies.ablation import (
     ABLATION_COLUMNS,
     AblationError,
     Sample,
@@ -21,9 +23,7 @@ from lifelab.lab.ablation import (
     verdict,
     write_ablation,
 )
-from lifelab.lab.report import build_report
-from lifelab.lab.results import ResultsExistsError, read_table, write_table
-from lifelab.lab.stats import median_ci
+from lifelab.studies.report import build_report
 
 # A version-1 ablation table as committed (interval in lo / hi, version under lifelab_ablation).
 COMMITTED_V1 = Path(__file__).parents[2] / "data" / "results" / "ablations" / "decay.parquet"

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from lifelab.cli import main
-from lifelab.observe.bench import KERNEL_LATENCY, PYTHON_LATENCY, bench_loop
+from lifelab.lab.bench import KERNEL_LATENCY, PYTHON_LATENCY, bench_loop
 
 KEYS = {
     "engine",
@@ -96,7 +96,7 @@ def test_cli_engine_and_set_engine_must_agree(capsys):
 def test_bench_persisted_interleaves_runs_without_and_with_a_run_directory():
     """Both runs are timed in each round; the ratio is the ratio of the two medians; the
     persisted runs archived rows (so the run directory was really there)."""
-    from lifelab.observe.bench import bench_persisted
+    from lifelab.lab.bench import bench_persisted
 
     out = bench_persisted(ticks=2_000, rounds=2, snapshot_every=500, log_every=100, seed=3)
     assert out["rounds"] == 2 and len(out["round_ratios"]) == 2

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from lifelab.lab.results import ResultsSchemaError, read_table, write_table
-from lifelab.lab.targets import (
+from lifelab.studies.targets import (
     PLAIN_TABLES,
     TABLE_VERSION,
     TARGETS,

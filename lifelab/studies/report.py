@@ -104,8 +104,8 @@ def _read_all(root: Path) -> tuple[pl.DataFrame, list[str]]:
     """
     import polars as pl
 
-    from lifelab.lab.ablation import KIND as ABLATION_KIND
     from lifelab.lab.results import read_table
+    from lifelab.studies.ablation import KIND as ABLATION_KIND
 
     paths = []
     if root.is_dir():
@@ -150,7 +150,7 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
     if timestamp:
         lines.append(f"Generated at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.")
     lines.append("")
-    from lifelab.lab.targets import PLAIN_TABLES
+    from lifelab.studies.targets import PLAIN_TABLES
 
     plain = [name for name in skipped if Path(name).stem in PLAIN_TABLES]
     skipped = [name for name in skipped if name not in plain]
@@ -207,8 +207,8 @@ def _remove_stale_figures(out_dir: Path, figures: list[Path]) -> None:
 
 def _ablations(root: Path, out_dir: Path, figures: list[Path]) -> list[str]:
     """One paragraph per A/B table under ``root/ablations``: question, table, verdict, figure."""
-    from lifelab.lab import ablate_archive
-    from lifelab.lab.ablation import load_ablations, plot_ablation, verdict
+    from lifelab.studies import ablate_archive
+    from lifelab.studies.ablation import load_ablations, plot_ablation, verdict
 
     tables = load_ablations(root / "ablations")
     if not tables:
@@ -271,7 +271,7 @@ def ablation_conclusions(tables: Iterable[Any]) -> list[str]:
     """What the ablation tables say, in sentences computed from them (never typed in by hand).
 
     ``tables`` are ablation tables, or the (table, metadata) pairs of
-    :func:`lifelab.lab.ablation.load_ablations`. The first lines name the largest gain of a
+    :func:`lifelab.studies.ablation.load_ablations`. The first lines name the largest gain of a
     chosen design and every metric where a chosen design is clearly worse than what it replaced;
     then one line per ablation: the chosen variant against the baseline (or, when the baseline
     is what ships, against each alternative), metric by metric, as "N× faster at size S" or a
@@ -403,8 +403,8 @@ def _metric_phrase(metric: str, points: list[tuple[int, float, bool]]) -> str:
 
 
 def _targets(root: Path) -> list[str]:
-    """The project's targets, each checked against the tables (lifelab.lab.targets)."""
-    from lifelab.lab.targets import check_targets, load_tables
+    """The project's targets, each checked against the tables (lifelab.studies.targets)."""
+    from lifelab.studies.targets import check_targets, load_tables
 
     table = check_targets(load_tables(root))
     lines = [

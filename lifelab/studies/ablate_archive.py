@@ -49,17 +49,18 @@ page cache): ``search_p50_ms`` / ``search_p99_ms`` over ``searches`` type + time
 (limit 100, sorted by timestamp; uniform over the types present, windows holding 100 to 500
 matches), ``sig_search_*`` over queries by type only sorted by significance descending (context),
 each shape after 10 untimed queries and cut short after ``search_budget_s`` (at least 20 queries),
-then ``close`` and ``bytes_per_row`` (every file left in the directory). Variants run interleaved
-(:func:`lifelab.lab.ablation.interleave`), all in this process, one after the other; each runs once
-untimed on a small stream first (imports, thread pools, and an early correctness check).
+then ``close`` and ``bytes_per_row`` (every file left in the directory). Variants run
+interleaved (:func:`lifelab.studies.ablation.interleave`), all in this process, one after the
+other; each runs once untimed on a small stream first (imports, thread pools, and an early
+correctness check).
 
 **Correctness**: before a sample's searches are timed, its answers to fixed queries (both shapes,
 bounds equal to stored timestamps, a type absent from the data, and all rows of the rarest types)
 are compared with :func:`lifelab.memory.archive.filter_columns` over every row, column by column
-and dtype by dtype; any difference raises :class:`~lifelab.lab.ablation.AblationError`, so no
+and dtype by dtype; any difference raises :class:`~lifelab.studies.ablation.AblationError`, so no
 figure is ever reported for a wrong candidate.
 
-``python -m lifelab.lab.ablate_archive full`` writes ``data/results/ablations/archive_formats
+``python -m lifelab.studies.ablate_archive full`` writes ``data/results/ablations/archive_formats
 .parquet``; ``quick`` and ``smoke`` write under the system's temporary directory unless given
 ``--root``, so they never replace the committed full-size table. :func:`report_section` renders
 the table for ``lifelab report``.
@@ -89,7 +90,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from lifelab.lab.ablation import (
+from lifelab.memory.active import COLUMNS
+from lifelab.memory.archive import filter_columns
+from lifelab.studies.ablation import (
     DEFAULT_ROOT,
     AblationError,
     Sample,
@@ -97,8 +100,6 @@ from lifelab.lab.ablation import (
     interleave,
     write_ablation,
 )
-from lifelab.memory.active import COLUMNS
-from lifelab.memory.archive import filter_columns
 
 if TYPE_CHECKING:
     import polars as pl
@@ -1682,9 +1683,9 @@ def run_all(
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m lifelab.lab.ablate_archive [smoke|quick|full] [--root DIR]``."""
+    """``python -m lifelab.studies.ablate_archive [smoke|quick|full] [--root DIR]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m lifelab.lab.ablate_archive", description=QUESTION
+        prog="python -m lifelab.studies.ablate_archive", description=QUESTION
     )
     parser.add_argument("scale", nargs="?", default="quick", choices=sorted(_SCALES))
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""Tests of lifelab.lab.report: the performance README and figures from results tables."""
+"""Tests of lifelab.studies.report: the performance README and figures from results tables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from support.synthetic import make_results
 
 from lifelab import cli
-from lifelab.lab import report
+from lifelab.studies import report
 
 SWEEP = "20250101T000000Z-0000abcd"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -187,7 +187,7 @@ def test_plain_tables_are_named_apart_and_stale_figures_go(tmp_path):
 
 def _ablation(chosen_ms: float, *, sizes=(1000, 10_000), bytes_same: bool = True) -> pl.DataFrame:
     """An A/B table: "new" (chosen) against "old" (baseline), tight samples, two metrics."""
-    from lifelab.lab.ablation import Sample, ablation_table
+    from lifelab.studies.ablation import Sample, ablation_table
 
     samples = []
     for size in sizes:
@@ -224,7 +224,7 @@ def test_ablation_conclusions_are_computed_from_the_tables():
 
 def test_report_ablation_section_has_the_conclusions(tmp_path):
     """The report's ablation section opens with the computed conclusions."""
-    from lifelab.lab.ablation import write_ablation
+    from lifelab.studies.ablation import write_ablation
 
     root = tmp_path / "results"
     write_ablation(_ablation(2.0), question="Is new faster?", root=root / "ablations")

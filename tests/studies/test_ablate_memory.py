@@ -13,15 +13,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lifelab.lab import ablate_memory as am
-from lifelab.lab.ablation import (
+from lifelab.life.behavior import respond
+from lifelab.memory.active import COLUMNS, KIND_EVENT, ActiveMemory
+from lifelab.studies import ablate_memory as am
+from lifelab.studies.ablation import (
     ABLATION_COLUMNS,
     AblationError,
     read_ablation,
     write_ablation,
 )
-from lifelab.life.behavior import respond
-from lifelab.memory.active import COLUMNS, KIND_EVENT, ActiveMemory
 
 # name -> (function, tiny arguments, variants, baseline, chosen, metrics, sizes)
 CASES = {

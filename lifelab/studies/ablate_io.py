@@ -1,6 +1,6 @@
 """Ablations of lifelab's I/O: asynchronous archive, asynchronous snapshots and logs, log format.
 
-Three A/B tables (see :mod:`lifelab.lab.ablation`), each answering one item of the performance
+Three A/B tables (see :mod:`lifelab.studies.ablation`), each answering one item of the performance
 plan with measurements taken in this process, variants interleaved:
 
 ``archive_writes``
@@ -39,9 +39,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lifelab.exceptions import ConfigError
-from lifelab.lab.ablation import DEFAULT_ROOT, Sample, ablation_table, interleave, write_ablation
 from lifelab.memory.active import COLUMNS
 from lifelab.memory.sqlite_archive import SQLiteArchive
+from lifelab.studies.ablation import (
+    DEFAULT_ROOT,
+    Sample,
+    ablation_table,
+    interleave,
+    write_ablation,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -316,7 +322,7 @@ class _SyncIO:
 
 def _filled_capture(entries: int, seed: int) -> Capture:
     """A snapshot of a Life holding ``entries`` active entries and an empty archive."""
-    from lifelab.lab.io_bench import filled_life
+    from lifelab.studies.io_bench import filled_life
 
     capture = filled_life(entries, seed).capture()
     if capture.canonical["counters"]["archive_size"]:

@@ -6,8 +6,8 @@ import math
 import pytest
 
 from lifelab.cli import build_parser, main
+from lifelab.lab.bench_memory import ARCHIVE_KEYS, bench_memory, progress_total
 from lifelab.memory.active import COLUMNS
-from lifelab.observe.bench_memory import ARCHIVE_KEYS, bench_memory, progress_total
 
 DESIGN_KEYS = (
     "entries",

@@ -1,7 +1,7 @@
 """Memory ablations: batched decay, columnar entries, archive indexes and memoisation, measured.
 
 Four items of the reference plan, each answered in this process with its variants interleaved
-(:mod:`lifelab.lab.ablation`):
+(:mod:`lifelab.studies.ablation`):
 
 - ``decay``: :meth:`ActiveMemory.decay` (numpy over contiguous columns) against a Python loop that
   multiplies each weight of a plain list of floats and checks the threshold.
@@ -14,9 +14,10 @@ Four items of the reference plan, each answered in this process with its variant
 
 Before anything is timed, each ablation checks that its variants compute the same thing (the same
 weights; the same entries kept and spilled; the same search results; the same decisions) and
-raises :class:`~lifelab.lab.ablation.AblationError` when they do not, so a variant can only win by
-being faster. The data are ``lifelab bench memory``'s seeded history (its helpers are reused), so
-both measure the same entries. The variants that are not lifelab's design live here only.
+raises :class:`~lifelab.studies.ablation.AblationError` when they do not, so a variant can only
+win by being faster. The data are ``lifelab bench memory``'s seeded history (its helpers are
+reused), so both measure the same entries. The variants that are not lifelab's design live here
+only.
 """
 
 from __future__ import annotations
@@ -35,11 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lifelab.config import LifeConfig
-from lifelab.lab.ablation import AblationError, Sample, ablation_table, interleave, timed_ms
-from lifelab.life.behavior import IGNORE, choose_action
-from lifelab.life.meaning import context, significance, type_multipliers
-from lifelab.memory.active import COLUMNS, KIND_EVENT, KIND_FEEDBACK, SECONDS_PER_DAY, ActiveMemory
-from lifelab.observe.bench_memory import (
+from lifelab.lab.bench_memory import (
     APPEND_SAMPLE,
     ARCHIVE_CHUNK,
     SEARCH_LIMIT,
@@ -49,6 +46,10 @@ from lifelab.observe.bench_memory import (
     _ignore,
     _Sink,
 )
+from lifelab.life.behavior import IGNORE, choose_action
+from lifelab.life.meaning import context, significance, type_multipliers
+from lifelab.memory.active import COLUMNS, KIND_EVENT, KIND_FEEDBACK, SECONDS_PER_DAY, ActiveMemory
+from lifelab.studies.ablation import AblationError, Sample, ablation_table, interleave, timed_ms
 
 if TYPE_CHECKING:
     import polars as pl
@@ -976,7 +977,7 @@ def run_all(
         raise AblationError(f"scale must be one of {sorted(scales)}, got {scale!r}")
     from tqdm.auto import tqdm
 
-    from lifelab.lab.ablation import write_ablation
+    from lifelab.studies.ablation import write_ablation
 
     paths = []
     with tqdm(total=len(_ABLATIONS), desc="ablate memory", disable=not progress) as bar:

@@ -387,8 +387,8 @@ def run_realtime_trials(
     """
     import polars as pl
 
+    from lifelab.lab.bench_realtime import bench_realtime
     from lifelab.lab.results import write_table
-    from lifelab.observe.bench_realtime import bench_realtime
 
     rows = [
         {"repeat": r, **bench_realtime(seconds=seconds, interval=interval, baseline=True)}
@@ -409,8 +409,8 @@ def run_import_trials(*, repeats: int = 15, out: str | Path | None = None) -> pl
     """
     import polars as pl
 
+    from lifelab.lab.bench_realtime import bench_import
     from lifelab.lab.results import write_table
-    from lifelab.observe.bench_realtime import bench_import
 
     df = pl.DataFrame({"import_ms": bench_import(repeats=repeats)["import_ms"]})
     if out is not None:

@@ -9,8 +9,7 @@ import pytest
 
 from lifelab.cli import build_parser, main
 from lifelab.config import LifeConfig
-from lifelab.life.loop import Life
-from lifelab.observe.profile import (
+from lifelab.lab.profile import (
     FUNCTIONS_FILE,
     LINES_FILE,
     SUMMARY_FILE,
@@ -21,6 +20,7 @@ from lifelab.observe.profile import (
     profile,
     read_scalene_json,
 )
+from lifelab.life.loop import Life
 
 TINY = {"ticks": 2_000, "warmup": 200}
 JSON_KEYS = {"profile_path", "table_path", "hot_spots", "summary", "tool", "ticks", "engine"}
@@ -294,7 +294,7 @@ def test_cli_engine_reaches_the_profiled_organism(tmp_path, capsys):
 def test_import_stays_cheap():
     """Importing the profile module loads neither polars nor scalene."""
     code = (
-        "import sys, lifelab.observe.profile; "
+        "import sys, lifelab.lab.profile; "
         "print(sorted(m for m in ('polars', 'scalene') if m in sys.modules))"
     )
     out = subprocess.run(

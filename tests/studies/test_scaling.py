@@ -3,9 +3,9 @@
 import pytest
 
 from lifelab.exceptions import ConfigError
-from lifelab.lab.scaling import TICK_METRICS, measure_tick, tick_scaling
 from lifelab.life.compiled import numba_available
 from lifelab.observe.metrics import STAGES
+from lifelab.studies.scaling import TICK_METRICS, measure_tick, tick_scaling
 
 ENGINES = [
     "python",
