@@ -99,7 +99,8 @@ def exit_code(exc: BaseException) -> Exit:
     ImportError (an optional dependency the options need), and the OSErrors that name a path: the
     built-in ones above and lifelab's own (RunDirError, ArchiveError: a run directory or archive
     that is missing or damaged; ResultsExistsError). Anything else failed while running (3):
-    TrialFailed, ProfileError, BenchProcessError, a StageError, a disk that filled up…
+    TrialFailed, ExperimentFailed (a notebook that raised), ProfileError, BenchProcessError, a
+    StageError, a disk that filled up…
     """
     if isinstance(exc, ValueError | TypeError | ImportError):
         return Exit.BAD_INPUT

@@ -40,6 +40,7 @@ from lifelab.exceptions import LifelabError
 __all__ = [
     "Experiment",
     "ExperimentError",
+    "ExperimentFailed",
     "find_root",
     "list_experiments",
     "load_experiment",
@@ -57,6 +58,10 @@ MAX_FILE_BYTES = 64 * 1024
 
 class ExperimentError(LifelabError, ValueError):
     """An experiment file is malformed, unsafe, or names something that does not exist."""
+
+
+class ExperimentFailed(LifelabError, RuntimeError):
+    """A valid experiment's notebook raised while it ran: a failed run (exit 3), not bad input."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +279,7 @@ def run_experiment(
     }
     (run_dir / "experiment.json").write_text(json.dumps(record, indent=2) + "\n")
     if error:
-        raise ExperimentError(f"experiment {exp.name} failed (see {executed}): {error[:2000]}")
+        raise ExperimentFailed(f"experiment {exp.name} failed (see {executed}): {error[:2000]}")
     return record
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from lifelab.lab.experiment import (
     ExperimentError,
+    ExperimentFailed,
     list_experiments,
     load_experiment,
     run_experiment,
@@ -107,3 +108,27 @@ def test_run_executes_the_notebook_and_records_timings(project):
     assert injected and "SEED = 3" in "".join(injected[0]["source"])
     durations = saved["cell_durations_s"]
     assert durations and all(d is None or d >= 0 for d in durations)
+
+
+def test_a_notebook_that_raises_is_a_failed_run_not_bad_input(project, capsys):
+    """A valid experiment whose notebook raises: ExperimentFailed (a RuntimeError, not a
+    ValueError), the record says failed, and ``lifelab experiment run`` exits 3 (not 2)."""
+    import nbformat
+
+    from lifelab.cli import main
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    params = nbformat.v4.new_code_cell("SEED = 1\nTICKS = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("raise RuntimeError('boom in cell 2')")]
+    nbformat.write(nb, project / "notebooks" / "boom.ipynb")
+    toml = 'name = "boom"\nsuite = "boom"\nnotebook = "notebooks/boom.ipynb"\n'
+    path = _write(project, toml, "boom.toml")
+    with pytest.raises(ExperimentFailed, match="boom in cell 2") as caught:
+        run_experiment(path, root=project)
+    assert not isinstance(caught.value, ValueError)
+    runs = sorted((project / "data" / "runs" / "experiments").glob("boom-*"))
+    assert json.loads((runs[-1] / "experiment.json").read_text())["status"] == "failed"
+    assert main(["experiment", "run", str(path), "--json"]) == 3
+    assert "boom in cell 2" in capsys.readouterr().err
