@@ -344,7 +344,7 @@ def cmd_run(args: argparse.Namespace) -> Any:
     out = life.summary()
     out["engine"] = life.engine  # what ran (numba missing: the Python fallback)
     if args.metrics:
-        out["metrics"] = life.metrics.summary()
+        out["metrics"] = life.metrics_summary()
         if not args.json:
             print(life.metrics.stage_frame())
     return stop.finish(life, out)

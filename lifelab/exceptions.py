@@ -7,6 +7,7 @@ meaning, so ``except ValueError`` in user code keeps working (the attrs model).
 from __future__ import annotations
 
 import errno
+from collections.abc import Mapping
 
 __all__ = [
     "ArchiveError",
@@ -17,9 +18,11 @@ __all__ = [
     "EventTypeError",
     "LifeStateError",
     "LifelabError",
+    "SnapshotError",
     "StageError",
     "StateValueError",
     "error_kind",
+    "fault_counts",
 ]
 
 
@@ -58,6 +61,15 @@ class StateValueError(LifelabError, ValueError):
     """
 
 
+class SnapshotError(LifelabError, ValueError):
+    """A snapshot file is corrupt, truncated, of an unknown version, or inconsistent.
+
+    The file layer (``store.snapshot``) raises it for the file; each owner of a piece of the
+    organism (state, feedback book, random streams, active memory, Life's counters) raises it
+    for its own piece, so it lives here, below all of them.
+    """
+
+
 class ArchiveError(LifelabError, OSError):
     """The archive could not be opened, or rows could not be committed to it."""
 
@@ -93,3 +105,13 @@ def error_kind(exc: BaseException) -> str:
             return _SQLITE_KINDS.get("_".join(name.split("_")[:2]), name)
         cur = cur.__cause__
     return type(exc).__name__
+
+
+def fault_counts(prefix: str, counts: Mapping[str, int]) -> dict[str, int]:
+    """One ``<prefix>_<kind>`` key per kind counted (kind lower-cased, non-alphanumerics as
+    ``_``), e.g. ``snapshot_errors_enospc``: how summaries name the faults of each kind."""
+    out = {}
+    for kind, n in dict(counts).items():  # dict(): one atomic copy of a counter others bump
+        key = "".join(c if c.isalnum() else "_" for c in str(kind).lower())
+        out[f"{prefix}_{key}"] = n
+    return out

@@ -35,7 +35,15 @@ from lifelab.life.events import builtin_types
 from lifelab.life.loop import Life
 from lifelab.observe.gcmode import GcWatch, apply_gc_mode, parse_gc_mode
 
-__all__ = ["KERNEL_LATENCY", "PYTHON_LATENCY", "bare_loop", "bench_loop", "peak_rss_mb"]
+__all__ = [
+    "KERNEL_LATENCY",
+    "PYTHON_LATENCY",
+    "bare_loop",
+    "bench_loop",
+    "bench_persisted",
+    "measure",
+    "peak_rss_mb",
+]
 
 PYTHON_LATENCY = "python timer per tick"
 KERNEL_LATENCY = "kernel cycle counter, sampled ticks"
@@ -86,7 +94,9 @@ def bench_loop(
     )
     life = Life(cfg)
     try:
-        out = _measure(life, ticks, mode, warmup, latency_ticks, progress)
+        out = measure(
+            life, ticks, gc_mode=mode, warmup=warmup, latency_ticks=latency_ticks, progress=progress
+        )
     finally:
         life.close()
         if tmp is not None:
@@ -118,9 +128,9 @@ def bench_persisted(
 
     Each round times one fresh organism without a run directory and one with a temporary run
     directory (``snapshot_every``, ``log_every``), in alternating order so that machine noise
-    falls on both; returns the medians, the ratio of the medians (``persist_ratio``, issue 13's
-    target is >= 0.7), each round's ratio and the archive rows the persisted runs wrote per
-    second. ``options`` are :func:`bench_loop`'s.
+    falls on both; returns the medians, the ratio of the medians (``persist_ratio``; the
+    persistence target is >= 0.7), each round's ratio and the archive rows the persisted runs
+    wrote per second. ``options`` are :func:`bench_loop`'s.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -153,16 +163,28 @@ def bench_persisted(
     }
 
 
-def _measure(
+def measure(
     life: Life,
     ticks: int,
-    mode: str | tuple[int, int, int],
-    warmup: int | None,
-    latency_ticks: int | None,
-    progress: Callable[[int], None] | None,
+    *,
+    gc_mode: str | tuple[int, int, int] = "default",
+    warmup: int | None = None,
+    latency_ticks: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
+    """Measure an organism the way ``bench loop`` does (the module docstring's method).
+
+    Runs ``warmup`` ticks (None: a tenth of ``ticks``, between 1 000 and 20 000; 0: none), applies
+    ``gc_mode`` (as :func:`~lifelab.observe.gcmode.parse_gc_mode` returns it) and empties
+    ``life.metrics``, then times ``ticks`` rounded down to ten equal chunks and runs the latency
+    pass (``latency_ticks``, None: up to 100 000). Returns the measured keys of ``bench loop``
+    (``engine``, ``ticks``, ``wall_s``, ``ticks_per_s``, ``events_per_s``, the tick percentiles
+    and ``latency_source``, GC figures, ``rate_by_decile``, sizes); ``progress`` gets each chunk's
+    ticks. The GC mode stays applied, so run it in a process of its own (``lifelab bench`` and
+    the trial worker do); the caller closes ``life``.
+    """
     life.run(warmup if warmup is not None else min(20_000, max(1_000, ticks // 10)))
-    apply_gc_mode(mode)
+    apply_gc_mode(gc_mode)
     life.metrics.reset()  # the sampled ticks describe the measured ticks only
     events0 = life.events_processed
     chunk = ticks // 10
@@ -232,15 +254,12 @@ def _kernel_latency(life: Life, n: int) -> dict[str, Any] | None:
 
 def _latency_pass(life: Life, n: int) -> np.ndarray:
     """Per-tick wall times (ns) of ``n`` single ticks, errors handled as in Life.run."""
-    tick = life._tick
+    step = life.step
     clock = time.perf_counter_ns
     samples = [0] * n
     for i in range(n):
         t0 = clock()
-        try:
-            tick()
-        except Exception as exc:
-            life._stage_failed(exc)
+        step()
         samples[i] = clock() - t0
     return np.asarray(samples, dtype=np.int64)
 
@@ -248,7 +267,8 @@ def _latency_pass(life: Life, n: int) -> np.ndarray:
 def bare_loop(ticks: int, seed: int = 0) -> float:
     """Ticks/s of the minimum a tick must do: draw an event, clamp three vitals, append 3 columns.
 
-    The yardstick for "how close to what CPython can do" (issue 7 compares the loop to it).
+    The yardstick for "how close to what CPython can do": ``ratio_to_baseline`` compares the
+    loop to it.
     """
     rows = builtin_types()[:-1]
     p = np.array([r.draw_weight for r in rows])

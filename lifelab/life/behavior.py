@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from lifelab.life.events import RECOVERY
+from lifelab.store.snapshot import check_int, check_number, invalid_field
 
 __all__ = [
     "ABSORB",
@@ -237,7 +238,23 @@ class FeedbackBook:
                     out.append([due, e0, s0, i0, int(types), int(actions), float(sigs)])
         return out
 
+    @classmethod
+    def from_snapshot(cls, rows: Any, *, n_types: int) -> FeedbackBook:
+        """The book a snapshot's ``feedback`` piece describes (rows as :meth:`to_list` writes
+        them, or grouped: lists of types, actions and significances), every row checked first.
+
+        Raises :class:`~lifelab.exceptions.SnapshotError` naming the first impossible field.
+        """
+        if not isinstance(rows, list):
+            raise invalid_field("feedback", rows)
+        for row in rows:
+            _check_feedback_row(row, n_types)
+        book = cls()
+        book.load(rows)
+        return book
+
     def load(self, rows: list[list[Any]]) -> None:
+        """Replace the pending records with checked rows (see :meth:`from_snapshot`)."""
         self.pending.clear()
         for due, e0, s0, i0, types, actions, sigs in rows:
             if isinstance(types, list):
@@ -252,6 +269,27 @@ class FeedbackBook:
             else:
                 record = (float(e0), float(s0), float(i0), int(types), int(actions), float(sigs))
             self.add(int(due), record)
+
+
+def _check_feedback_row(row: Any, n_types: int) -> None:
+    """``[due, E0, S0, I0, type(s), action(s), significance(s)]`` with known types and actions."""
+    if not isinstance(row, list) or len(row) != 7:
+        raise invalid_field("feedback[]", row)
+    check_int("feedback[].due", row[0])
+    for v in row[1:4]:
+        check_number("feedback[].vital", v, 0.0, 100.0)
+    types, actions, sigs = row[4:7]
+    if isinstance(types, list):
+        if not (isinstance(actions, list) and isinstance(sigs, list)) or not (
+            len(types) == len(actions) == len(sigs)
+        ):
+            raise invalid_field("feedback[].arrays", row)
+    else:
+        types, actions, sigs = [types], [actions], [sigs]
+    for t, a, sig in zip(types, actions, sigs, strict=True):
+        check_int("feedback[].type", t, 0, n_types - 1)
+        check_int("feedback[].action", a, 0, len(ACTION_NAMES) - 1)
+        check_number("feedback[].significance", sig, 0.0, 1.0)
 
 
 def learn(state: Any, counts: np.ndarray, sig_sums: np.ndarray, action_counts: np.ndarray) -> None:

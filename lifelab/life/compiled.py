@@ -34,6 +34,7 @@ import numpy as np
 from lifelab.exceptions import StageError
 from lifelab.life.clock import ClockStopped, RealtimeClock, futex_syscall
 from lifelab.life.rng import BLOCK, BlockStream
+from lifelab.observe.metrics import N_MARKS
 
 if TYPE_CHECKING:
     from lifelab.life.loop import Life
@@ -201,7 +202,7 @@ class CompiledEngine:
         self.out_f = np.zeros((7, _OUTBOX_ROWS))
         # about ten ticks of spills at capacity: one selection per decay period (default 10)
         self.victims = np.zeros(max(256, 10 * batch_room), np.int64)
-        self.marks = np.zeros((_MARK_ROWS, 9), np.int64)
+        self.marks = np.zeros((_MARK_ROWS, N_MARKS), np.int64)
         self.gaps = np.asarray(life.metrics.gaps, np.int64)
         self.streams: list[BlockStream] = [env.types, env.uniform, life._uniform]
         self.words = tuple(_pcg_words(s.generator) for s in self.streams)
@@ -616,7 +617,7 @@ class CompiledEngine:
             if si[k.I_SAMPLED_TICK] == tick and si[k.I_NMARKS]:
                 # a sampled tick: its io stage is this call (in cycles, like the marks)
                 io_cycles = (time.perf_counter_ns() - t0) / self._ns_per_cycle()
-                self.marks[si[k.I_NMARKS] - 1, 8] += int(io_cycles)
+                self.marks[si[k.I_NMARKS] - 1, k.MK_IO] += int(io_cycles)
             self._fold_marks()
             si[k.I_IO_DUE] = min(life._io_due, _NEVER)
             self._load_light()

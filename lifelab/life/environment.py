@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from lifelab.life.events import TypeTable
-from lifelab.life.rng import BlockStream
+from lifelab.life.rng import BlockStream, check_position
+from lifelab.store.snapshot import check_int, invalid_field
 
 __all__ = ["Environment"]
 
@@ -113,12 +114,27 @@ class Environment:
             "counts": None if self.counts is None else self.counts.get_state(),
         }
 
+    @staticmethod
+    def check_state(state: Any) -> None:
+        """Refuse (SnapshotError naming the field) a snapshot's ``rng.environment`` piece that
+        :meth:`set_state` cannot take: the carry and the positions of the three streams."""
+        if not isinstance(state, dict):
+            raise invalid_field("rng.environment", state)
+        check_int("rng.environment.carry", state.get("carry"))
+        check_position(state.get("types"), "rng.environment.types")
+        check_position(state.get("uniform"), "rng.environment.uniform")
+        if state.get("counts") is not None:
+            check_position(state["counts"], "rng.environment.counts")
+
     def set_state(self, state: dict[str, Any]) -> None:
+        """Resume where :meth:`get_state` was taken (checked by :meth:`check_state` first when
+        it comes from a file)."""
         self.carry = int(state["carry"])
         self.types.set_state(state["types"])
         self.uniform.set_state(state["uniform"])
-        if self.counts is not None and state["counts"] is not None:
-            self.counts.set_state(state["counts"])
+        counts = state.get("counts")
+        if self.counts is not None and counts is not None:
+            self.counts.set_state(counts)
 
 
 def _fraction(rate: float) -> tuple[int, int]:

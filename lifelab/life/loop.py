@@ -8,6 +8,7 @@ keep active memory within capacity.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -20,7 +21,14 @@ from typing import Any
 import numpy as np
 
 from lifelab.config import LifeConfig
-from lifelab.exceptions import ConfigError, EventError, LifeStateError, StageError
+from lifelab.exceptions import (
+    ConfigError,
+    EventError,
+    LifeStateError,
+    SnapshotError,
+    StageError,
+    fault_counts,
+)
 from lifelab.life import behavior, meaning, policy
 from lifelab.life.behavior import (
     ABSORB,
@@ -32,19 +40,30 @@ from lifelab.life.behavior import (
 )
 from lifelab.life.clock import ClockStopped, RealtimeClock, SimulatedClock
 from lifelab.life.compiled import CompiledEngine, make_engine
-from lifelab.life.digest import digest_of
 from lifelab.life.environment import Environment
 from lifelab.life.events import ECHO, RECOVERY, Event, TypeTable
-from lifelab.life.rng import BlockStream, streams_for_seed
+from lifelab.life.rng import BlockStream, check_position, streams_for_seed
 from lifelab.life.state import SelfState, StateView, recovery_efficiency
-from lifelab.memory.active import KIND_EVENT, KIND_FEEDBACK, ActiveMemory
+from lifelab.memory.active import KIND_EVENT, KIND_FEEDBACK, ActiveMemory, check_columns
 from lifelab.memory.archive import Archive, MemoryArchive
-from lifelab.observe.metrics import Metrics
+from lifelab.observe.metrics import Metrics, end_mark
+from lifelab.store.digest import digest_of
 from lifelab.store.persistence import NEVER, Persistence
 from lifelab.store.rundir import DEFAULT_ROOT, RunDir
-from lifelab.store.snapshot import Capture, load_newest
+from lifelab.store.snapshot import Capture, check_int, check_number, invalid_field, load_newest
 
 __all__ = ["Life"]
+
+# Where a sampled tick's marks hold the end of each stage (Metrics.begin_tick), resolved once
+# here: each stage boundary of _tick names its stage and costs one store at a constant index.
+_PERCEIVE = end_mark("perceive")
+_TIME = end_mark("time")
+_RESPOND = end_mark("respond")
+_REMEMBER = end_mark("remember")
+_FEEDBACK = end_mark("feedback")
+_PERIODIC = end_mark("periodic")
+_POLICY = end_mark("policy")
+_IO = end_mark("io")
 
 
 def _seeded_life_id(gen: np.random.Generator) -> str:
@@ -150,7 +169,7 @@ class Life:
         self._stop = threading.Event()
         self._run_lock = threading.Lock()
         self._io_due = NEVER
-        self.metrics = Metrics(self, cfg.metrics_every)
+        self.metrics = Metrics(cfg.metrics_every)
         self._sample_at = cfg.metrics_every or NEVER
         self._log_decisions = cfg.log_decisions and self.persistence is not None
         if self.persistence is not None:
@@ -179,14 +198,15 @@ class Life:
         s.ticks = tick
         age = s.age + dt
         s.age = age
-        # Every metrics_every-th tick is timed stage by stage (STAGES order); the other ticks pay
-        # one comparison per stage boundary (measured ≤ 1 % at one event per tick).
+        # Every metrics_every-th tick is timed stage by stage (m[_PERCEIVE] = the end of perceive,
+        # and so on); the other ticks pay one comparison per stage boundary (measured ≤ 1 % at
+        # one event per tick).
         m = self.metrics.begin_tick() if tick >= self._sample_at else None
 
         types, intensities = self._perceive()
         n = len(types)
         if m is not None:
-            m.append(perf_counter_ns())
+            m[_PERCEIVE] = perf_counter_ns()
 
         if n == 0:
             peak = None
@@ -199,21 +219,21 @@ class Life:
         s.last_event_intensity = smoothed = meaning.smooth_intensity(s.last_event_intensity, peak)
         s.subjective_time += dt * meaning.subjective_rate(smoothed, s.stability, s.energy)
         if m is not None:
-            m.append(perf_counter_ns())
+            m[_TIME] = perf_counter_ns()
 
         kept = self._respond(types, intensities, n, age) if n else None
         if m is not None:
-            m.append(perf_counter_ns())
+            m[_RESPOND] = perf_counter_ns()
         if kept:
             self._remember(kept, tick, age)
         if m is not None:
-            m.append(perf_counter_ns())
+            m[_REMEMBER] = perf_counter_ns()
 
         if tick in self.feedback.pending:
             self._collect_feedback(tick, age)
         self._maybe_echo()
         if m is not None:
-            m.append(perf_counter_ns())
+            m[_FEEDBACK] = perf_counter_ns()
 
         if tick % cfg.decay_every == 0:
             self.memory.decay(age)
@@ -224,7 +244,7 @@ class Life:
             behavior.adapt(s)
             self._refresh_params()
         if m is not None:
-            m.append(perf_counter_ns())
+            m[_PERIODIC] = perf_counter_ns()
 
         weak_e, weak_s, weak_i = self._weak_at
         if s.energy <= weak_e or s.stability <= weak_s or s.integrity <= weak_i:
@@ -235,11 +255,11 @@ class Life:
         if mem.next_id - mem.spilled > cfg.memory_capacity:
             mem.enforce_capacity()
         if m is not None:
-            m.append(perf_counter_ns())
+            m[_POLICY] = perf_counter_ns()
         if tick >= self._io_due:
             self._io(tick)
         if m is not None:
-            m.append(perf_counter_ns())
+            m[_IO] = perf_counter_ns()
             self._sample_at = tick + self.metrics.next_gap()
             self.metrics.end_tick(m)
 
@@ -623,6 +643,22 @@ class Life:
             self._run_lock.release()
         return self.summary()
 
+    def step(self) -> None:
+        """Live exactly one tick in this thread (either engine); a failing stage is handled as
+        in :meth:`run` (counted, integrity penalty, the organism goes on).
+
+        For benchmarks that time single ticks: ``run(1)`` would put its per-call set-up (run
+        lock, GC watch, clock begin/end, the summary) inside every sample, several µs on a tick
+        of a few µs. Nothing of that happens here, so a real-time clock does not wait and GC
+        pauses are not sampled. Refused while :meth:`run` or :meth:`start` lives.
+        """
+        if self._run_lock.locked():
+            raise LifeStateError("this Life is already running (start() or run() in progress)")
+        try:
+            self._tick()
+        except Exception as exc:
+            self._stage_failed(exc)
+
     def _live(self, ticks: int | None) -> None:
         if self._engine is not None:
             self._engine.live(ticks)
@@ -762,6 +798,31 @@ class Life:
         out.update(self._clock.stats())
         return out
 
+    def metrics_summary(self) -> dict[str, float]:
+        """Every metric of the run by name (units in the names): the tick count; what
+        :attr:`metrics` measured (tick and stage timings, RSS, GC); the organism's counters and
+        its failed stages by kind (``stage_errors_<kind>``); with a run directory, what its
+        writers did and their faults (:meth:`Persistence.stats`)."""
+        mem = self.memory
+        out: dict[str, float] = {"ticks": self._state.ticks, **self.metrics.summary()}
+        out.update(
+            events_processed=self.events_processed,
+            events_pushed=self.events_pushed,
+            events_rejected=self.events_rejected,
+            events_dropped=self.events_dropped,
+            entries_written=mem.next_id,
+            entries_spilled=mem.spilled,
+            errors=sum(self.errors.values()),
+            queue_depth=self.queue_depth,
+            memory_active=len(mem),
+            archive_size=len(self.archive),
+            memory_bytes=mem.nbytes(),
+            **fault_counts("stage_errors", self.errors),
+        )
+        if self.persistence is not None:
+            out.update(self.persistence.stats())
+        return out
+
     def canonical(self) -> dict[str, Any]:
         """Everything the digest covers, JSON-ready (no paths, no wall-clock readings)."""
         if self._engine is not None:
@@ -817,17 +878,16 @@ class Life:
         return Capture(self._state.ticks, self.canonical(), self.memory.capture(), extra)
 
     def _restore(self, capture: Capture) -> None:
-        """Load a capture into this freshly built organism (same config and type table)."""
+        """Load a capture into this freshly built organism (same config and type table).
+
+        All or nothing: each owner checks its piece first (:meth:`_check_capture`), and nothing
+        changes before every piece passed, so a capture refused with SnapshotError leaves the
+        organism as it was born (:meth:`resume` then tries an older snapshot).
+        """
+        state, book = self._check_capture(capture)
         c = capture.canonical
-        names = capture.extra.get("type_names")
-        if names is not None and list(names) != list(self.types.names):
-            raise LifeStateError(
-                f"snapshot event types {names} differ from this organism's {list(self.types.names)}"
-            )
-        state = dict(c["state"])
-        state.setdefault("birth_time", capture.extra.get("birth_time", self._state.birth_time))
-        self._state.load(state)
-        self.feedback.load(c["feedback"])
+        self._state.adopt(state)
+        self.feedback = book
         self._queue.clear()
         self._queue.extend((int(t), float(i)) for t, i in c["queue"])
         self._echo = None if c["echo"] is None else float(c["echo"])
@@ -857,6 +917,38 @@ class Life:
             self._io_due = self.persistence.next_due
         if self._engine is not None:
             self._engine.load()
+
+    def _check_capture(self, capture: Capture) -> tuple[SelfState, FeedbackBook]:
+        """Every piece of a capture checked by its owner (SnapshotError names the field); the
+        state and feedback book it restores to. Nothing from disk is trusted: neither the
+        digest nor the checksum is keyed, so a forger can recompute both."""
+        c, extra = capture.canonical, capture.extra
+        _check_type_names(extra.get("type_names"), self.types.names)
+        n_types = len(self.types)
+        data = c.get("state")
+        if isinstance(data, dict) and "birth_time" not in data:
+            # real time: birth_time is no part of the canonical state (nor of the digest)
+            data = {**data, "birth_time": extra.get("birth_time", self._state.birth_time)}
+        recent_size = self.config.recent_events_size
+        state = SelfState.from_snapshot(data, n_types=n_types, recent_size=recent_size)
+        if state.ticks != capture.ticks:
+            raise SnapshotError(f"header ticks {capture.ticks} != state ticks {state.ticks}")
+        book = FeedbackBook.from_snapshot(c.get("feedback"), n_types=n_types)
+        rng = c.get("rng")
+        if not isinstance(rng, dict):
+            raise invalid_field("rng", rng)
+        Environment.check_state(rng.get("environment"))
+        check_position(rng.get("uniform"), "rng.uniform")
+        _check_queue(c.get("queue"), c.get("echo", "missing"), n_types)
+        counters = _check_counters(c.get("counters"))
+        check_columns(
+            capture.columns,
+            n_types=n_types,
+            next_id=counters["entries_written"],
+            spilled=counters["spilled"],
+        )
+        _check_extra(extra)
+        return state, book
 
     def snapshot(self) -> Path:
         """Write a snapshot now (synchronously) and return its path; needs a run directory."""
@@ -911,14 +1003,22 @@ class Life:
                 raise LifeStateError(f"{fixed} cannot change on resume")
         values = {**meta["config"], **overrides, "run_dir": str(run.path)}
         config = LifeConfig.from_mapping(values)
-        capture, corrupt = load_newest(run.snapshots)
         life = cls(config, _run=run)
+        persistence = life.persistence
+        assert persistence is not None
+        try:
+            # the newest snapshot that reads intact and that every owner accepts is restored
+            capture, corrupt = load_newest(run.snapshots, life._restore)
+        except BaseException:
+            # e.g. a snapshot of another type table: stop the writers, raise what went wrong
+            with contextlib.suppress(Exception):
+                persistence.close(None)
+            raise
         life.corrupt_files = corrupt
-        archive = life.persistence.archive  # type: ignore[union-attr]
+        archive = persistence.archive
         if capture is None:
             archive.rollback(0, -1)  # nothing is covered: the replay starts from birth
         else:
-            life._restore(capture)
             counters = capture.canonical["counters"]
             # Roll back what spilled after the snapshot: the rows past its archive_size (the
             # SQLite archive of old runs finds them by id: those written after it, and the
@@ -931,3 +1031,71 @@ class Life:
                     f"{counters['archive_size']}: the archive lost committed rows"
                 )
         return life
+
+
+# -- Life's own pieces of a snapshot (the other pieces are checked by their owners) ----------------
+
+_COUNTERS = (
+    "entries_written",
+    "spilled",
+    "archive_size",
+    "events_processed",
+    "echoes",
+    "ticks_since_echo",
+    "zero_vital_ticks",
+)
+
+
+def _check_type_names(names: Any, ours: tuple[str, ...]) -> None:
+    """A snapshot of another type table is refused with LifeStateError: not corrupt, but of
+    another organism (None: a capture that does not say)."""
+    if names is None:
+        return
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise invalid_field("extra.type_names", names)
+    if names != list(ours):
+        raise LifeStateError(
+            f"snapshot event types {names} differ from this organism's {list(ours)}"
+        )
+
+
+def _check_queue(queue: Any, echo: Any, n_types: int) -> None:
+    """The input queue ([type, intensity] pairs of known types) and the pending echo."""
+    if not isinstance(queue, list):
+        raise invalid_field("queue", queue)
+    for item in queue:
+        if not isinstance(item, list) or len(item) != 2:
+            raise invalid_field("queue[]", item)
+        check_int("queue[].type", item[0], 0, n_types - 1)
+        check_number("queue[].intensity", item[1], -1.0, 1.0)
+    if echo is not None:
+        check_number("echo", echo, -1.0, 1.0)
+
+
+def _check_counters(counters: Any) -> dict[str, Any]:
+    """Counts ≥ 0, one per action, and every spilled entry archived."""
+    if not isinstance(counters, dict):
+        raise invalid_field("counters", counters)
+    for name in _COUNTERS:
+        check_int(f"counters.{name}", counters.get(name))
+    actions = counters.get("actions")
+    if not isinstance(actions, list) or len(actions) != len(ACTION_NAMES):
+        raise invalid_field("counters.actions", actions)
+    for v in actions:
+        check_int("counters.actions[]", v)
+    if counters["archive_size"] != counters["spilled"]:
+        raise SnapshotError("archive_size differs from the spilled count")
+    return counters
+
+
+def _check_extra(extra: Mapping[str, Any]) -> None:
+    """What a capture carries beside the canonical state: the input and failure counters."""
+    for name in ("events_pushed", "events_rejected", "events_dropped"):
+        check_int(f"extra.{name}", extra.get(name, 0))
+    errors = extra.get("errors", {})
+    if not isinstance(errors, dict):
+        raise invalid_field("extra.errors", errors)
+    for n in errors.values():
+        check_int("extra.errors[]", n)
+    if not isinstance(extra.get("alive", True), bool):
+        raise invalid_field("extra.alive", extra.get("alive"))

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BlockStream", "streams_for_seed"]
+from lifelab.store.snapshot import check_int, invalid_field
+
+__all__ = ["BlockStream", "check_position", "streams_for_seed"]
 
 BLOCK = 4096
 
@@ -83,6 +85,8 @@ class BlockStream:
         return {"state_before": self._state_before, "index": self.index}
 
     def set_state(self, state: dict[str, Any]) -> None:
+        """Resume at a position :meth:`get_state` gave (checked by :func:`check_position` when
+        it comes from a file)."""
         self._gen.bit_generator.state = state["state_before"]
         self._refill()
         self.index = int(state["index"])
@@ -91,3 +95,19 @@ class BlockStream:
 def streams_for_seed(seed: int, n: int) -> list[np.random.Generator]:
     """``n`` independent generators spawned from one seed (one seed, separate streams)."""
     return [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def check_position(position: Any, what: str) -> None:
+    """Refuse (SnapshotError naming ``what``) a stream position that :meth:`BlockStream.set_state`
+    cannot take: it must be a PCG64 state before the block and an index in the block."""
+    if not isinstance(position, dict) or not isinstance(position.get("state_before"), dict):
+        raise invalid_field(what, position)
+    check_int(f"{what}.index", position.get("index"), 0, BLOCK)
+    before = position["state_before"]
+    inner = before.get("state")
+    if before.get("bit_generator") != "PCG64" or not isinstance(inner, dict):
+        raise invalid_field(f"{what}.state_before", before)
+    check_int(f"{what}.state_before.state.state", inner.get("state"), 0, 2**128 - 1)
+    check_int(f"{what}.state_before.state.inc", inner.get("inc"), 0, 2**128 - 1)
+    check_int(f"{what}.state_before.has_uint32", before.get("has_uint32"), 0, 1)
+    check_int(f"{what}.state_before.uinteger", before.get("uinteger"), 0, 2**32 - 1)

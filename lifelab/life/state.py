@@ -23,6 +23,7 @@ from collections import deque
 from typing import Any
 
 from lifelab.exceptions import StageError, StateValueError
+from lifelab.store.snapshot import check_int, check_number, invalid_field
 
 __all__ = ["ADAPTATION_HISTORY", "CIRCADIAN_PERIOD_S", "ENERGY_MAX", "SelfState", "StateView"]
 
@@ -31,6 +32,8 @@ CIRCADIAN_PERIOD_S = 86_400.0
 ADAPTATION_HISTORY = 50  # adaptation passes remembered
 _TWO_PI = 2.0 * math.pi
 _INF = math.inf
+_LEARNED = ("sensitivity", "threshold", "behavior_sensitivity", "behavior_threshold")
+_COEFS = ("response_coef", "behavior_response_coef")
 
 
 def _finite(name: str, value: object, allowed: str) -> float:
@@ -184,6 +187,35 @@ class SelfState:
             "adaptation_history": [list(x) for x in self.adaptation_history],
         }
 
+    @classmethod
+    def from_snapshot(cls, data: Any, *, n_types: int, recent_size: int) -> SelfState:
+        """The state a snapshot's ``state`` piece describes, every field checked first.
+
+        Raises :class:`~lifelab.exceptions.SnapshotError` naming the first field that no run
+        can have written (a vital out of its range, a learned list of the wrong length, a type
+        this organism does not know…): nothing from disk is trusted, and :meth:`load` would
+        clamp what it should refuse.
+        """
+        if not isinstance(data, dict):
+            raise invalid_field("state", data)
+        _check_scalars(data)
+        _check_learned(data, n_types)
+        _check_history(data, n_types)
+        state = cls(
+            life_id=data["life_id"],
+            birth_time=data["birth_time"],
+            n_types=n_types,
+            recent_size=recent_size,
+        )
+        state.load(data)
+        return state
+
+    def adopt(self, other: SelfState) -> None:
+        """Take every field of ``other`` (a restored snapshot's) in place: ``life.state`` and
+        the engines keep this object."""
+        for name in SelfState.__slots__:
+            setattr(self, name, getattr(other, name))
+
     def load(self, data: dict[str, Any]) -> None:
         """Restore from :meth:`to_dict` output, all or nothing.
 
@@ -199,10 +231,7 @@ class SelfState:
         stability = _clamped("stability", data["stability"], 1.0)
         intensity = _clamped("last_event_intensity", data["last_event_intensity"], 1.0)
         recent = [int(x) for x in data["recent_events"]]
-        learned = {
-            name: _finite_list(name, data[name])
-            for name in ("sensitivity", "threshold", "behavior_sensitivity", "behavior_threshold")
-        }
+        learned = {name: _finite_list(name, data[name]) for name in _LEARNED}
         # Keep the birth order of the keys, not the file's (a snapshot's JSON may sort them):
         # adapt() sums over these dicts, and another order rounds the sum differently.
         response_coef = {
@@ -241,6 +270,53 @@ class SelfState:
         self.behavior_response_coef = behavior_response_coef
         self.adaptation_history.clear()
         self.adaptation_history.extend(history)
+
+
+def _check_scalars(data: dict[str, Any]) -> None:
+    """Vitals, times, identity: numbers in their ranges, an int tick count, a short id."""
+    for name, hi in (("energy", ENERGY_MAX), ("integrity", 1.0), ("stability", 1.0)):
+        check_number(f"state.{name}", data.get(name), 0.0, hi)
+    check_int("state.ticks", data.get("ticks"))
+    for name in ("age", "subjective_time"):
+        check_number(f"state.{name}", data.get(name), 0.0, 1e18)
+    check_number("state.last_event_intensity", data.get("last_event_intensity"), 0.0, 1.0)
+    life_id = data.get("life_id")
+    if not isinstance(life_id, str) or len(life_id) > 64:
+        raise invalid_field("state.life_id", life_id)
+    check_number("state.birth_time", data.get("birth_time"), -1e18, 1e18)
+
+
+def _check_learned(data: dict[str, Any], n_types: int) -> None:
+    """Learned and adapted parameters: one value in [0, 1] per type, the three coefficients."""
+    for name in _LEARNED:
+        values = data.get(name)
+        if not isinstance(values, list) or len(values) != n_types:
+            raise invalid_field(f"state.{name}", values)
+        for v in values:
+            check_number(f"state.{name}[]", v, 0.0, 1.0)
+    for name in _COEFS:
+        coef = data.get(name)
+        if not isinstance(coef, dict) or set(coef) != {"dampen", "absorb", "ignore"}:
+            raise invalid_field(f"state.{name}", coef)
+        for key, v in coef.items():
+            check_number(f"state.{name}.{key}", v, 0.0, 1.0)
+
+
+def _check_history(data: dict[str, Any], n_types: int) -> None:
+    """The recent types (known ones) and the adaptation history ([tick, moved] rows)."""
+    recent = data.get("recent_events")
+    if not isinstance(recent, list) or len(recent) > 100_000:
+        raise invalid_field("state.recent_events", recent)
+    for t in recent:
+        check_int("state.recent_events[]", t, 0, n_types - 1)
+    history = data.get("adaptation_history")
+    if not isinstance(history, list) or len(history) > ADAPTATION_HISTORY:
+        raise invalid_field("state.adaptation_history", history)
+    for row in history:
+        if not isinstance(row, list) or len(row) != 2:
+            raise invalid_field("state.adaptation_history[]", row)
+        check_int("state.adaptation_history[].tick", row[0])
+        check_number("state.adaptation_history[].moved", row[1], 0.0, 1e9)
 
 
 def recovery_efficiency(age: float) -> float:

@@ -23,7 +23,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["COLUMNS", "KIND_EVENT", "KIND_FEEDBACK", "ActiveMemory", "CapturedColumns"]
+from lifelab.exceptions import SnapshotError
+
+__all__ = [
+    "COLUMNS",
+    "KIND_EVENT",
+    "KIND_FEEDBACK",
+    "ActiveMemory",
+    "CapturedColumns",
+    "check_columns",
+]
 
 KIND_EVENT = 0
 KIND_FEEDBACK = 1
@@ -516,7 +525,8 @@ class ActiveMemory:
         *,
         as_base: bool = False,
     ) -> None:
-        """Replace the contents with exported columns (used by resume).
+        """Replace the contents with exported columns (used by resume; columns read from a file
+        pass :func:`check_columns` first).
 
         ``as_base`` keeps a read-only copy of them as the base of the next :meth:`capture`, so
         the first snapshot after a resume copies only what changed too (one more copy now).
@@ -539,6 +549,44 @@ class ActiveMemory:
         if base is not None:
             with self._base_lock:
                 self._base = base
+
+
+def check_columns(
+    columns: Mapping[str, np.ndarray], *, n_types: int, next_id: int, spilled: int
+) -> None:
+    """Refuse (SnapshotError) columns read from a snapshot that no store can have exported.
+
+    ``next_id`` and ``spilled`` are the snapshot's counters (entries ever written, entries
+    spilled), ``n_types`` the organism's type count. Checked: every column is there with one
+    value per live entry; live entries are those written and not spilled; the floats are finite,
+    weights ≥ 0, significances ≤ 1; ids are below ``next_id`` and distinct; types, kinds and
+    actions are known.
+    """
+    ids = columns.get("id")
+    n = len(ids) if isinstance(ids, np.ndarray) and ids.ndim == 1 else -1  # -1: fails below
+    for name, dtype in COLUMNS.items():
+        col = columns.get(name)
+        if not isinstance(col, np.ndarray) or col.dtype != dtype or col.shape != (n,):
+            raise SnapshotError(f"column {name} is missing or of a wrong dtype or length")
+    if next_id != spilled + n:
+        raise SnapshotError(f"entries_written {next_id} != spilled {spilled} + active {n}")
+    for name in ("significance", "weight", "timestamp", "subjective_timestamp"):
+        if not np.isfinite(columns[name]).all():
+            raise SnapshotError(f"column {name} holds NaN or inf")
+    if not n:
+        return
+    if columns["weight"].min() < 0 or columns["significance"].max() > 1:
+        raise SnapshotError("weights or significances out of range")
+    ids = columns["id"]  # the same array, now known to be a column
+    if ids.min() < 0 or ids.max() >= next_id or len(np.unique(ids)) != n:
+        raise SnapshotError("active ids out of range or repeated")
+    if columns["event_type"].min() < 0 or columns["event_type"].max() >= n_types:
+        raise SnapshotError("event types out of range")
+    if (
+        not np.isin(columns["kind"], (KIND_EVENT, KIND_FEEDBACK)).all()
+        or not np.isin(columns["action"], (0, 1, 2, 3)).all()
+    ):
+        raise SnapshotError("kinds or actions out of range")
 
 
 class CapturedColumns:

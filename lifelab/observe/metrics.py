@@ -1,9 +1,10 @@
-"""Built-in metrics: stage timings in fixed-size log histograms, counters, gauges, GC.
+"""Built-in metrics: stage timings in fixed-size log histograms, and the process's RSS and GC.
 
 Cheap by construction: every ``metrics_every``-th tick (default 32) is timed stage by stage with
 ``perf_counter_ns``; the others pay one ``is not None`` test per stage boundary. Histograms have a
 fixed number of buckets (8 per power of two, ≤ 6 % relative error), so nothing grows with time.
-Counters and gauges are read from the organism when asked, never kept twice.
+Metrics keep only what they measure: the organism's counters and its writers' faults are the
+organism's, which puts them beside these in ``Life.metrics_summary()``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,22 @@ from lifelab.observe.gcmode import GcWatch
 if TYPE_CHECKING:
     import polars as pl
 
-    from lifelab.life.loop import Life
+__all__ = ["N_MARKS", "STAGES", "LogHistogram", "Metrics", "end_mark"]
 
-__all__ = ["STAGES", "LogHistogram", "Metrics"]
-
-# Stage boundaries of Life._tick, in order.
+# The stages of a tick, in order. A sampled tick records N_MARKS clock readings ("marks"): its
+# start, then the end of each stage; end_mark() says where each stage's end is.
 STAGES = ("perceive", "time", "respond", "remember", "feedback", "periodic", "policy", "io")
+N_MARKS = len(STAGES) + 1
+
+
+def end_mark(stage: str) -> int:
+    """Where a sampled tick's marks hold the end of ``stage`` (``marks[0]`` is the tick's start).
+
+    The engines resolve it once, at import, into int constants, so a stage boundary on the hot
+    path is one store at a constant index that names its stage (no lookup per tick).
+    """
+    return STAGES.index(stage) + 1
+
 
 _SUB = 8  # buckets per power of two
 _BUCKETS = 16 + 40 * _SUB  # exact below 16, then up to 2**45 ns (~10 h)
@@ -120,13 +131,13 @@ class Metrics:
     # buckets in Python on every sampled tick cost as much as a whole tick (callgrind).
     FOLD_EVERY = 512
 
-    def __init__(self, life: Life, sample_every: int) -> None:
-        self._life = life
+    def __init__(self, sample_every: int) -> None:
         self.sample_every = sample_every
         self._stages = {name: LogHistogram() for name in STAGES}
         self._tick = LogHistogram()
         self.gc = GcWatch()
-        self._marks: list[int] = []
+        # One sampled tick's marks, reused: the engine writes every slot before end_tick().
+        self._marks = [0] * N_MARKS
         self._pending: list[int] = []
         # Gaps between sampled ticks are drawn uniformly from [1, 2k - 1] (mean k): a fixed
         # stride aliases with periodic work (every 16th tick hits every 10-tick decay 1 time in
@@ -169,10 +180,10 @@ class Metrics:
         self._gap_index = value & 1023
 
     def add_samples(self, marks_ns: Any) -> None:
-        """Sampled ticks timed elsewhere (the compiled kernel): rows of ``len(STAGES) + 1`` marks
-        in ns, the tick's start first."""
+        """Sampled ticks timed elsewhere (the compiled kernel): rows of ``N_MARKS`` marks in ns,
+        the tick's start first (see :func:`end_mark`)."""
         self._pending.extend(marks_ns.ravel().tolist())
-        if len(self._pending) >= self.FOLD_EVERY * (len(STAGES) + 1):
+        if len(self._pending) >= self.FOLD_EVERY * N_MARKS:
             self.fold()
 
     def next_gap(self) -> int:
@@ -183,15 +194,16 @@ class Metrics:
     # -- the tick (hot path) ----------------------------------------------------------------------
 
     def begin_tick(self) -> list[int]:
+        """The marks of a sampled tick, its start set: the engine sets ``marks[end_mark(s)]``
+        at the end of each stage ``s``, then hands them to :meth:`end_tick`."""
         marks = self._marks
-        marks.clear()
-        marks.append(time.perf_counter_ns())
+        marks[0] = time.perf_counter_ns()
         return marks
 
     def end_tick(self, marks: list[int]) -> None:
         pending = self._pending
         pending.extend(marks)
-        if len(pending) >= self.FOLD_EVERY * (len(STAGES) + 1):
+        if len(pending) >= self.FOLD_EVERY * N_MARKS:
             self.fold()
 
     def fold(self) -> None:
@@ -201,7 +213,7 @@ class Metrics:
             return
         import numpy as np
 
-        marks = np.asarray(pending, dtype=np.int64).reshape(-1, len(STAGES) + 1)
+        marks = np.asarray(pending, dtype=np.int64).reshape(-1, N_MARKS)
         pending.clear()
         deltas = np.diff(marks, axis=1)
         for j, name in enumerate(STAGES):
@@ -220,37 +232,28 @@ class Metrics:
     # -- reading --------------------------------------------------------------------------------
 
     def summary(self) -> dict[str, float]:
-        """metric name (units in the name) -> value."""
+        """What was measured, by metric name (units in the name): the sampled ticks' and stages'
+        timings, the process's RSS and the collections the GC watch saw.
+
+        ``Life.metrics_summary()`` puts these beside the organism's counters and faults.
+        """
         self.fold()
-        life = self._life
+        tick = self._tick
         out: dict[str, float] = {
-            "ticks": life.state.ticks,
-            "sampled_ticks": self.tick.count,
+            "sampled_ticks": tick.count,
             "sample_every": self.sample_every,
-            "tick_p50_us": self.tick.percentile(50) / 1e3,
-            "tick_p99_us": self.tick.percentile(99) / 1e3,
-            "tick_mean_us": self.tick.mean / 1e3,
-            "tick_max_us": self.tick.max / 1e3,
+            "tick_p50_us": tick.percentile(50) / 1e3,
+            "tick_p99_us": tick.percentile(99) / 1e3,
+            "tick_mean_us": tick.mean / 1e3,
+            "tick_max_us": tick.max / 1e3,
         }
-        total = sum(h.total for h in self.stages.values()) or 1
-        for name, h in self.stages.items():
+        total = sum(h.total for h in self._stages.values()) or 1
+        for name, h in self._stages.items():
             out[f"stage_{name}_p50_us"] = h.percentile(50) / 1e3
             out[f"stage_{name}_p99_us"] = h.percentile(99) / 1e3
             out[f"stage_{name}_mean_us"] = h.mean / 1e3
             out[f"stage_{name}_share"] = h.total / total
-        persistence = life.persistence
         out.update(
-            events_processed=life.events_processed,
-            events_pushed=life.events_pushed,
-            events_rejected=life.events_rejected,
-            events_dropped=life.events_dropped,
-            entries_written=life.memory.next_id,
-            entries_spilled=life.memory.spilled,
-            errors=sum(life.errors.values()),
-            queue_depth=life.queue_depth,
-            memory_active=len(life.memory),
-            archive_size=len(life.archive),
-            memory_bytes=life.memory.nbytes(),
             rss_peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
             rss_mb=_rss_mb(),
             gc_collections_gen0=self.gc.collections[0],
@@ -258,39 +261,10 @@ class Metrics:
             gc_collections_gen2=self.gc.collections[2],
             gc_pause_ms=self.gc.pause_ms,
         )
-        # Faults by kind: one key per kind seen, e.g. stage_errors_runtimeerror,
-        # snapshot_errors_enospc, archive_errors_eio, log_errors_eacces (counts, never reset).
-        _by_kind(out, "stage_errors", life.errors)
-        if persistence is not None:
-            snaps = persistence.snapshots
-            archive = persistence.archive
-            log_stats = persistence.logs.stats()
-            log_kinds: dict[str, int] = {}
-            for label, n in log_stats["errors"].items():  # "op:KIND", e.g. "write:ENOSPC"
-                kind = label.partition(":")[2] or label
-                log_kinds[kind] = log_kinds.get(kind, 0) + n
-            out.update(
-                snapshots_written=snaps.written,
-                snapshots_skipped=snaps.skipped,
-                snapshots_failed=getattr(snaps, "failed", 0),
-                snapshot_errors=snaps.errors,
-                log_records=log_stats["records_written"],
-                log_flushes=sum(log_stats["flushes"].values()),
-                log_dropped=log_stats["dropped"],
-                log_buffered=log_stats["buffered"],
-                log_errors=sum(log_kinds.values()),
-                archive_errors=getattr(archive, "errors", 0),
-                archive_backlog_rows=getattr(archive, "backlog", 0),
-                archive_backpressure_waits=getattr(archive, "backpressure_waits", 0),
-                archive_backpressure_ms=getattr(archive, "backpressure_s", 0.0) * 1e3,
-            )
-            _by_kind(out, "snapshot_errors", getattr(snaps, "errors_by_kind", {}))
-            _by_kind(out, "archive_errors", getattr(archive, "errors_by_kind", {}))
-            _by_kind(out, "log_errors", log_kinds)
         return out
 
     def frame(self) -> pl.DataFrame:
-        """One row per metric: ``metric`` (units in the name) and ``value`` (float)."""
+        """One row per metric of :meth:`summary`: ``metric`` (units in the name) and ``value``."""
         import polars as pl
 
         items = self.summary()
@@ -315,13 +289,6 @@ class Metrics:
                 "samples": [h.count for h in self.stages.values()],
             }
         )
-
-
-def _by_kind(out: dict[str, float], prefix: str, counts: Any) -> None:
-    """Add ``<prefix>_<kind>`` keys (kind lower-cased, non-alphanumerics as ``_``)."""
-    for kind, n in dict(counts).items():  # dict(): one atomic copy of a counter other threads bump
-        key = "".join(c if c.isalnum() else "_" for c in str(kind).lower())
-        out[f"{prefix}_{key}"] = n
 
 
 def _rss_mb() -> float:

@@ -11,7 +11,7 @@ from typing import Any
 
 from lifelab.store.persistence import open_archive_readonly
 from lifelab.store.rundir import RunDir
-from lifelab.store.snapshot import SnapshotError, list_snapshots, read_snapshot
+from lifelab.store.snapshot import Capture, SnapshotError, list_snapshots, read_snapshot
 
 __all__ = ["inspect_run", "search_run"]
 
@@ -44,8 +44,8 @@ def inspect_run(run_dir: str | Path) -> dict[str, Any]:
                 corrupt.extend(getattr(archive, "verify", list)())
             finally:
                 archive.close()
-    counters = newest.canonical["counters"] if newest else {}
-    state = newest.canonical["state"] if newest else {}
+    counters = _piece(newest, "counters")
+    state = _piece(newest, "state")
     return {
         "run_dir": str(run.path),
         "ticks": newest.ticks if newest else 0,
@@ -60,6 +60,13 @@ def inspect_run(run_dir: str | Path) -> dict[str, Any]:
         "stability": state.get("stability"),
         "corrupt_files": corrupt,
     }
+
+
+def _piece(capture: Capture | None, name: str) -> dict[str, Any]:
+    """A part of the canonical state as a dict (empty if missing). The file layer checks only
+    the file: what the parts hold is validated when an organism restores them, not here."""
+    part = capture.canonical.get(name) if capture is not None else None
+    return part if isinstance(part, dict) else {}
 
 
 def search_run(run_dir: str | Path, *, event_type: str | None = None, **query: Any) -> dict:

@@ -49,7 +49,6 @@ __all__ = [
     "LogError",
     "LogRecords",
     "LogWriter",
-    "error_kind",
     "read_logs",
 ]
 

@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from lifelab.config import LifeConfig
+from lifelab.exceptions import fault_counts
+from lifelab.memory.writer import QueuedArchive
+from lifelab.store.logs import LogWriter
 from lifelab.store.rundir import RunDir
 from lifelab.store.snapshot import Capture, SnapshotWriter
 
@@ -38,8 +41,6 @@ class Persistence:
     """Archive, snapshots and logs of one run directory."""
 
     def __init__(self, run: RunDir, config: LifeConfig, type_names: tuple[str, ...]) -> None:
-        from lifelab.store.logs import LogWriter
-
         self.run = run
         self.config = config
         self.next_due = NEVER
@@ -93,15 +94,43 @@ class Persistence:
         self.logs.request_flush("error")
 
     def faults(self) -> dict[str, int]:
-        """The writers' fault counters (also in ``life.metrics.summary()``)."""
+        """The writers' fault counters: totals, then one key per kind seen (counts, never reset),
+        e.g. ``snapshot_errors_enospc``, ``archive_errors_eio``, ``log_errors_eacces``.
+
+        The one place they are built: the ``shutdown`` log record carries them, and
+        ``life.metrics_summary()`` shows them with :meth:`stats`.
+        """
         log_stats = self.logs.stats()
+        log_kinds: dict[str, int] = {}
+        for label, n in log_stats["errors"].items():  # "op:KIND", e.g. "write:ENOSPC"
+            kind = label.partition(":")[2] or label
+            log_kinds[kind] = log_kinds.get(kind, 0) + n
         return {
             "snapshot_errors": self.snapshots.errors,
             "snapshots_failed": self.snapshots.failed,
             "archive_errors": self.archive.errors,
             "archive_backlog_rows": self.archive.backlog,
-            "log_errors": sum(log_stats["errors"].values()),
+            "log_errors": sum(log_kinds.values()),
             "log_dropped": log_stats["dropped"],
+            **fault_counts("snapshot_errors", self.snapshots.errors_by_kind),
+            **fault_counts("archive_errors", self.archive.errors_by_kind),
+            **fault_counts("log_errors", log_kinds),
+        }
+
+    def stats(self) -> dict[str, float]:
+        """What the writers did (snapshots, log records and flushes, archive backpressure), then
+        :meth:`faults`; units in the names."""
+        snaps = self.snapshots
+        log_stats = self.logs.stats()
+        return {
+            "snapshots_written": snaps.written,
+            "snapshots_skipped": snaps.skipped,
+            "log_records": log_stats["records_written"],
+            "log_flushes": sum(log_stats["flushes"].values()),
+            "log_buffered": log_stats["buffered"],
+            "archive_backpressure_waits": self.archive.backpressure_waits,
+            "archive_backpressure_ms": self.archive.backpressure_s * 1e3,
+            **self.faults(),
         }
 
     def snapshot_async(self, capture: Capture) -> bool:
@@ -152,7 +181,7 @@ class Persistence:
         return path
 
 
-def open_archive(run: RunDir, type_names: Sequence[str], *, cache_mb: int = 2) -> Any:
+def open_archive(run: RunDir, type_names: Sequence[str], *, cache_mb: int = 2) -> QueuedArchive:
     """The run's archive for writing: segments, or the SQLite file of a version 1 run."""
     if run.version == 1:
         from lifelab.memory.sqlite_archive import SQLiteArchive

@@ -10,11 +10,16 @@ File layout (``.lls``, little-endian)::
     blake2b-256 of all of the above 32 bytes
 
 A partial or bit-flipped file fails the trailer check; a hand-edited header fails the digest
-check (the digest is recomputed from what was loaded). The tick thread only *captures*: the
-canonical state, and active memory's :class:`~lifelab.memory.active.CapturedColumns`, which copy
-what changed since the previous capture (a few ms at 10^6 entries); the writer thread assembles
-the full columns from that, then encodes, writes, fsyncs and applies retention. The file is the
-same, byte for byte, as one written from a full copy of the same state.
+check (the digest is recomputed from what was loaded). This module knows the file, not what the
+canonical state holds: each owner of a piece (``SelfState``, ``FeedbackBook``, the random
+streams, active memory, ``Life``'s counters) validates its own when the organism restores it,
+and :func:`load_newest` skips a file that any owner refuses like a corrupt one.
+
+The tick thread only *captures*: the canonical state, and active memory's
+:class:`~lifelab.memory.active.CapturedColumns`, which copy what changed since the previous
+capture (a few ms at 10^6 entries); the writer thread assembles the full columns from that, then
+encodes, writes, fsyncs and applies retention. The file is the same, byte for byte, as one
+written from a full copy of the same state.
 
 Schema history:
     1 — first version (lifelab 0.1).
@@ -43,16 +48,18 @@ from typing import Any
 import numpy as np
 
 from lifelab._files import fsync_dir
-from lifelab.exceptions import LifelabError
-from lifelab.life.digest import digest_of
+from lifelab.exceptions import SnapshotError, error_kind
 from lifelab.memory.active import COLUMNS, CapturedColumns
-from lifelab.store.logs import error_kind
+from lifelab.store.digest import digest_of
 
 __all__ = [
     "SNAPSHOT_VERSION",
     "Capture",
     "SnapshotError",
     "SnapshotWriter",
+    "check_int",
+    "check_number",
+    "invalid_field",
     "list_snapshots",
     "load_newest",
     "read_snapshot",
@@ -66,10 +73,6 @@ _NAME = re.compile(r"^snap-(\d{12})\.lls$")
 MAX_HEADER_BYTES = 256 * 1024 * 1024
 
 _logger = logging.getLogger(__name__)
-
-
-class SnapshotError(LifelabError, ValueError):
-    """A snapshot file is corrupt, truncated, of an unknown version, or inconsistent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +126,13 @@ def encode(capture: Capture) -> bytes:
 
 
 def decode(data: bytes, source: str = "<bytes>") -> Capture:
-    """Parse and verify snapshot bytes; SnapshotError names the file and what is wrong."""
+    """Parse and verify snapshot bytes as a file; SnapshotError names the file and what is wrong.
+
+    Checks what the file promises: magic, trailer checksum, framing, schema version, the column
+    table, the top-level shape of the header and its digest. What the pieces of the canonical
+    state hold is checked by their owners when the organism restores them (``Life._restore``):
+    neither the digest nor the checksum is keyed, so a forger can recompute both.
+    """
     if len(data) < len(MAGIC) + 4 + _TRAILER or not data.startswith(MAGIC):
         raise SnapshotError(f"{source}: not a lifelab snapshot (bad magic or too short)")
     body, trailer = data[:-_TRAILER], data[-_TRAILER:]
@@ -133,8 +142,26 @@ def decode(data: bytes, source: str = "<bytes>") -> Capture:
     start = len(MAGIC) + 4
     if head_len > min(MAX_HEADER_BYTES, len(body) - start):
         raise SnapshotError(f"{source}: header length {head_len} exceeds the file")
+    header = _decode_header(body[start : start + head_len], source)
+    payload = memoryview(body)[start + head_len :]
+    columns = _decode_columns(header, payload, source)
+    canonical = header.get("canonical")
+    ticks = header.get("ticks")
+    if not isinstance(canonical, dict) or isinstance(ticks, bool) or not isinstance(ticks, int):
+        raise SnapshotError(f"{source}: header lacks a canonical state or a tick count")
+    if ticks < 0:
+        raise SnapshotError(f"{source}: header tick count {ticks} is negative")
+    digest = _digest(canonical, columns, source)
+    if digest != header.get("digest"):
+        raise SnapshotError(f"{source}: digest mismatch (the state was edited or is inconsistent)")
+    extra = header.get("extra") if isinstance(header.get("extra"), dict) else {}
+    return Capture(ticks=ticks, canonical=canonical, memory=columns, extra=extra, digest=digest)
+
+
+def _decode_header(raw: bytes, source: str) -> dict[str, Any]:
+    """The header's JSON object, of this schema version."""
     try:
-        header = json.loads(body[start : start + head_len])
+        header = json.loads(raw)
     except ValueError as exc:
         raise SnapshotError(f"{source}: header is not valid JSON ({exc})") from None
     except RecursionError:
@@ -149,22 +176,14 @@ def decode(data: bytes, source: str = "<bytes>") -> Capture:
             f"{'newer than' if newer else 'not'} supported (this lifelab reads "
             f"version {SNAPSHOT_VERSION}{'; upgrade lifelab' if newer else ''})"
         )
-    payload = memoryview(body)[start + head_len :]
-    columns = _decode_columns(header, payload, source)
-    canonical = header.get("canonical")
-    ticks = header.get("ticks")
-    if not isinstance(canonical, dict) or not isinstance(ticks, int) or ticks < 0:
-        raise SnapshotError(f"{source}: header lacks a canonical state or a tick count")
-    _check_canonical(canonical, source)
-    _check_consistency(canonical, columns, ticks, source)
-    digest = digest_of(canonical, columns)
-    if digest != header.get("digest"):
-        raise SnapshotError(f"{source}: digest mismatch (the state was edited or is inconsistent)")
-    extra = header.get("extra") if isinstance(header.get("extra"), dict) else {}
-    return Capture(ticks=ticks, canonical=canonical, memory=columns, extra=extra, digest=digest)
+    return header
 
 
 def _decode_columns(header: dict[str, Any], payload: memoryview, source: str) -> dict[str, Any]:
+    """The active-memory columns the column table frames (names, dtypes, lengths, offsets).
+
+    Their values are active memory's to judge (:func:`~lifelab.memory.active.check_columns`).
+    """
     specs = header.get("columns")
     n = header.get("n_entries")
     if not isinstance(specs, list) or not isinstance(n, int) or n < 0:
@@ -183,193 +202,45 @@ def _decode_columns(header: dict[str, Any], payload: memoryview, source: str) ->
         if not isinstance(offset, int) or offset < 0 or offset + nbytes > len(payload):
             raise SnapshotError(f"{source}: column {name} lies outside the file")
         out[name] = np.frombuffer(payload[offset : offset + nbytes], dtype=dtype).copy()
-    for name in ("significance", "weight", "timestamp", "subjective_timestamp"):
-        if not np.isfinite(out[name]).all():
-            raise SnapshotError(f"{source}: column {name} holds NaN or inf")
-    if n and (out["weight"].min() < 0 or out["significance"].max() > 1):
-        raise SnapshotError(f"{source}: weights or significances out of range")
     return out
 
 
-def _check_canonical(canonical: dict[str, Any], source: str) -> None:
-    """Type and range checks on every field of the canonical state (never trusted from disk).
+def _digest(canonical: dict[str, Any], columns: dict[str, np.ndarray], source: str) -> str:
+    """The digest of what was read; any JSON the header held can be hashed, or is refused."""
+    try:
+        return digest_of(canonical, columns)
+    except (RecursionError, TypeError, ValueError) as exc:
+        raise SnapshotError(f"{source}: canonical state cannot be hashed ({exc})") from None
 
-    Neither the digest nor the checksum is keyed, so a forger can recompute both: validation is
-    what stands between such a file and the organism.
-    """
-    state = canonical.get("state")
-    if not isinstance(state, dict):
-        raise SnapshotError(f"{source}: no state in the snapshot")
 
-    def bad(what: str, value: Any) -> SnapshotError:
-        text = repr(value)
-        return SnapshotError(f"{source}: {what} = {text[:60]} is invalid")
+# -- checks for the owners of the pieces --------------------------------------------------------
+# Each owner validates its piece of the canonical state when it restores it (SelfState, the
+# feedback book, the random streams, Life's counters); these two name the field that is wrong.
 
-    def number(what: str, value: Any, lo: float, hi: float) -> None:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or not lo <= value <= hi
-        ):
-            raise bad(what, value)
 
-    def integer(what: str, value: Any, lo: int = 0, hi: int = 2**62) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise bad(what, value)
+def check_int(what: str, value: Any, lo: int = 0, hi: int = 2**62) -> int:
+    """``value`` if it is an int in [lo, hi] (a bool is not one), else SnapshotError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise invalid_field(what, value)
+    return value
 
-    for name, hi in (("energy", 100.0), ("integrity", 1.0), ("stability", 1.0)):
-        number(f"state.{name}", state.get(name), 0.0, hi)
-    integer("state.ticks", state.get("ticks"))
-    for name in ("age", "subjective_time"):
-        number(f"state.{name}", state.get(name), 0.0, 1e18)
-    number("state.last_event_intensity", state.get("last_event_intensity"), 0.0, 1.0)
-    if not isinstance(state.get("life_id"), str) or len(state["life_id"]) > 64:
-        raise bad("state.life_id", state.get("life_id"))
-    if "birth_time" in state:
-        number("state.birth_time", state["birth_time"], -1e18, 1e18)
-    lists = ("sensitivity", "threshold", "behavior_sensitivity", "behavior_threshold")
-    n_types = len(state.get("sensitivity") or ())
-    if not 1 <= n_types <= 100_000:
-        raise bad("state.sensitivity", state.get("sensitivity"))
-    for name in lists:
-        values = state.get(name)
-        if not isinstance(values, list) or len(values) != n_types:
-            raise bad(f"state.{name}", values)
-        for v in values:
-            number(f"state.{name}[]", v, 0.0, 1.0)
-    for name in ("response_coef", "behavior_response_coef"):
-        coef = state.get(name)
-        if not isinstance(coef, dict) or set(coef) != {"dampen", "absorb", "ignore"}:
-            raise bad(f"state.{name}", coef)
-        for key, v in coef.items():
-            number(f"state.{name}.{key}", v, 0.0, 1.0)
-    recent = state.get("recent_events")
-    if not isinstance(recent, list) or len(recent) > 100_000:
-        raise bad("state.recent_events", recent)
-    for t in recent:
-        integer("state.recent_events[]", t, 0, n_types - 1)
-    history = state.get("adaptation_history")
-    if not isinstance(history, list) or len(history) > 50:
-        raise bad("state.adaptation_history", history)
-    for row in history:
-        if not isinstance(row, list) or len(row) != 2:
-            raise bad("state.adaptation_history[]", row)
-        integer("state.adaptation_history[].tick", row[0])
-        number("state.adaptation_history[].moved", row[1], 0.0, 1e9)
 
-    queue = canonical.get("queue")
-    if not isinstance(queue, list):
-        raise bad("queue", queue)
-    for item in queue:
-        if not isinstance(item, list) or len(item) != 2:
-            raise bad("queue[]", item)
-        integer("queue[].type", item[0], 0, n_types - 1)
-        number("queue[].intensity", item[1], -1.0, 1.0)
-    echo = canonical.get("echo", "missing")
-    if echo is not None:
-        number("echo", echo, -1.0, 1.0)
-
-    feedback = canonical.get("feedback")
-    if not isinstance(feedback, list):
-        raise bad("feedback", feedback)
-    for row in feedback:
-        _check_feedback_row(row, n_types, integer, number, bad)
-
-    rng = canonical.get("rng")
-    if not isinstance(rng, dict) or not isinstance(rng.get("environment"), dict):
-        raise bad("rng", rng)
-    env = rng["environment"]
-    integer("rng.environment.carry", env.get("carry"))
-    for stream in (env.get("types"), env.get("uniform"), rng.get("uniform")):
-        _check_stream(stream, integer, bad)
-    if env.get("counts") is not None:
-        _check_stream(env["counts"], integer, bad)
-
-    counters = canonical.get("counters")
-    if not isinstance(counters, dict):
-        raise bad("counters", counters)
-    for name in (
-        "entries_written",
-        "spilled",
-        "archive_size",
-        "events_processed",
-        "echoes",
-        "ticks_since_echo",
-        "zero_vital_ticks",
+def check_number(what: str, value: Any, lo: float, hi: float) -> float:
+    """``value`` if it is a finite int or float in [lo, hi] (not a bool), else SnapshotError."""
+    # the range first: NaN fails it, and an int too large for a float never reaches isfinite
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not lo <= value <= hi
+        or not math.isfinite(value)
     ):
-        integer(f"counters.{name}", counters.get(name))
-    actions = counters.get("actions")
-    if not isinstance(actions, list) or len(actions) != 4:
-        raise bad("counters.actions", actions)
-    for v in actions:
-        integer("counters.actions[]", v)
+        raise invalid_field(what, value)
+    return value
 
 
-def _check_feedback_row(row: Any, n_types: int, integer: Any, number: Any, bad: Any) -> None:
-    if not isinstance(row, list) or len(row) != 7:
-        raise bad("feedback[]", row)
-    integer("feedback[].due", row[0])
-    for v in row[1:4]:
-        number("feedback[].vital", v, 0.0, 100.0)
-    types, actions, sigs = row[4:7]
-    if isinstance(types, list):
-        if not (isinstance(actions, list) and isinstance(sigs, list)) or not (
-            len(types) == len(actions) == len(sigs)
-        ):
-            raise bad("feedback[].arrays", row)
-    else:
-        types, actions, sigs = [types], [actions], [sigs]
-    for t, a, sig in zip(types, actions, sigs, strict=True):
-        integer("feedback[].type", t, 0, n_types - 1)
-        integer("feedback[].action", a, 0, 3)
-        number("feedback[].significance", sig, 0.0, 1.0)
-
-
-def _check_stream(stream: Any, integer: Any, bad: Any) -> None:
-    """A block stream position: a PCG64 state before the block and an index in the block."""
-    from lifelab.life.rng import BLOCK
-
-    if not isinstance(stream, dict) or not isinstance(stream.get("state_before"), dict):
-        raise bad("rng stream", stream)
-    integer("rng stream index", stream.get("index"), 0, BLOCK)
-    before = stream["state_before"]
-    inner = before.get("state")
-    if before.get("bit_generator") != "PCG64" or not isinstance(inner, dict):
-        raise bad("rng stream state", before)
-    integer("rng stream state.state", inner.get("state"), 0, 2**128 - 1)
-    integer("rng stream state.inc", inner.get("inc"), 0, 2**128 - 1)
-    integer("rng stream has_uint32", before.get("has_uint32"), 0, 1)
-    integer("rng stream uinteger", before.get("uinteger"), 0, 2**32 - 1)
-
-
-def _check_consistency(
-    canonical: dict[str, Any], columns: dict[str, np.ndarray], ticks: int, source: str
-) -> None:
-    """Counters agree with each other, with the columns and with the header."""
-    state, counters = canonical["state"], canonical["counters"]
-    n = len(columns["id"])
-    n_types = len(state["sensitivity"])
-    if ticks != state["ticks"]:
-        raise SnapshotError(f"{source}: header ticks {ticks} != state ticks {state['ticks']}")
-    if counters["entries_written"] != counters["spilled"] + n:
-        raise SnapshotError(
-            f"{source}: entries_written {counters['entries_written']} != spilled "
-            f"{counters['spilled']} + active {n}"
-        )
-    if counters["archive_size"] != counters["spilled"]:
-        raise SnapshotError(f"{source}: archive_size differs from the spilled count")
-    if n:
-        ids = columns["id"]
-        if ids.min() < 0 or ids.max() >= counters["entries_written"] or len(np.unique(ids)) != n:
-            raise SnapshotError(f"{source}: active ids out of range or repeated")
-        if columns["event_type"].min() < 0 or columns["event_type"].max() >= n_types:
-            raise SnapshotError(f"{source}: event types out of range")
-        if (
-            not np.isin(columns["kind"], (0, 1)).all()
-            or not np.isin(columns["action"], (0, 1, 2, 3)).all()
-        ):
-            raise SnapshotError(f"{source}: kinds or actions out of range")
+def invalid_field(what: str, value: Any) -> SnapshotError:
+    """The error for a field of a snapshot that holds an impossible value (shown cut short)."""
+    return SnapshotError(f"{what} = {repr(value)[:60]} is invalid")
 
 
 def write_snapshot(directory: Path, capture: Capture) -> Path:
@@ -408,12 +279,25 @@ def list_snapshots(directory: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def load_newest(directory: Path) -> tuple[Capture | None, list[Path]]:
-    """The newest intact snapshot and the corrupt files skipped on the way (each warned about)."""
+def load_newest(
+    directory: Path, restore: Callable[[Capture], object] | None = None
+) -> tuple[Capture | None, list[Path]]:
+    """The newest intact snapshot and the corrupt files skipped on the way (each warned about).
+
+    ``restore`` (the organism's) validates a capture's content and loads it, all or nothing: a
+    capture it refuses with SnapshotError is skipped like a corrupt file and the next older one
+    is tried.
+    """
     corrupt = []
     for path in reversed(list_snapshots(directory)):
         try:
-            return read_snapshot(path), corrupt
+            capture = read_snapshot(path)
+            if restore is not None:
+                try:
+                    restore(capture)
+                except SnapshotError as exc:
+                    raise SnapshotError(f"{path}: {exc}") from exc
+            return capture, corrupt
         except SnapshotError as exc:
             warnings.warn(f"skipping corrupt snapshot: {exc}", RuntimeWarning, stacklevel=2)
             corrupt.append(path)

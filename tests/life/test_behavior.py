@@ -1,5 +1,6 @@
 """Decision, action, impact, learning, adaptation and planning (DESIGN.md §1.4, §1.6)."""
 
+import re
 from collections import Counter
 
 import numpy as np
@@ -8,11 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from lifelab.exceptions import SnapshotError
 from lifelab.life.behavior import (
     ABSORB,
     AMPLIFY,
     DAMPEN,
     IGNORE,
+    FeedbackBook,
     action_costs,
     adapt,
     choose_action,
@@ -406,3 +409,38 @@ def test_adaptation_converges_and_history_is_bounded():
 def test_potential_sequences(recent, ratio, expected):
     """Types that followed the last k types (k = 2; 3 from r ≥ 1.1; 4 from r ≥ 1.5)."""
     assert potential_sequences(recent, ratio) == Counter(expected)
+
+
+def _book() -> FeedbackBook:
+    book = FeedbackBook()
+    book.add(12, (90.0, 0.5, 0.9, 3, DAMPEN, 0.25))
+    grouped = (np.array([1, 2]), np.array([ABSORB, AMPLIFY], np.int8), np.array([0.5, 1.0]))
+    book.add(9, (90.0, 0.5, 0.9, *grouped))
+    return book
+
+
+def test_feedback_book_from_snapshot_round_trips():
+    """from_snapshot(to_list()) holds the same pending events, in the same order."""
+    rows = _book().to_list()
+    assert FeedbackBook.from_snapshot(rows, n_types=4).to_list() == rows
+    assert len(FeedbackBook.from_snapshot(rows, n_types=4)) == 3
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ([1, 2], "feedback[] = [1, 2] is invalid"),
+        ([9, 90.0, 0.5, 0.9, 4, DAMPEN, 0.25], "feedback[].type = 4 is invalid"),
+        ([9, 90.0, 0.5, 0.9, 1, 7, 0.25], "feedback[].action = 7 is invalid"),
+        ([9, 90.0, 0.5, 0.9, 1, DAMPEN, 1.5], "feedback[].significance = 1.5 is invalid"),
+        ([-1, 90.0, 0.5, 0.9, 1, DAMPEN, 0.5], "feedback[].due = -1 is invalid"),
+        ([9, 101.0, 0.5, 0.9, 1, DAMPEN, 0.5], "feedback[].vital = 101.0 is invalid"),
+        ([9, 90.0, 0.5, 0.9, [1, 2], [DAMPEN], [0.5, 0.5]], "feedback[].arrays"),
+    ],
+)
+def test_feedback_book_from_snapshot_refuses_impossible_rows(row, message):
+    """A row no run can have registered raises SnapshotError naming the field."""
+    with pytest.raises(SnapshotError, match=re.escape(message)):
+        FeedbackBook.from_snapshot([*_book().to_list(), row], n_types=4)
+    with pytest.raises(SnapshotError, match=re.escape("feedback = None is invalid")):
+        FeedbackBook.from_snapshot(None, n_types=4)

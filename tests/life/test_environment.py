@@ -1,10 +1,13 @@
 """The built-in environment: normalised draw weights, intensity ranges, event counts."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lifelab.exceptions import SnapshotError
 from lifelab.life.environment import Environment
 from lifelab.life.events import ECHO, TypeTable
 from lifelab.life.rng import streams_for_seed
@@ -83,6 +86,19 @@ def test_poisson_mode_has_the_right_mean(rate):
     counts = np.array([env.count() for _ in range(4_000)])
     assert abs(counts.mean() - rate) < 6 * np.sqrt(rate / len(counts))
     assert counts.min() >= 0
+
+
+def test_environment_checks_the_state_it_restores():
+    """check_state takes get_state(), and refuses a negative carry or a junk stream by name."""
+    env = _env(rate=2.5, mode="poisson", seed=6)
+    saved = env.get_state()
+    Environment.check_state(saved)
+    with pytest.raises(SnapshotError, match=re.escape("rng.environment.carry = -1 is invalid")):
+        Environment.check_state({**saved, "carry": -1})
+    with pytest.raises(SnapshotError, match=re.escape("rng.environment.counts = 3 is invalid")):
+        Environment.check_state({**saved, "counts": 3})
+    with pytest.raises(SnapshotError, match=re.escape("rng.environment = None is invalid")):
+        Environment.check_state(None)
 
 
 def test_environment_state_round_trips():

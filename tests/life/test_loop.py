@@ -626,3 +626,35 @@ def test_stop_without_start_is_refused():
 def test_life_state_error_is_a_runtime_error():
     """LifeStateError can be caught as RuntimeError."""
     assert issubclass(LifeStateError, RuntimeError)
+
+
+@pytest.mark.parametrize("engine", ["python", "compiled"])
+def test_step_lives_one_tick_as_run_does(engine):
+    """step() ten times is run(10): the same digest (events, echoes, memory), either engine."""
+    config = LifeConfig(seed=5, events_per_tick=4.0, engine=engine)
+    a, b = Life(config), Life(config)
+    a.run(10)
+    for _ in range(10):
+        b.step()
+    assert b.state.ticks == 10
+    assert a.digest() == b.digest()
+
+
+def test_step_handles_a_failing_stage_as_run_does():
+    """A stage raising inside step() is counted and costs integrity; step() does not raise."""
+    life = Life(_quiet(engine="python"))  # a patched stage: the Python engine's
+    life._maybe_echo = _fail_on({2}, life)
+    for _ in range(4):
+        life.step()
+    assert life.state.ticks == 4 and life.errors["RuntimeError"] == 1
+    assert life.state.integrity == pytest.approx(1.0 - 0.01)
+
+
+def test_step_is_refused_while_the_organism_lives_in_a_thread():
+    life = Life(_quiet(clock="realtime", tick_interval=0.01))
+    life.start()
+    try:
+        with pytest.raises(LifeStateError, match="already running"):
+            life.step()
+    finally:
+        life.stop()

@@ -1,10 +1,14 @@
 """The organism's block-drawn random streams: one seed, one sequence, resumable exactly."""
 
+import re
+
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lifelab.life.rng import BLOCK, BlockStream, streams_for_seed
+from lifelab.exceptions import SnapshotError
+from lifelab.life.rng import BLOCK, BlockStream, check_position, streams_for_seed
 
 
 def _stream(seed=0):
@@ -38,3 +42,29 @@ def test_streams_for_seed_are_reproducible_and_independent():
     assert a == b
     assert a != c
     assert a[0] != a[1] != a[2]
+
+
+def test_check_position_takes_what_get_state_gives():
+    """A stream's own position (JSON round-tripped: dicts and ints) passes the check."""
+    s = _stream(3)
+    s.take(17)
+    check_position(s.get_state(), "rng.uniform")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda p: p.update(index=BLOCK + 1), "rng.uniform.index = 4097 is invalid"),
+        (lambda p: p.update(index=True), "rng.uniform.index = True is invalid"),
+        (lambda p: p["state_before"].update(bit_generator="MT19937"), "rng.uniform.state_before"),
+        (lambda p: p["state_before"]["state"].update(inc=-1), "state_before.state.inc = -1"),
+        (lambda p: p["state_before"].update(has_uint32=2), "state_before.has_uint32 = 2"),
+        (lambda p: p.pop("state_before"), "rng.uniform = {'index'"),
+    ],
+)
+def test_check_position_refuses_a_position_set_state_cannot_take(edit, message):
+    """A junk stream position raises SnapshotError naming the stream and the field."""
+    position = _stream(3).get_state()
+    edit(position)
+    with pytest.raises(SnapshotError, match=re.escape(message)):
+        check_position(position, "rng.uniform")

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lifelab.config import LifeConfig
-from lifelab.exceptions import LifelabError, StageError, StateValueError
+from lifelab.exceptions import LifelabError, SnapshotError, StageError, StateValueError
 from lifelab.life.loop import Life
 from lifelab.life.state import CIRCADIAN_PERIOD_S, SelfState, StateView, recovery_efficiency
 
@@ -153,6 +153,56 @@ def test_load_keeps_the_birth_order_of_the_coefficients():
     t.load(data)
     assert list(t.response_coef) == list(s.response_coef) == ["dampen", "absorb", "ignore"]
     assert list(t.behavior_response_coef) == list(s.behavior_response_coef)
+
+
+def _snapshot_piece():
+    s = _state()
+    s.ticks, s.age, s.subjective_time = 7, 7.0, 9.5
+    s.recent_events.extend([1, 2, 3])
+    s.adaptation_history.append((5, 0.02))
+    return s, s.to_dict() | {"adaptation_history": [[5, 0.02]]}
+
+
+def test_from_snapshot_restores_a_new_state_that_adopt_takes_in_place():
+    """from_snapshot(to_dict()) builds an equal state; adopt() copies it into the live object."""
+    s, data = _snapshot_piece()
+    restored = SelfState.from_snapshot(data, n_types=4, recent_size=8)
+    assert restored.to_dict() == s.to_dict()
+    live = SelfState(life_id="y", birth_time=1.0, n_types=4, recent_size=8)
+    view = StateView(live)
+    live.adopt(restored)
+    assert view.to_dict() == s.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("stability", 1.5, "state.stability = 1.5 is invalid"),
+        ("energy", math.nan, "state.energy = nan is invalid"),
+        ("energy", True, "state.energy = True is invalid"),
+        ("ticks", -1, "state.ticks = -1 is invalid"),
+        ("age", "1", "state.age = '1' is invalid"),
+        ("life_id", 7, "state.life_id = 7 is invalid"),
+        ("sensitivity", [0.2] * 3, "state.sensitivity = [0.2, 0.2, 0.2] is invalid"),
+        ("threshold", [0.1, 0.1, 0.1, 2.0], "state.threshold[] = 2.0 is invalid"),
+        ("response_coef", {"dampen": 0.5}, "state.response_coef = {'dampen': 0.5} is invalid"),
+        ("recent_events", [4], "state.recent_events[] = 4 is invalid"),
+        ("adaptation_history", [[1]], "state.adaptation_history[] = [1] is invalid"),
+    ],
+)
+def test_from_snapshot_refuses_what_no_run_can_have_written(field, value, message):
+    """A snapshot's state piece with an impossible field raises SnapshotError naming it; a vital
+    out of range is refused, not clamped (load() would clamp it)."""
+    _, data = _snapshot_piece()
+    data[field] = value
+    with pytest.raises(SnapshotError, match=re.escape(message)):
+        SelfState.from_snapshot(data, n_types=4, recent_size=8)
+
+
+def test_from_snapshot_refuses_a_piece_that_is_not_a_mapping():
+    """A state piece that is not a JSON object is refused by name."""
+    with pytest.raises(SnapshotError, match=re.escape("state = [] is invalid")):
+        SelfState.from_snapshot([], n_types=4, recent_size=8)
 
 
 # -- validated writes (DESIGN §1.1: every write is clamped; NaN or ±inf never enters) ---------

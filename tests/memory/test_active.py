@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lifelab.memory.active import COLUMNS, KIND_EVENT, KIND_FEEDBACK, ActiveMemory
+from lifelab.exceptions import SnapshotError
+from lifelab.memory.active import COLUMNS, KIND_EVENT, KIND_FEEDBACK, ActiveMemory, check_columns
 
 
 class Spilled:
@@ -362,3 +363,50 @@ def test_export_and_load_round_trip():
     for name, col in mem.columns().items():
         assert np.array_equal(other.columns()[name], col), name
     assert (other.next_id, other.spilled, len(other)) == (5, 2, 3)
+
+
+def _exported(n=20):
+    mem, _ = _memory(capacity=10)
+    rng = np.random.default_rng(3)
+    mem.add_batch(rng.integers(0, 5, n), KIND_EVENT, 2, rng.random(n), 1.0, 1.0, 1)
+    mem.enforce_capacity()
+    return mem.export(), mem.next_id, mem.spilled
+
+
+def test_check_columns_takes_an_export():
+    """Columns exported by a store, with its counters, pass the check."""
+    columns, next_id, spilled = _exported()
+    check_columns(columns, n_types=5, next_id=next_id, spilled=spilled)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("weight", -0.5, "weights or significances out of range"),
+        ("significance", 2.0, "weights or significances out of range"),
+        ("timestamp", np.nan, "column timestamp holds NaN or inf"),
+        ("subjective_timestamp", np.inf, "column subjective_timestamp holds NaN or inf"),
+        ("id", 10**6, "active ids out of range or repeated"),
+        ("id", "repeat", "active ids out of range or repeated"),
+        ("event_type", 5, "event types out of range"),
+        ("kind", 3, "kinds or actions out of range"),
+        ("action", -1, "kinds or actions out of range"),
+    ],
+)
+def test_check_columns_refuses_what_no_store_holds(name, value, message):
+    """One impossible value in a column raises SnapshotError saying what is wrong."""
+    columns, next_id, spilled = _exported()
+    col = columns[name]
+    col[0] = col[1] if value == "repeat" else value
+    with pytest.raises(SnapshotError, match=message):
+        check_columns(columns, n_types=5, next_id=next_id, spilled=spilled)
+
+
+def test_check_columns_refuses_counters_that_disagree_with_the_rows():
+    """Entries written must be the spilled ones plus the live rows; a short column is refused."""
+    columns, next_id, spilled = _exported()
+    with pytest.raises(SnapshotError, match="entries_written 21 != spilled"):
+        check_columns(columns, n_types=5, next_id=next_id + 1, spilled=spilled)
+    columns["tick"] = columns["tick"][:-1]
+    with pytest.raises(SnapshotError, match="column tick is missing or of a wrong dtype"):
+        check_columns(columns, n_types=5, next_id=next_id, spilled=spilled)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from lifelab.config import LifeConfig
 from lifelab.life.loop import Life
 from lifelab.observe.gcmode import GcWatch
-from lifelab.observe.metrics import STAGES, LogHistogram
+from lifelab.observe.metrics import N_MARKS, STAGES, LogHistogram, end_mark
 
 
 def test_bucket_edges_contain_their_values():
@@ -77,7 +77,7 @@ def test_gc_watch_counts_collections_and_pause():
 
 
 def test_life_samples_stages_and_frames():
-    """A run fills stage histograms; frame() has one row per metric with units in names."""
+    """A run fills stage histograms; frame() has one row per measured metric, units in names."""
     life = Life(LifeConfig(seed=1, metrics_every=4, events_per_tick=2))
     life.run(2_000)
     m = life.metrics
@@ -89,13 +89,46 @@ def test_life_samples_stages_and_frames():
     assert frame.schema == pl.Schema({"metric": pl.String, "value": pl.Float64})
     names = frame["metric"].to_list()
     assert len(names) == len(set(names))
-    for name in ("tick_p99_us", "events_processed", "memory_active", "rss_mb", "gc_pause_ms"):
+    for name in ("tick_p99_us", "stage_io_share", "rss_mb", "gc_pause_ms"):
         assert name in names
     values = dict(zip(names, frame["value"].to_list(), strict=True))
-    assert values["events_processed"] == life.events_processed
     assert all(math.isfinite(v) and v >= 0 for v in values.values())
     stages = m.stage_frame()
     assert stages["stage"].to_list() == list(STAGES)
+
+
+def test_metrics_keep_only_what_they_measure():
+    """Metrics hold timings, RSS and GC; the organism's counters come from Life, not from them."""
+    life = Life(LifeConfig(seed=1, metrics_every=4, events_per_tick=2))
+    life.run(500)
+    measured = life.metrics.summary()
+    assert "events_processed" not in measured and "ticks" not in measured
+    summary = life.metrics_summary()
+    assert summary.items() >= {k: v for k, v in measured.items() if "rss" not in k}.items()
+    assert summary["ticks"] == 500
+    assert summary["events_processed"] == life.events_processed
+    assert summary["memory_active"] == len(life.memory)
+
+
+def test_each_stage_boundary_names_its_stage():
+    """The Python engine's and the kernel's mark constants are end_mark() of their stage: every
+    mark after the start is written, once, at its stage's place."""
+    import inspect
+
+    from lifelab.life import loop
+
+    assert len(STAGES) + 1 == N_MARKS
+    assert [end_mark(s) for s in STAGES] == list(range(1, N_MARKS))
+    tick = inspect.getsource(loop.Life._tick)
+    for stage in STAGES:
+        assert getattr(loop, f"_{stage.upper()}") == end_mark(stage)
+        assert tick.count(f"m[_{stage.upper()}] = perf_counter_ns()") == 1, stage
+    kernel = pytest.importorskip("lifelab.life.kernel")  # needs numba
+    assert kernel.MK_START == 0
+    run_ticks = inspect.getsource(kernel)
+    for stage in STAGES:
+        assert getattr(kernel, f"MK_{stage.upper()}") == end_mark(stage)
+        assert run_ticks.count(f"mk[MK_{stage.upper()}] = ") == 1, stage
 
 
 def test_metrics_do_not_change_the_trajectory():

@@ -35,15 +35,15 @@ from lifelab.exceptions import (
 from lifelab.lab.experiment import ExperimentError, load_experiment
 from lifelab.lab.results import ResultsSchemaError, read_results
 from lifelab.lab.schema import METADATA_KEY, RESULTS_SCHEMA_VERSION
-from lifelab.life.digest import digest_of
 from lifelab.life.events import Event, TypeTable
 from lifelab.life.loop import Life
 from lifelab.memory.segment_archive import SegmentArchive
 from lifelab.memory.sqlite_archive import SQLiteArchive
+from lifelab.store.digest import digest_of
 from lifelab.store.inspect import inspect_run, search_run
 from lifelab.store.persistence import open_archive_readonly
 from lifelab.store.rundir import RunDir
-from lifelab.store.snapshot import MAGIC, SNAPSHOT_VERSION, SnapshotError, decode
+from lifelab.store.snapshot import MAGIC, SNAPSHOT_VERSION, decode
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_RESULTS = ROOT / "tests" / "lab" / "fixtures" / "results_v1.parquet"
@@ -413,6 +413,8 @@ SNAPSHOT_CASES = [
     ("negative weight", _column("weight", -0.5), "out of range"),
     ("significance 2", _column("significance", 2.0), "out of range"),
     ("NaN timestamp column", _column("timestamp", NAN), "NaN or inf"),
+    ("event type 99 column", _column("event_type", 99), "event types out of range"),
+    ("kind 7 column", _column("kind", 7), "kinds or actions out of range"),
 ]
 
 
@@ -422,18 +424,14 @@ SNAPSHOT_CASES = [
 def test_bad_newest_snapshot_is_refused_and_the_previous_one_used(
     mutate, fragment, small_run, tmp_path
 ):
-    """The loader names the fault; resume skips the file, uses the previous snapshot, and the
-    replay from there reproduces the original trajectory exactly."""
+    """The file layer or the owner of the bad piece names the fault; resume skips the file, uses
+    the previous snapshot, and the replay from there reproduces the original trajectory exactly."""
     template, _, d40, d80 = small_run
     run = tmp_path / "run"
     shutil.copytree(template, run)
     newest = run / "snapshots" / NEWEST
-    bad = mutate(newest.read_bytes())
-    with pytest.raises(SnapshotError, match=fragment):
-        decode(bad, str(newest))
-    newest.write_bytes(bad)
-    with pytest.warns(RuntimeWarning, match="skipping corrupt snapshot"):
-        life = Life.resume(run)
+    newest.write_bytes(mutate(newest.read_bytes()))
+    life = _resume_skipping(run, newest, fragment)
     try:
         assert life.corrupt_files == [newest]
         assert life.state.ticks == 40 and life.digest() == d40
@@ -444,31 +442,86 @@ def test_bad_newest_snapshot_is_refused_and_the_previous_one_used(
         life.close()
 
 
+def _resume_skipping(run: Path, newest: Path, fragment: str) -> Life:
+    """Life.resume(run), which must skip ``newest`` with one warning naming it and the fault."""
+    with pytest.warns(RuntimeWarning, match="skipping corrupt snapshot") as caught:
+        life = Life.resume(run)
+    skipped = [str(w.message) for w in caught if "skipping corrupt snapshot" in str(w.message)]
+    assert len(skipped) == 1 and str(newest) in skipped[0], skipped
+    assert fragment in skipped[0], skipped
+    assert life.corrupt_files == [newest]
+    return life
+
+
+def _rng(h: dict) -> dict:
+    return h["canonical"]["rng"]
+
+
 # Fields beyond the vitals, forged with the digest and the checksum recomputed: neither is keyed,
-# so only the loader's validation stands between such a file and the organism.
+# so only the validation by each piece's owner stands between such a file and the organism.
 FORGED_CASES = [
-    ("sensitivity NaN", lambda h: h["canonical"]["state"]["sensitivity"].__setitem__(0, NAN)),
-    ("sensitivity 5", lambda h: h["canonical"]["state"]["sensitivity"].__setitem__(0, 5.0)),
-    ("threshold str", lambda h: h["canonical"]["state"]["threshold"].__setitem__(0, "x")),
-    ("last intensity NaN", _state("last_event_intensity", NAN)),
-    ("queued type 999", lambda h: h["canonical"]["queue"].append([999, 0.5])),
-    ("queued intensity 7", lambda h: h["canonical"]["queue"].append([0, 7.0])),
-    ("echo NaN", lambda h: h["canonical"].__setitem__("echo", NAN)),
-    ("feedback row short", lambda h: h["canonical"]["feedback"].append([1, 2])),
-    ("no feedback", lambda h: h["canonical"].pop("feedback")),
-    ("rng state junk", lambda h: h["canonical"]["rng"].__setitem__("uniform", {"x": 1})),
-    ("recent type 10**6", _state("recent_events", [10**6])),
-    ("header ticks != state ticks", lambda h: h.update(ticks=7)),
-    ("entries_written -5", lambda h: h["canonical"]["counters"].update(entries_written=-5)),
-]
+    ("sensitivity NaN", lambda h: h["canonical"]["state"]["sensitivity"].__setitem__(0, NAN),
+     "state.sensitivity[] = nan is invalid"),
+    ("sensitivity 5", lambda h: h["canonical"]["state"]["sensitivity"].__setitem__(0, 5.0),
+     "state.sensitivity[] = 5.0"),
+    ("threshold str", lambda h: h["canonical"]["state"]["threshold"].__setitem__(0, "x"),
+     "state.threshold[] = 'x'"),
+    ("last intensity NaN", _state("last_event_intensity", NAN), "state.last_event_intensity"),
+    ("queued type 999", lambda h: h["canonical"]["queue"].append([999, 0.5]),
+     "queue[].type = 999 is invalid"),
+    ("queued intensity 7", lambda h: h["canonical"]["queue"].append([0, 7.0]),
+     "queue[].intensity = 7.0"),
+    ("echo NaN", lambda h: h["canonical"].__setitem__("echo", NAN), "echo = nan"),
+    ("feedback row short", lambda h: h["canonical"]["feedback"].append([1, 2]),
+     "feedback[] = [1, 2]"),
+    ("feedback action 9", lambda h: h["canonical"]["feedback"].append([81, 50, 1, 1, 0, 9, 0.5]),
+     "feedback[].action = 9"),
+    ("feedback types and actions differ",
+     lambda h: h["canonical"]["feedback"].append([81, 50, 1, 1, [0, 1], [2], [0.5, 0.5]]),
+     "feedback[].arrays"),
+    ("no feedback", lambda h: h["canonical"].pop("feedback"), "feedback = None"),
+    ("rng state junk", lambda h: _rng(h).__setitem__("uniform", {"x": 1}), "rng.uniform = "),
+    ("rng of another generator",
+     lambda h: _rng(h)["environment"]["types"]["state_before"].update(bit_generator="MT19937"),
+     "rng.environment.types.state_before = "),
+    ("rng index past the block", lambda h: _rng(h)["uniform"].update(index=5000),
+     "rng.uniform.index = 5000"),
+    ("rng carry -1", lambda h: _rng(h)["environment"].update(carry=-1),
+     "rng.environment.carry = -1"),
+    ("recent type 10**6", _state("recent_events", [10**6]), "state.recent_events[] = 1000000"),
+    ("learned list too short", lambda h: h["canonical"]["state"]["threshold"].pop(),
+     "state.threshold = "),
+    ("header ticks != state ticks", lambda h: h.update(ticks=7),
+     "header ticks 7 != state ticks 80"),
+    ("entries_written -5", lambda h: h["canonical"]["counters"].update(entries_written=-5),
+     "counters.entries_written = -5 is invalid"),
+    ("archive_size != spilled", lambda h: h["canonical"]["counters"].update(archive_size=10**6),
+     "archive_size differs"),
+    ("errors not counts", lambda h: h["extra"].update(errors={"RuntimeError": "many"}),
+     "extra.errors[] = 'many'"),
+    ("alive junk", lambda h: h["extra"].update(alive="yes"), "extra.alive = 'yes'"),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize("edit", [c[1] for c in FORGED_CASES], ids=[c[0] for c in FORGED_CASES])
-def test_forged_snapshot_with_a_bad_field_is_refused(edit, small_run):
-    """A snapshot whose digest and checksum were recomputed after a bad edit is still refused."""
-    data = (small_run[0] / "snapshots" / NEWEST).read_bytes()
-    with pytest.raises(SnapshotError):
-        decode(_forge(data, edit, fix_digest=True))
+@pytest.mark.parametrize(
+    ("edit", "fragment"), [c[1:] for c in FORGED_CASES], ids=[c[0] for c in FORGED_CASES]
+)
+def test_forged_snapshot_with_a_bad_field_is_refused(edit, fragment, small_run, tmp_path):
+    """A snapshot whose digest and checksum were recomputed after a bad edit reads as an intact
+    file, but the owner of the bad field refuses it: resume skips it, naming the field, and
+    restores the previous snapshot."""
+    template, _, d40, _ = small_run
+    run = tmp_path / "run"
+    shutil.copytree(template, run)
+    newest = run / "snapshots" / NEWEST
+    forged = _forge(newest.read_bytes(), edit, fix_digest=True)
+    assert decode(forged).ticks in (7, 80)  # the file layer finds nothing wrong
+    newest.write_bytes(forged)
+    life = _resume_skipping(run, newest, fragment)
+    try:
+        assert life.state.ticks == 40 and life.digest() == d40
+    finally:
+        life.close()
 
 
 def test_forged_counters_never_delete_archive_rows(small_run, tmp_path):

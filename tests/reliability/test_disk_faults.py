@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 
 from lifelab.config import LifeConfig
-from lifelab.exceptions import ArchiveError
+from lifelab.exceptions import ArchiveError, error_kind
 from lifelab.life.loop import Life
 from lifelab.memory import sqlite_archive, writer
 from lifelab.memory.segment_archive import SegmentArchive
 from lifelab.memory.sqlite_archive import SQLiteArchive
-from lifelab.store.logs import error_kind, read_logs
+from lifelab.store.logs import read_logs
 from lifelab.store.snapshot import list_snapshots
 
 SNAPSHOT_TMP = ".lls.tmp"
@@ -273,7 +273,7 @@ def test_snapshot_faults_are_counted_retried_and_caught_up(tmp_path, disk, caplo
     assert snaps.written == written  # nothing reached the disk meanwhile
     assert list_snapshots(life.run_dir / "snapshots") == before
     assert not list((life.run_dir / "snapshots").glob("*.tmp"))  # no half-written file kept
-    m = life.metrics.summary()
+    m = life.metrics_summary()
     assert m["snapshot_errors"] >= 3
     assert m[f"snapshot_errors_{kind.lower()}"] == m["snapshot_errors"]
     assert m["snapshots_failed"] == 2  # superseded captures that never reached the disk
@@ -331,14 +331,14 @@ def test_archive_faults_keep_every_row_and_catch_up(tmp_path, broken_archive, ca
     assert life.state.ticks == 400
     assert archive.count() == committed  # nothing committed meanwhile...
     assert len(archive) == life.entries_written - len(life.memory)  # ...and nothing dropped
-    m = life.metrics.summary()
+    m = life.metrics_summary()
     assert m["archive_errors"] >= 3 and m[f"archive_errors_{kind.lower()}"] == m["archive_errors"]
     assert m["archive_backlog_rows"] == len(archive) - committed > 0
     assert len(_warnings(caplog, "lifelab.memory.writer")) == 1  # once per kind
     # A snapshot now would cover rows that are not on disk: it is refused and retried.
     _wait_until(lambda: snaps.errors >= 1, "a refused snapshot")
     assert snaps.written == written
-    m = life.metrics.summary()
+    m = life.metrics_summary()
     assert m[f"snapshot_errors_{kind.lower()}"] >= 1  # named by the archive's fault
     assert sorted(_io_errors(life)) == [("archive", kind), ("snapshot", kind)]
 
@@ -347,7 +347,7 @@ def test_archive_faults_keep_every_row_and_catch_up(tmp_path, broken_archive, ca
     archive.flush()
     assert archive.count() == len(archive) == life.entries_written - len(life.memory)
     _wait_until(lambda: snaps.written > written, "a snapshot after the fault")
-    assert life.metrics.summary()["archive_backlog_rows"] == 0
+    assert life.metrics_summary()["archive_backlog_rows"] == 0
     _close_and_resume_exactly(life)
 
 
@@ -367,7 +367,7 @@ def test_archive_backpressure_holds_the_tick_and_never_drops(tmp_path, broken_ar
         time.sleep(0.2)  # not a timing check: the tick thread cannot move while the disk is full
         assert life.state.ticks == held_at
         assert archive.backlog_max <= archive.backlog < archive.backlog_max + 200  # bounded
-        assert life.metrics.summary()["archive_backpressure_waits"] >= 1
+        assert life.metrics_summary()["archive_backpressure_waits"] >= 1
         broken_archive.code = None
         _wait_until(lambda: life.state.ticks > held_at + 50, "ticking again after the fault")
     finally:
@@ -447,7 +447,7 @@ def test_log_faults_are_counted_and_logs_resume_with_a_counted_gap(
     assert life.state.ticks == (300 if op == "open" else 310)
     stats = logs.stats()
     assert set(stats["errors"]) == {f"{op}:{kind}"}
-    m = life.metrics.summary()
+    m = life.metrics_summary()
     assert m["log_errors"] == m[f"log_errors_{kind.lower()}"] >= 1
     if op != "fsync":  # an fsync failure loses nothing: the records were written
         assert m["log_dropped"] > 0 and m["log_buffered"] <= 64
@@ -502,7 +502,7 @@ def test_a_stage_raising_for_many_ticks_is_counted_penalised_and_logged_once(tmp
     assert summary["ticks"] == 200 and summary["errors"] == 80
     assert dict(life.errors) == {"RuntimeError": 50, "OSError": 30}
     assert life.state.integrity == pytest.approx(1.0 - 80 * penalty)
-    m = life.metrics.summary()
+    m = life.metrics_summary()
     assert m["stage_errors_runtimeerror"] == 50 and m["stage_errors_oserror"] == 30
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert life.persistence.logs.flush()

@@ -1,8 +1,9 @@
 """Fuzzing the loaders: random bytes and mutated real files never crash them and never hang.
 
 Each loader may refuse a file only with its documented error — the snapshot loader with
-SnapshotError, the archive opener with ArchiveError or ArchiveSchemaError, the experiment loader
-with ExperimentError, read_results with ResultsSchemaError — and must answer within a time limit
+SnapshotError (and ``Life.resume`` skips a snapshot whose content an owner refuses with it), the
+archive opener with ArchiveError or ArchiveSchemaError, the experiment loader with
+ExperimentError, read_results with ResultsSchemaError — and must answer within a time limit
 (each call runs in a thread joined with a timeout; read_results runs in a child process, because
 polars can abort the interpreter). Example counts are bounded to keep CI quick;
 ``HYPOTHESIS_PROFILE=thorough`` searches longer. The deterministic reproducers of what fuzzing
@@ -14,16 +15,19 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import shutil
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,9 +36,19 @@ from lifelab.config import LifeConfig
 from lifelab.exceptions import ArchiveError, ArchiveSchemaError
 from lifelab.lab.experiment import ExperimentError, load_experiment
 from lifelab.life.loop import Life
+from lifelab.memory.active import COLUMNS
 from lifelab.memory.segment_archive import SegmentArchive
 from lifelab.memory.sqlite_archive import SQLiteArchive
-from lifelab.store.snapshot import MAGIC, Capture, SnapshotError, decode, encode, read_snapshot
+from lifelab.store.digest import digest_of
+from lifelab.store.snapshot import (
+    MAGIC,
+    Capture,
+    SnapshotError,
+    decode,
+    encode,
+    list_snapshots,
+    read_snapshot,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_RESULTS = ROOT / "tests" / "lab" / "fixtures" / "results_v1.parquet"
@@ -218,6 +232,154 @@ def test_snapshot_loader_refuses_forged_headers(data):
     forged = _with_header(original, header)
     outcome = guarded(lambda: decode(forged), (SnapshotError,))
     assert isinstance(outcome, SnapshotError | Capture)
+
+
+# -- snapshots that read intact but hold impossible content: refused by the owner of the piece ----
+#
+# Neither the digest nor the checksum is keyed, so these forgeries recompute both: the file layer
+# finds nothing wrong, and each piece's owner (SelfState, the feedback book, the random streams,
+# active memory, Life's counters) must refuse what it cannot restore, with SnapshotError, which
+# Life.resume turns into "skip this snapshot, use the previous one". Through the public path.
+
+CONTENT_PATHS = [
+    ("canonical", "state"),
+    ("canonical", "state", "energy"),
+    ("canonical", "state", "sensitivity"),
+    ("canonical", "state", "sensitivity", 0),
+    ("canonical", "state", "response_coef"),
+    ("canonical", "state", "recent_events"),
+    ("canonical", "state", "recent_events", 0),
+    ("canonical", "state", "adaptation_history"),
+    ("canonical", "state", "life_id"),
+    ("canonical", "feedback"),
+    ("canonical", "feedback", 0),
+    ("canonical", "feedback", 0, 0),
+    ("canonical", "feedback", 0, 4),
+    ("canonical", "feedback", 0, 5),
+    ("canonical", "feedback", 0, 6),
+    ("canonical", "queue"),
+    ("canonical", "echo"),
+    ("canonical", "rng"),
+    ("canonical", "rng", "uniform"),
+    ("canonical", "rng", "uniform", "index"),
+    ("canonical", "rng", "uniform", "state_before"),
+    ("canonical", "rng", "uniform", "state_before", "state"),
+    ("canonical", "rng", "uniform", "state_before", "state", "inc"),
+    ("canonical", "rng", "environment"),
+    ("canonical", "rng", "environment", "carry"),
+    ("canonical", "rng", "environment", "types"),
+    ("canonical", "rng", "environment", "counts"),
+    ("canonical", "counters"),
+    ("canonical", "counters", "entries_written"),
+    ("canonical", "counters", "actions"),
+    ("extra", "errors"),
+    ("extra", "alive"),
+    ("extra", "events_pushed"),
+]
+
+
+@pytest.fixture(scope="module")
+def run_template(tmp_path_factory) -> Path:
+    """A finished run directory: snapshots at ticks 60 and 120 (the newest has pending
+    feedback and 100 active entries), archived rows."""
+    run = tmp_path_factory.mktemp("fuzz") / "run"
+    life = Life(
+        LifeConfig(seed=4, events_per_tick=3, memory_capacity=100, log_every=0, run_dir=str(run))
+    )
+    life.run(60)
+    life.snapshot()
+    life.run(60)
+    life.close()
+    return run
+
+
+def _edit(node: Any, path: tuple[Any, ...], value: Any) -> None:
+    """Set ``path`` inside ``node`` to ``value`` if every step on the way exists."""
+    for key in path[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):  # an earlier edit replaced the parent
+            return
+    last = path[-1]
+    if isinstance(node, dict) or (isinstance(node, list) and isinstance(last, int) and node[last:]):
+        node[last] = value
+
+
+def _resume_with_newest(template: Path, blob: bytes) -> dict[str, Any] | None:
+    """Resume a copy of the run whose newest snapshot is ``blob``: the canonical state restored
+    from it, or None if resume skipped it (and restored the previous one)."""
+    with tempfile.TemporaryDirectory() as folder:
+        run = Path(folder) / "run"
+        shutil.copytree(template, run)
+        newest = list_snapshots(run / "snapshots")[-1]
+        newest.write_bytes(blob)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the skipped snapshot's warning
+            life = Life.resume(run)
+        try:
+            if life.corrupt_files == [newest]:
+                assert life.state.ticks == 60
+                return None
+            assert life.corrupt_files == []
+            return life.canonical()
+        finally:
+            life.close()
+
+
+@FUZZ
+@given(data=st.data())
+def test_resume_refuses_forged_content_with_the_digest_recomputed(data, run_template):
+    """Pieces of the canonical state replaced with random JSON, digest and checksum recomputed:
+    resume restores exactly what the file holds if every owner accepts it, else skips it; never
+    another error (a KeyError, TypeError or numpy error from a piece nobody checked)."""
+    original = list_snapshots(run_template / "snapshots")[-1].read_bytes()
+    cap = decode(original)
+    header = _header(original)
+    for path in data.draw(st.lists(st.sampled_from(CONTENT_PATHS), min_size=1, max_size=3)):
+        _edit(header, path, data.draw(JSON_VALUES))
+    header["digest"] = digest_of(header["canonical"], cap.columns)
+    forged = _with_header(original, header)
+    restored = guarded(lambda: _resume_with_newest(run_template, forged), ())
+    assert restored is None or restored == header["canonical"]
+
+
+def _impossible(name: str, column: np.ndarray, n_types: int, next_id: int) -> bool:
+    """Whether no store can hold ``column`` (the oracle of the test below)."""
+    values = column.tolist()
+    finite = name not in ("significance", "weight", "timestamp", "subjective_timestamp") or bool(
+        np.isfinite(column).all()
+    )
+    return (
+        not finite
+        or (name == "weight" and min(values) < 0)
+        or (name == "significance" and max(values) > 1)
+        or (name == "id" and (min(values) < 0 or max(values) >= next_id))
+        or (name == "id" and len(set(values)) != len(values))
+        or (name == "event_type" and not 0 <= min(values) <= max(values) < n_types)
+        or (name == "kind" and not set(values) <= {0, 1})
+        or (name == "action" and not set(values) <= {0, 1, 2, 3})
+    )
+
+
+@FUZZ
+@given(
+    name=st.sampled_from(sorted(COLUMNS)),
+    flips=st.lists(st.tuples(FRACTIONS, st.integers(0, 7)), min_size=1, max_size=8),
+)
+def test_resume_refuses_forged_memory_columns(name, flips, run_template):
+    """Bits of one active-memory column flipped, digest and checksum recomputed: active memory
+    refuses exactly what no store can hold (NaN, negative weights, repeated or unknown ids,
+    unknown types, kinds or actions) and resume skips it; the rest restores; never an error."""
+    cap = decode(list_snapshots(run_template / "snapshots")[-1].read_bytes())
+    raw = bytearray(cap.columns[name].tobytes())
+    for f, bit in flips:
+        raw[min(len(raw) - 1, int(f * len(raw)))] ^= 1 << bit
+    column = np.frombuffer(bytes(raw), dtype=COLUMNS[name])
+    forged = encode(Capture(cap.ticks, cap.canonical, {**cap.columns, name: column}, cap.extra))
+    restored = guarded(lambda: _resume_with_newest(run_template, forged), ())
+    n_types = len(cap.canonical["state"]["sensitivity"])
+    next_id = cap.canonical["counters"]["entries_written"]
+    assert (restored is None) == _impossible(name, column, n_types, next_id)
 
 
 def test_header_with_an_unhashable_column_name_is_refused():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import struct
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from hypothesis import strategies as st
 
 from lifelab.config import LifeConfig
 from lifelab.life.loop import Life
+from lifelab.life.state import SelfState
 from lifelab.memory.active import COLUMNS, KIND_EVENT, ActiveMemory, _rows_of
+from lifelab.store.digest import digest_of
 from lifelab.store.snapshot import (
     MAGIC,
     SNAPSHOT_VERSION,
@@ -101,15 +104,39 @@ def test_hand_edited_state_fails_digest():
         decode(_rewrite_header(encode(cap), edit))
 
 
-def test_out_of_range_vital_is_refused():
-    """A vital outside its range is refused before anything is restored."""
-    _, cap = _capture(50)
+def test_out_of_range_vital_is_refused_by_its_owner():
+    """A vital outside its range, digest recomputed, is an intact file; the state that owns the
+    vital refuses it before anything is restored."""
+    life, cap = _capture(50)
 
     def edit(h):
         h["canonical"]["state"]["stability"] = 1.5
+        h["digest"] = digest_of(h["canonical"], cap.columns)
 
-    with pytest.raises(SnapshotError, match="stability"):
-        decode(_rewrite_header(encode(cap), edit))
+    back = decode(_rewrite_header(encode(cap), edit))
+    with pytest.raises(SnapshotError, match=re.escape("state.stability = 1.5 is invalid")):
+        SelfState.from_snapshot(back.canonical["state"], n_types=len(life.types), recent_size=8)
+
+
+def test_load_newest_skips_a_capture_its_restore_refuses(tmp_path):
+    """A file that reads intact but whose content the restore refuses is skipped like a corrupt
+    one, named in the warning, and the next older snapshot is restored instead."""
+    life = Life(LifeConfig(seed=3))
+    life.run(10)
+    write_snapshot(tmp_path, life.capture())
+    life.run(10)
+    newest = write_snapshot(tmp_path, life.capture())
+    tried = []
+
+    def restore(capture):
+        tried.append(capture.ticks)
+        if capture.ticks == 20:
+            raise SnapshotError("state.energy = -1 is invalid")
+
+    with pytest.warns(RuntimeWarning, match=re.escape("snap-000000000020.lls: state.energy")):
+        cap, corrupt = load_newest(tmp_path, restore)
+    assert cap is not None and cap.ticks == 10
+    assert corrupt == [newest] and tried == [20, 10]
 
 
 def test_write_is_atomic_and_retention_keeps_newest(tmp_path):

@@ -1,4 +1,8 @@
-"""The canonical-state digest: one function, used by Life.digest() and by the snapshot loader."""
+"""The canonical-state digest: one function, used by Life.digest() and by the snapshot file.
+
+It lives in ``store``, below ``life``: the snapshot file records the digest and checks it on
+read, and the organism computes the same function of its canonical state.
+"""
 
 from __future__ import annotations
 
