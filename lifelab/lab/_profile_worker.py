@@ -2,8 +2,8 @@
 
 The manager (:mod:`lifelab.lab.profile`) starts this module in a fresh process, pyperf style::
 
-    python -m lifelab.lab._profile_worker --spec '{"tool": "cprofile", ...}'
-    python -m scalene run --off ... -m lifelab.lab._profile_worker --- --spec '{...}'
+    python -m lifelab.lab._profile_worker '{"tool": "cprofile", ...}'
+    python -m scalene run --off ... -m lifelab.lab._profile_worker --- '{...}'
 
 and reads back one JSON result from the spec's ``result_path``. A file, not stdout, carries the
 result because Scalene and the organism may both print. The workload: ``warmup`` ticks unprofiled,
@@ -13,12 +13,12 @@ real-time mode their difference is the time the process spent not running, i.e. 
 tick deadlines (``sleeping_share``). The same reading over the unprofiled warm-up
 (``warmup_sleeping_share``) is free of the profiler's overhead.
 
-Exit status: 0 done, 2 bad spec (message on stderr), 1 the workload failed (traceback on stderr).
+Exit status: 0 done, 2 bad arguments or spec (message on stderr), 1 the workload failed
+(traceback on stderr).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -29,6 +29,7 @@ from typing import Any
 from lifelab.exceptions import LifelabError
 
 SPEC_VERSION = 1  # 1: tool, config, ticks, warmup, result_path, profile_path
+USAGE = "usage: python -m lifelab.lab._profile_worker SPEC_JSON  (the spec, as JSON text)"
 TOOLS = ("cprofile", "scalene", "none")
 
 
@@ -41,9 +42,9 @@ def parse_spec(text: str) -> dict[str, Any]:
     try:
         spec = json.loads(text)
     except ValueError as exc:
-        raise SpecError(f"--spec is not valid JSON: {exc}") from None
+        raise SpecError(f"the spec is not valid JSON: {exc}") from None
     if not isinstance(spec, dict):
-        raise SpecError(f"--spec must be a JSON object, got {type(spec).__name__}")
+        raise SpecError(f"the spec must be a JSON object, got {type(spec).__name__}")
     version = spec.get("version", SPEC_VERSION)
     if version != SPEC_VERSION:
         raise SpecError(f"spec.version must be {SPEC_VERSION}, got {version!r}")
@@ -184,13 +185,15 @@ def _profiler_version(tool: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lifelab.lab._profile_worker")
-    parser.add_argument("--spec", required=True, help="the JSON spec (see parse_spec)")
-    args = parser.parse_args(argv)
+    """Run the workload whose spec is the one argument; the exit status says how it went."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stderr)
+        return 2
     from lifelab.config import LifeConfig
 
     try:
-        spec = parse_spec(args.spec)
+        spec = parse_spec(args[0])
         try:
             LifeConfig.from_mapping(spec["config"])  # refuse a bad config before any work
         except (ValueError, TypeError) as exc:

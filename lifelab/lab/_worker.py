@@ -1,11 +1,11 @@
 """Worker process of a lab trial: build a Life from a TrialSpec, measure it, print one JSON line.
 
-The manager (:mod:`lifelab.lab.runner`) starts this module in a fresh process, pyperf style::
+The manager (:mod:`lifelab.lab.runner`) starts this module in a fresh process, pyperf style,
+with the trial spec as its one argument::
 
-    python -m lifelab.lab._worker < spec.json
-    python -m lifelab.lab._worker --spec '{"ticks": 2000, ...}'
+    python -m lifelab.lab._worker '{"ticks": 2000, ...}'
 
-The measurement is ``lifelab bench loop``'s (:func:`lifelab.lab.bench._measure`): warm-up
+The measurement is ``lifelab bench loop``'s (:func:`lifelab.lab.bench.measure`): warm-up
 ticks, then the GC mode, ten timed deciles, then a latency pass (single ticks timed from Python
 for the Python engine; the compiled kernel's own timings of its sampled ticks). The stage
 histograms of ``life.metrics`` are emptied after warm-up, so stage shares describe the measured
@@ -13,13 +13,13 @@ ticks only. The environment is captured here, after the trial, so ``gc_threshold
 GC mode left behind.
 
 Output: the last line of stdout is one JSON object with the metric and environment columns of
-the results schema; anything else the run prints goes to stderr. Exit status: 0 done, 2 bad spec
-(message on stderr), 1 the trial failed (traceback on stderr). Never imports matplotlib or dask.
+the results schema; anything else the run prints goes to stderr. Exit status: 0 done, 2 bad
+arguments or spec (message on stderr), 1 the trial failed (traceback on stderr). Never imports
+matplotlib or dask.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import shutil
@@ -33,7 +33,9 @@ from lifelab.lab.env import PER_TRIAL_COLUMNS, capture_environment
 from lifelab.lab.schema import ENV_COLUMNS, METRIC_COLUMNS, STAGE_NAMES
 from lifelab.lab.spec import TrialSpec
 
-__all__ = ["RESULT_KEYS", "main", "run_spec"]
+__all__ = ["RESULT_KEYS", "USAGE", "main", "run_spec"]
+
+USAGE = "usage: python -m lifelab.lab._worker SPEC_JSON  (one trial spec, as JSON text)"
 
 # What the worker reports: every metric column and the environment it can see.
 RESULT_KEYS = tuple(name for name, _ in METRIC_COLUMNS) + tuple(
@@ -50,7 +52,7 @@ def run_spec(spec: TrialSpec) -> dict[str, Any]:
     so does an organism that runs another engine than the spec's (the compiled engine falls back
     to the Python one without numba): its row would be filed under the wrong engine.
     """
-    from lifelab.lab.bench import _measure
+    from lifelab.lab.bench import measure
     from lifelab.life.loop import Life
     from lifelab.observe.gcmode import parse_gc_mode
 
@@ -75,7 +77,7 @@ def run_spec(spec: TrialSpec) -> dict[str, Any]:
         _check_alive(life, "warm-up")
         # Forget the warm-up's stage timings (fresh histograms, same shape as Metrics makes).
         life.metrics.reset()
-        measured = _measure(life, spec.ticks, parse_gc_mode(spec.gc_mode), 0, None, None)
+        measured = measure(life, spec.ticks, gc_mode=parse_gc_mode(spec.gc_mode), warmup=0)
         _check_alive(life, "the measured ticks")
         summary = life.metrics.summary()
     finally:
@@ -122,15 +124,13 @@ def _check_alive(life: Any, when: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m lifelab.lab._worker",
-        description="Run one lab trial; the spec is read from --spec or stdin.",
-    )
-    parser.add_argument("--spec", help="the trial spec as JSON (default: read stdin)")
-    args = parser.parse_args(argv)
-    text = args.spec if args.spec is not None else sys.stdin.read()
+    """Run the trial whose spec is the one argument; the exit status says how it went."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stderr)
+        return 2
     try:
-        spec = TrialSpec.from_json(text)
+        spec = TrialSpec.from_json(args[0])
     except (ValueError, TypeError) as exc:
         print(f"lifelab trial worker: bad spec: {exc}", file=sys.stderr)
         return 2

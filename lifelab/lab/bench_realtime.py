@@ -30,17 +30,16 @@ to a new, empty folder (the first use on a machine: numba compiles the kernel), 
 cache that run filled (every later start), and a plain ``import lifelab``, which must not import
 numba (the engine imports it on first use).
 
-Every fresh interpreter runs through :func:`_fresh_python`: exit status checked, a timeout, the
-stderr tail in the error, one JSON value read from the last stdout line.
+Every fresh interpreter runs through :func:`_fresh_python`, that is
+:func:`lifelab.lab.spawn.run_worker`: exit status checked, a timeout, the stderr tail in the
+error, one JSON value read from the last stdout line.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -51,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from lifelab.exceptions import LifelabError
+from lifelab.lab.spawn import WorkerError, run_worker
 
 __all__ = ["BenchProcessError", "bare_pacing", "bench_compile", "bench_import", "bench_realtime"]
 
@@ -68,7 +68,6 @@ _START_SNIPPET = (
     "t = time.perf_counter() - t0; life.close(); "
     "print(json.dumps({'seconds': t, 'engine': life.engine}))"
 )
-_STDERR_TAIL_CHARS = 2_000
 
 
 class BenchProcessError(LifelabError, RuntimeError):
@@ -292,7 +291,7 @@ def bench_compile(*, timeout_s: float = 900.0) -> dict[str, Any]:
         numba_version = None
     cache = tempfile.mkdtemp(prefix="lifelab-numba-cache-")
     try:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        env = {"NUMBA_CACHE_DIR": cache}
         cold = _fresh_python(_START_SNIPPET, env=env, timeout_s=timeout_s)
         if cold["engine"] != "compiled":
             raise BenchProcessError(
@@ -319,32 +318,15 @@ def _fresh_python(
 ) -> Any:
     """Run ``code`` in a fresh interpreter; return the JSON value of its last stdout line.
 
+    ``env``: variables set on top of :func:`lifelab.lab.spawn.worker_env`.
+
     Raises:
         BenchProcessError: a timeout, a non-zero exit status (with the stderr tail) or no JSON.
     """
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            env=None if env is None else dict(env),
-            timeout=timeout_s,
+        done = run_worker(
+            [sys.executable, "-c", code], timeout=timeout_s, env=env, what="a fresh interpreter"
         )
-    except subprocess.TimeoutExpired:
-        raise BenchProcessError(
-            f"a fresh interpreter did not finish within {timeout_s:g} s (killed)"
-        ) from None
-    except OSError as exc:
-        raise BenchProcessError(f"could not start {sys.executable}: {exc}") from exc
-    tail = (done.stderr or "").rstrip()[-_STDERR_TAIL_CHARS:] or "(no stderr)"
-    if done.returncode != 0:
-        raise BenchProcessError(
-            f"a fresh interpreter exited with status {done.returncode}. stderr tail:\n{tail}"
-        )
-    lines = done.stdout.strip().splitlines()
-    try:
-        return json.loads(lines[-1])
-    except (IndexError, ValueError):
-        raise BenchProcessError(
-            f"a fresh interpreter printed no JSON result. stderr tail:\n{tail}"
-        ) from None
+        return done.json_line()
+    except WorkerError as exc:  # chained to the OSError when it could not start
+        raise BenchProcessError(str(exc)) from exc.__cause__

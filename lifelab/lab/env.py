@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lifelab.lab.schema import ENV_COLUMNS
+from lifelab.lab.spawn import SOURCE_ROOT
 
 __all__ = ["CHECKED_ENVIRONMENT", "PER_TRIAL_COLUMNS", "capture_environment"]
 
@@ -25,7 +26,6 @@ CHECKED_ENVIRONMENT = ("cpu_model", "python_version")
 # ENV columns that describe one trial, filled by the runner, not by capture_environment.
 PER_TRIAL_COLUMNS = ("started_at", "duration_s", "status", "error")
 
-_SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the lifelab package
 _GIT_TIMEOUT_S = 5.0
 _PACKAGES = (
     ("numpy_version", "numpy"),
@@ -81,7 +81,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def git_state(root: Path = _SOURCE_ROOT) -> tuple[str, bool]:
+def git_state(root: Path = SOURCE_ROOT) -> tuple[str, bool]:
     """(commit, dirty) of the lifelab checkout at ``root``; ("unknown", False) if it is not one.
 
     Only a repository whose top level is ``root`` itself counts, so an installed copy that happens

@@ -1,38 +1,37 @@
 """The manager side of a trial: one fresh worker process per trial (the pyperf model).
 
-:func:`run_trial` writes the spec to the worker's stdin, waits with a timeout (the worker is
-killed when it expires), checks the exit status and reads the worker's last stdout line as JSON.
-Anything wrong raises :class:`TrialFailed` with the exit status and the tail of the worker's
-stderr; a trial stopped through its ``cancel`` event raises :class:`TrialCancelled` (its worker is
-killed: the worker starts no processes of its own, so killing it leaves nothing behind). A result
-is a plain dict: one row of the results schema (schema.ALL_COLUMNS) whose id columns other than
+:func:`run_trial` starts the worker through :func:`lifelab.lab.spawn.run_worker` with the spec as
+its argument, waits with a timeout (the worker's process group is killed when it expires), checks
+the exit status and reads the worker's last stdout line as JSON. Anything wrong raises
+:class:`TrialFailed` with the exit status and the tail of the worker's stderr; a trial stopped
+through its ``cancel`` event raises :class:`TrialCancelled` (its worker is killed). A result is a
+plain dict: one row of the results schema (schema.ALL_COLUMNS) whose id columns other than
 ``cell`` are left for the sweep to fill.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
 import sys
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from lifelab.exceptions import LifelabError
 from lifelab.lab.schema import ALL_COLUMNS
+from lifelab.lab.spawn import (
+    WorkerCancelled,
+    WorkerError,
+    WorkerStartError,
+    WorkerTimeout,
+    run_worker,
+)
 from lifelab.lab.spec import TrialSpec
 
 __all__ = ["WORKER_MODULE", "TrialCancelled", "TrialFailed", "failed_row", "run_trial"]
 
 WORKER_MODULE = "lifelab.lab._worker"
-STDERR_TAIL_CHARS = 2_000
-CANCEL_POLL_S = 0.1  # how often a cancellable trial looks at its cancel event
-
-_SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the lifelab package
 
 
 class TrialFailed(LifelabError, RuntimeError):
@@ -88,8 +87,8 @@ def run_trial(
             Dask worker that is the worker's own interpreter).
         timeout_s: Seconds before the worker is killed (default: ``spec.timeout_s``).
         cancel: When given, the trial is not started if the event is already set, and a running
-            worker is killed within about :data:`CANCEL_POLL_S` seconds of it being set (the
-            manager then polls instead of blocking; timeout semantics are unchanged).
+            worker is killed within about :data:`lifelab.lab.spawn.CANCEL_POLL_S` seconds of it
+            being set (timeout semantics are unchanged).
 
     Returns:
         A dict with every column of schema.ALL_COLUMNS: parameters from the spec, metrics and
@@ -101,91 +100,41 @@ def run_trial(
         TrialCancelled: ``cancel`` was set before the worker finished.
     """
     limit = spec.timeout_s if timeout_s is None else float(timeout_s)
-    cmd = [python or sys.executable, "-m", WORKER_MODULE]
+    cmd = [python or sys.executable, "-m", WORKER_MODULE, spec.to_json()]
     if cancel is not None and cancel.is_set():
         raise TrialCancelled(f"trial {spec.cell}: cancelled before it started", spec=spec)
     started_at = datetime.now(UTC)
     t0 = time.perf_counter()
     try:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_worker_env(),
-            text=True,
-        )
-    except OSError as exc:
-        raise TrialFailed(
-            f"trial {spec.cell}: could not start the worker ({cmd[0]}): {exc}", spec=spec
-        ) from exc
-    try:
-        stdout, stderr = _communicate(proc, spec.to_json() + "\n", limit, cancel)
-    except TrialCancelled:
-        proc.kill()
-        proc.communicate()  # reap the worker and close its pipes
+        done = run_worker(cmd, timeout=limit, cancel=cancel, what="the worker")
+        result = done.json_line()
+    except WorkerCancelled:
         raise TrialCancelled(
             f"trial {spec.cell}: cancelled; its worker was killed", spec=spec
         ) from None
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        stdout, stderr = proc.communicate()
-        tail = _tail(stderr)
+    except WorkerStartError as exc:
+        raise TrialFailed(f"trial {spec.cell}: {exc}", spec=spec) from exc
+    except WorkerTimeout as exc:
         raise TrialFailed(
-            f"trial {spec.cell}: the worker did not finish within {limit:g} s and was killed; "
-            f"give it a larger timeout_s or fewer ticks. stderr tail:\n{tail}",
+            f"trial {spec.cell}: {exc.reason}; give it a larger timeout_s or fewer ticks. "
+            f"stderr tail:\n{exc.stderr_tail}",
             spec=spec,
-            exit_code=proc.returncode,
-            stderr_tail=tail,
+            exit_code=exc.exit_code,
+            stderr_tail=exc.stderr_tail,
             timed_out=True,
         ) from None
-    except BaseException:
-        proc.kill()  # e.g. KeyboardInterrupt: never leave a worker running behind us
-        proc.wait()
-        raise
-    duration_s = time.perf_counter() - t0
-    tail = _tail(stderr)
-    if proc.returncode != 0:
+    except WorkerError as exc:  # a failed exit, or no JSON on the last stdout line
         raise TrialFailed(
-            f"trial {spec.cell}: the worker exited with status {proc.returncode}. "
-            f"stderr tail:\n{tail}",
+            f"trial {spec.cell}: {exc}",
             spec=spec,
-            exit_code=proc.returncode,
-            stderr_tail=tail,
-        )
-    result = _parse_result(stdout, spec, tail)
+            exit_code=exc.exit_code,
+            stderr_tail=exc.stderr_tail,
+        ) from None
+    duration_s = time.perf_counter() - t0
     row = _empty_row(spec)
-    row.update(result)
+    row.update(_check_result(result, spec, done.stderr_tail))
     row.update(started_at=started_at, duration_s=duration_s, status="ok", error="")
     return row
-
-
-def _communicate(
-    proc: subprocess.Popen[str], text: str, limit: float, cancel: threading.Event | None
-) -> tuple[str, str]:
-    """``proc.communicate(text, timeout=limit)``, woken every CANCEL_POLL_S to look at ``cancel``.
-
-    Raises:
-        subprocess.TimeoutExpired: ``limit`` seconds passed (the caller kills the worker).
-        TrialCancelled: ``cancel`` was set first (the caller kills the worker).
-    """
-    if cancel is None:
-        return proc.communicate(text, timeout=limit)
-    deadline = time.monotonic() + limit
-    pending: str | None = text
-    while True:
-        wait_s = min(CANCEL_POLL_S, deadline - time.monotonic())
-        try:
-            # communicate() may be called again after a timeout: it keeps the input not yet
-            # written and the output read so far, so polling loses nothing; the input is given
-            # on the first call only (it refuses new input once communication has started).
-            return proc.communicate(pending, timeout=max(wait_s, 0.0))
-        except subprocess.TimeoutExpired:
-            pending = None
-            if time.monotonic() >= deadline:
-                raise subprocess.TimeoutExpired(proc.args, limit) from None
-            if cancel.is_set():
-                raise TrialCancelled("cancelled") from None  # run_trial names the trial
 
 
 def failed_row(
@@ -218,19 +167,14 @@ def _empty_row(spec: TrialSpec) -> dict[str, Any]:
     return row
 
 
-def _parse_result(stdout: str, spec: TrialSpec, tail: str) -> dict[str, Any]:
+def _check_result(result: Any, spec: TrialSpec, tail: str) -> dict[str, Any]:
+    """The worker's result columns, or TrialFailed if it is not the object this runner expects."""
     from lifelab.lab._worker import RESULT_KEYS
 
-    lines = stdout.strip().splitlines()
-    try:
-        result = json.loads(lines[-1]) if lines else None
-    except ValueError:
-        result = None
     if not isinstance(result, dict):
-        last = lines[-1][:200] if lines else "(no output)"
         raise TrialFailed(
-            f"trial {spec.cell}: the worker's last stdout line is not a JSON object: {last!r}. "
-            f"stderr tail:\n{tail}",
+            f"trial {spec.cell}: the worker's last stdout line is not a JSON object: "
+            f"{str(result)[:200]!r}. stderr tail:\n{tail}",
             spec=spec,
             exit_code=0,
             stderr_tail=tail,
@@ -253,18 +197,3 @@ def _parse_result(stdout: str, spec: TrialSpec, tail: str) -> dict[str, Any]:
             stderr_tail=tail,
         )
     return {k: result[k] for k in RESULT_KEYS}
-
-
-def _worker_env() -> dict[str, str]:
-    """The parent's environment, with this lifelab's source folder first on the worker's path."""
-    env = dict(os.environ)
-    paths = [str(_SOURCE_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    return env
-
-
-def _tail(text: str | None, chars: int = STDERR_TAIL_CHARS) -> str:
-    if not text or not text.strip():
-        return "(no stderr)"
-    text = text.rstrip()
-    return text if len(text) <= chars else "…" + text[-chars:]

@@ -1,20 +1,21 @@
 """How cost grows with work: memory operations measured at several sizes, fitted on log-log axes.
 
 Each size runs ``lifelab bench memory`` in a fresh subprocess (heap, caches and allocator state
-are per process, DESIGN §3), so sizes never disturb each other. The fitted exponent of a cost
-against the work it does is the number to watch: ~1 for a pass over every entry, ~0 for a cost
-that must not grow, ~log for an indexed search.
+are per process, DESIGN §3; started by :func:`lifelab.lab.spawn.run_worker`), so sizes never
+disturb each other. The fitted exponent of a cost against the work it does is the number to
+watch: ~1 for a pass over every entry, ~0 for a cost that must not grow, ~log for an indexed
+search.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from lifelab.exceptions import LifelabError
+from lifelab.lab.spawn import WorkerError, run_worker
 
 if TYPE_CHECKING:
     import polars as pl
@@ -50,7 +51,7 @@ SNAPSHOT_METRICS = ("capture_ms", "encode_ms", "write_ms")
 
 
 class ScalingError(LifelabError, RuntimeError):
-    """A measurement subprocess failed."""
+    """A measurement subprocess could not start, timed out, failed or printed no result."""
 
 
 def memory_scaling(
@@ -84,12 +85,7 @@ def memory_scaling(
         ]
         if not archive:
             cmd.append("--no-archive")
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-        if proc.returncode != 0:
-            raise ScalingError(
-                f"bench memory --entries {n} exited {proc.returncode}: {proc.stderr[-2000:]}"
-            )
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        rows.append(_measure_in_subprocess(cmd, timeout_s, f"bench memory --entries {n}"))
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
@@ -115,13 +111,24 @@ def tick_scaling(
         cmd = [sys.executable, "-m", "lifelab.studies.scaling", str(int(n)), str(ticks), str(seed)]
         if engine is not None:
             cmd.append(engine)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-        if proc.returncode != 0:
-            raise ScalingError(
-                f"tick scaling at {n} exited {proc.returncode}: {proc.stderr[-2000:]}"
-            )
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        rows.append(_measure_in_subprocess(cmd, timeout_s, f"tick scaling at {n}"))
     return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def _measure_in_subprocess(cmd: list[str], timeout_s: float, what: str) -> dict[str, Any]:
+    """Run one measurement process; return the JSON object on its last stdout line.
+
+    Raises:
+        ScalingError: it could not start, timed out, failed (with its stderr tail) or printed no
+            JSON object.
+    """
+    try:
+        result = run_worker(cmd, timeout=timeout_s, what=what).json_line()
+    except WorkerError as exc:  # chained to the OSError when it could not start
+        raise ScalingError(str(exc)) from exc.__cause__
+    if not isinstance(result, dict):
+        raise ScalingError(f"{what} printed {result!r}, not a JSON object")
+    return result
 
 
 def load_kernel() -> None:

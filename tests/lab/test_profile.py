@@ -111,11 +111,13 @@ def test_failing_worker_raises_profile_error_with_stderr_tail(tmp_path):
 
 def test_bad_spec_is_exit_status_2(tmp_path):
     """A bad spec makes the worker exit 2 with a message naming the field."""
-    cmd = [sys.executable, "-m", WORKER_MODULE, "--spec", json.dumps({"ticks": -5})]
+    cmd = [sys.executable, "-m", WORKER_MODULE, json.dumps({"ticks": -5})]
     with pytest.raises(ProfileError, match=r"status 2[\s\S]*spec\.ticks"):
         _run_worker(cmd, timeout=60)
     with pytest.raises(ProfileError, match="not valid JSON"):
         _run_worker([*cmd[:-1], "{bad"], timeout=60)
+    with pytest.raises(ProfileError, match=r"status 2[\s\S]*usage: python -m"):
+        _run_worker([*cmd[:-1], "--spec", "{}"], timeout=60)
 
 
 def test_worker_timeout_is_profile_error(tmp_path):

@@ -114,7 +114,7 @@ def test_missing_interpreter_is_a_trial_failure(tmp_path):
 def test_worker_prints_one_json_line_last(capsys):
     """The worker's last stdout line is the JSON result with every metric and env column."""
     spec = TrialSpec(ticks=20, warmup_ticks=0)
-    assert _worker.main(["--spec", spec.to_json()]) == 0
+    assert _worker.main([spec.to_json()]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
     assert set(result) == set(_worker.RESULT_KEYS)
@@ -125,19 +125,28 @@ def test_worker_refuses_to_measure_another_engine(capsys):
     """A compiled trial whose organism falls back to the Python engine fails, saying why."""
     # log_decisions is a setting only the Python engine supports: Life falls back to it.
     spec = TrialSpec(ticks=20, warmup_ticks=0, config={"log_decisions": True})
-    assert _worker.main(["--spec", spec.to_json()]) == 1
+    assert _worker.main([spec.to_json()]) == 1
     err = capsys.readouterr().err
     assert "asks for the compiled engine but the organism runs the python engine" in err
     python = TrialSpec(ticks=20, warmup_ticks=0, engine="python", config={"log_decisions": True})
-    assert _worker.main(["--spec", python.to_json()]) == 0
+    assert _worker.main([python.to_json()]) == 0
 
 
 def test_worker_refuses_a_bad_spec(capsys):
     """A spec the worker cannot run exits with status 2 and says why on stderr."""
-    assert _worker.main(["--spec", '{"ticks": 5}']) == 2
+    assert _worker.main(['{"ticks": 5}']) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "bad spec" in captured.err and "ticks" in captured.err
+
+
+@pytest.mark.parametrize("argv", [[], ["--spec", "{}"], ["-h"]])
+def test_worker_misuse_prints_usage_and_exits_2(argv, capsys):
+    """The worker takes exactly one argument, the spec; anything else is a usage error."""
+    assert _worker.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert _worker.USAGE in captured.err
 
 
 def test_worker_never_imports_matplotlib_or_dask():
@@ -145,7 +154,7 @@ def test_worker_never_imports_matplotlib_or_dask():
     code = (
         "import sys\n"
         "from lifelab.lab import _worker\n"
-        f"_worker.main(['--spec', {TrialSpec(ticks=20, warmup_ticks=0).to_json()!r}])\n"
+        f"_worker.main([{TrialSpec(ticks=20, warmup_ticks=0).to_json()!r}])\n"
         "heavy = sorted(m for m in ('matplotlib', 'dask', 'distributed', 'tqdm')"
         " if m in sys.modules)\n"
         "print(heavy)\n"

@@ -12,7 +12,7 @@ import pytest
 from lifelab._argtypes import split_gc_modes, sweep_grid
 from lifelab.cli import build_parser, main
 from lifelab.exceptions import LifelabError
-from lifelab.lab import runner
+from lifelab.lab import spawn
 from lifelab.lab.results import ResultsExistsError, read_metadata, read_results
 from lifelab.lab.schema import ALL_COLUMNS, polars_schema
 from lifelab.lab.spec import expand
@@ -216,7 +216,7 @@ def test_cancel_kills_the_running_trial(monkeypatch, tmp_path):
         cancel.set()  # the worker is running now: the manager must kill it
         return proc
 
-    monkeypatch.setattr(runner.subprocess, "Popen", start_then_cancel)
+    monkeypatch.setattr(spawn.subprocess, "Popen", start_then_cancel)
     with pytest.raises(SweepCancelled) as info:
         # Without the kill this trial would run until its timeout and count as a failed trial.
         run_sweep(
@@ -236,7 +236,7 @@ def test_cancel_set_before_the_sweep_runs_no_trial(monkeypatch, tmp_path):
     """A sweep whose cancel is already set starts no worker at all (local, several workers)."""
     cancel = threading.Event()
     cancel.set()
-    monkeypatch.setattr(runner.subprocess, "Popen", lambda *a, **k: pytest.fail("started"))
+    monkeypatch.setattr(spawn.subprocess, "Popen", lambda *a, **k: pytest.fail("started"))
     with pytest.warns(RuntimeWarning, match="interfere"), pytest.raises(SweepCancelled) as info:
         run_sweep(
             {"seed": [0, 1, 2]},

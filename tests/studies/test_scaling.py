@@ -5,7 +5,7 @@ import pytest
 from lifelab.exceptions import ConfigError
 from lifelab.life.compiled import numba_available
 from lifelab.observe.metrics import STAGES
-from lifelab.studies.scaling import TICK_METRICS, measure_tick, tick_scaling
+from lifelab.studies.scaling import TICK_METRICS, ScalingError, measure_tick, tick_scaling
 
 ENGINES = [
     "python",
@@ -36,3 +36,11 @@ def test_tick_scaling_runs_each_size_in_a_subprocess_with_the_engine():
     df = tick_scaling([200, 400], ticks=20, engine="python", progress=False)
     assert df["entries"].to_list() == [200, 400]
     assert set(df["engine"]) == {"python"}
+
+
+def test_a_failing_size_is_a_scaling_error_with_the_stderr_tail():
+    """A measurement process that fails raises ScalingError naming the size, with its stderr."""
+    with pytest.raises(ScalingError, match=r"tick scaling at 200 exited with status 1") as info:
+        tick_scaling([200], ticks=5, engine="jit", progress=False)
+    assert "stderr tail" in str(info.value) and "engine" in str(info.value)
+    assert isinstance(info.value, RuntimeError)
