@@ -1,4 +1,6 @@
-"""The performance laboratory: trial specs, isolated trials, sweeps, results, statistics, plots.
+"""The performance laboratory (the harness): benches, profiles, trial specs, isolated trials
+through one spawn path, sweeps, results tables, statistics, plots, notebook widgets.
 
-Heavy libraries (polars, matplotlib, dask) are imported inside the functions that need them.
+It builds on the runtime's public API and never imports :mod:`lifelab.studies`. Heavy libraries
+(polars, matplotlib, dask) are imported inside the functions that need them.
 """

@@ -13,8 +13,12 @@ only; the archive is benchmarked after, on its own: it receives the spilled 10 %
 it ends up holding exactly the N entries written (DESIGN §2, invariant 4). With ``archive=False``
 every ``archive_*`` key is present and None, so the output always has the same shape.
 
-Snapshot captures (``capture_*``, issue 13) are timed last, on the full store: it then takes new
+Snapshot captures (``capture_*``) are timed last, on the full store: it then takes new
 entries, spills and a decay pass between captures, the way a run does between snapshots.
+
+The workload is public so that other measurements use the same entries (the memory ablations
+do): :class:`SeededHistory` (the entries), :class:`SpillSink` (a spill target that does no
+I/O), :func:`fill_memory` (a full store, and its size) and :func:`empty_memory`.
 """
 
 from __future__ import annotations
@@ -33,8 +37,16 @@ import numpy as np
 from lifelab.memory.active import COLUMNS, KIND_EVENT, KIND_FEEDBACK, ActiveMemory
 
 __all__ = [
+    "APPEND_SAMPLE",
+    "ARCHIVE_CHUNK",
     "ARCHIVE_KEYS",
+    "BATCH",
+    "SEARCH_LIMIT",
+    "SeededHistory",
+    "SpillSink",
     "bench_memory",
+    "empty_memory",
+    "fill_memory",
     "progress_total",
 ]
 
@@ -117,11 +129,12 @@ def bench_memory(
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     report = progress if progress is not None else _ignore
     rng = np.random.default_rng(seed)
-    data = _History(entries, rng)
+    data = SeededHistory(entries, rng)
     out: dict[str, Any] = {"entries": entries, "seed": seed}
 
-    sink = _Sink()
-    mem = _fill(data, sink, report, out)
+    sink = SpillSink()
+    mem, sizes = fill_memory(data, sink=sink, progress=report)
+    out.update(sizes)
     out.update(_appends(data, sink))
     out.update(_decay(mem, data))
     out.update(_activation(mem, len(data.type_names), rng))
@@ -135,15 +148,19 @@ def bench_memory(
     return out
 
 
-# -- data ------------------------------------------------------------------------------------------
+# -- the workload ----------------------------------------------------------------------------------
 
 
 def _ignore(_: int) -> None:
     pass
 
 
-class _Sink:
-    """An in-memory spill target: keeps the last batch and counts rows, so no I/O is timed."""
+class SpillSink:
+    """A spill target that does no I/O: keeps the last spilled batch (``last``) and counts rows.
+
+    Pass it to :class:`~lifelab.memory.active.ActiveMemory` as its spill callback so that decay
+    and spill timings cover the memory side only.
+    """
 
     __slots__ = ("last", "rows")
 
@@ -156,8 +173,15 @@ class _Sink:
         self.rows += len(columns["id"])
 
 
-class _History:
-    """N entries in batches of 64 with increasing times, as add_batch arguments, built up front."""
+class SeededHistory:
+    """``n`` seeded entries in batches of 64 with increasing times, built before any clock starts.
+
+    Event types are uniform over the built-in types (``type_names``), actions over the four
+    actions, significances uniform in [0, 1); a quarter of the batches (:data:`FEEDBACK_SHARE`)
+    are feedback entries with small feedback deltas. Batch ``b`` happens at life time
+    ``b * TICK_S`` and tick ``b``; ``end_s`` is the time just after the last batch. The same
+    ``n`` and generator state give the same entries.
+    """
 
     def __init__(self, n: int, rng: np.random.Generator) -> None:
         from lifelab.life.events import builtin_types
@@ -207,8 +231,18 @@ def _median_ns(samples: list[int]) -> float:
 # -- active memory ---------------------------------------------------------------------------------
 
 
-def _fill(data: _History, sink: _Sink, report: Progress, out: dict[str, Any]) -> ActiveMemory:
-    """A store of capacity N filled with N entries under tracemalloc (untimed); its size to out."""
+def fill_memory(
+    data: SeededHistory, *, sink: SpillSink | None = None, progress: Progress | None = None
+) -> tuple[ActiveMemory, dict[str, Any]]:
+    """A store of capacity N filled with the N entries of ``data`` by ``add_batch``, and its size.
+
+    Filled untimed under tracemalloc (``min_weight`` 0, so nothing spills); ``sink`` is its spill
+    target (None: a new :class:`SpillSink`). The size keys are ``bench memory``'s:
+    ``allocated_entries``, ``allocated_bytes``, ``bytes_per_entry``, ``bytes_per_slot``,
+    ``traced_bytes_per_entry`` and ``fill_traced_peak_mb``. ``progress`` is called with counts of
+    entries written, ``data.n`` in all.
+    """
+    report = progress if progress is not None else _ignore
     batches = data.batches(data.n)
     started = not tracemalloc.is_tracing()
     if started:
@@ -216,7 +250,7 @@ def _fill(data: _History, sink: _Sink, report: Progress, out: dict[str, Any]) ->
     try:
         before = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
-        mem = ActiveMemory(data.n, sink, min_weight=0.0)
+        mem = ActiveMemory(data.n, sink if sink is not None else SpillSink(), min_weight=0.0)
         add_batch = mem.add_batch
         done = 0
         for i, args in enumerate(batches, 1):
@@ -232,26 +266,26 @@ def _fill(data: _History, sink: _Sink, report: Progress, out: dict[str, Any]) ->
     n = len(mem)
     per_slot = sum(dtype.itemsize for dtype in COLUMNS.values())
     allocated = mem.nbytes()
-    out.update(
-        allocated_entries=allocated // per_slot,
-        allocated_bytes=allocated,
-        bytes_per_entry=allocated / n,
-        bytes_per_slot=per_slot,
-        traced_bytes_per_entry=(current - before) / n,
-        fill_traced_peak_mb=(peak - before) / 2**20,
-    )
-    return mem
+    return mem, {
+        "allocated_entries": allocated // per_slot,
+        "allocated_bytes": allocated,
+        "bytes_per_entry": allocated / n,
+        "bytes_per_slot": per_slot,
+        "traced_bytes_per_entry": (current - before) / n,
+        "fill_traced_peak_mb": (peak - before) / 2**20,
+    }
 
 
-def _empty(mem: ActiveMemory, now: float) -> None:
-    """Spill every entry (to the sink) so that the next writes reuse the allocation."""
+def empty_memory(mem: ActiveMemory, now: float) -> None:
+    """Spill every entry of ``mem`` (to its spill target) so that the next writes reuse the
+    allocation; ``now`` is a life time no earlier than the newest entry's."""
     floor = mem.min_weight
     mem.min_weight = math.inf
     mem.decay(now)
     mem.min_weight = floor
 
 
-def _appends(data: _History, sink: _Sink) -> dict[str, float]:
+def _appends(data: SeededHistory, sink: SpillSink) -> dict[str, float]:
     """ns per entry of add() and of add_batch(), on a pre-grown store; the first repeat warms."""
     n = min(APPEND_SAMPLE, data.n)
     rows = data.rows(n)
@@ -263,13 +297,13 @@ def _appends(data: _History, sink: _Sink) -> dict[str, float]:
     single: list[int] = []
     batched: list[int] = []
     for _ in range(APPEND_REPEATS + 1):
-        _empty(mem, data.end_s)
+        empty_memory(mem, data.end_s)
         add = mem.add
         t0 = clock()
         for event_type, action, sig, t, tick in rows:
             add(event_type, KIND_EVENT, action, sig, t, t, tick)
         single.append(clock() - t0)
-        _empty(mem, data.end_s)
+        empty_memory(mem, data.end_s)
         add_batch = mem.add_batch
         t0 = clock()
         for args in batches:
@@ -281,7 +315,7 @@ def _appends(data: _History, sink: _Sink) -> dict[str, float]:
     }
 
 
-def _decay(mem: ActiveMemory, data: _History) -> dict[str, float]:
+def _decay(mem: ActiveMemory, data: SeededHistory) -> dict[str, float]:
     """One decay pass over every live entry with min_weight 0, so nothing spills."""
     clock = time.perf_counter_ns
     samples = []
@@ -298,7 +332,7 @@ def _decay(mem: ActiveMemory, data: _History) -> dict[str, float]:
     return out
 
 
-def _kernel_decay(mem: ActiveMemory, data: _History) -> dict[str, float | None]:
+def _kernel_decay(mem: ActiveMemory, data: SeededHistory) -> dict[str, float | None]:
     """The same pass as the compiled engine runs it (None without numba)."""
     try:
         from lifelab.life.kernel import decay_pass
@@ -325,7 +359,7 @@ def _activation(mem: ActiveMemory, n_types: int, rng: np.random.Generator) -> di
     return {"activation_us": _median_ns(samples[5:]) / 1e3}
 
 
-def _capture(mem: ActiveMemory, data: _History) -> dict[str, float]:
+def _capture(mem: ActiveMemory, data: SeededHistory) -> dict[str, float]:
     """Snapshot captures of the full store: whole copies, then deltas in the steady state.
 
     Between two delta captures the store takes ``capture_new_entries`` entries in batches of
@@ -373,7 +407,7 @@ def _capture(mem: ActiveMemory, data: _History) -> dict[str, float]:
 
 
 def _spill(
-    mem: ActiveMemory, data: _History, out: dict[str, Any]
+    mem: ActiveMemory, data: SeededHistory, out: dict[str, Any]
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Time spilling 10 % two ways, and one batch, each on a fresh copy of the full store.
 
@@ -385,12 +419,12 @@ def _spill(
     next_id = mem.next_id
     clock = time.perf_counter_ns
 
-    def fresh(capacity: int, min_weight: float, sink: _Sink) -> ActiveMemory:
+    def fresh(capacity: int, min_weight: float, sink: SpillSink) -> ActiveMemory:
         copy = ActiveMemory(capacity, sink, min_weight=min_weight)
         copy.load(columns, next_id=next_id, spilled=0)
         return copy
 
-    sink = _Sink()
+    sink = SpillSink()
     samples = []
     for _ in range(SPILL_REPEATS + 1):
         copy = fresh(n - cut, 0.0, sink)
@@ -403,20 +437,20 @@ def _spill(
     # What a tick at steady state pays: one batch over capacity.
     batch_samples = []
     for _ in range(SPILL_REPEATS + 1):
-        copy = fresh(n - BATCH, 0.0, _Sink())
+        copy = fresh(n - BATCH, 0.0, SpillSink())
         t0 = clock()
         copy.enforce_capacity()
         batch_samples.append(clock() - t0)
 
     # The weight under which the next decay pass leaves 10 %: decay a copy once and look.
     now = data.end_s + 10.0 * (DECAY_PASSES + 1)
-    probe = fresh(n, 0.0, _Sink())
+    probe = fresh(n, 0.0, SpillSink())
     probe.decay(now)
     floor = float(np.partition(probe.columns()["weight"], cut)[cut])
     del probe
     decay_samples = []
     for _ in range(SPILL_REPEATS + 1):
-        copy = fresh(n, floor, _Sink())
+        copy = fresh(n, floor, SpillSink())
         t0 = clock()
         decay_gone = copy.decay(now)
         decay_samples.append(clock() - t0)
@@ -438,7 +472,7 @@ def _spill(
 def _archive(
     spilled: dict[str, np.ndarray],
     kept: dict[str, np.ndarray],
-    data: _History,
+    data: SeededHistory,
     rng: np.random.Generator,
     searches: int,
     report: Progress,
@@ -478,7 +512,9 @@ def _archive(
     return {key: out[key] for key in ARCHIVE_KEYS}
 
 
-def _searches(store: Any, data: _History, rng: np.random.Generator, n: int) -> dict[str, float]:
+def _searches(
+    store: Any, data: SeededHistory, rng: np.random.Generator, n: int
+) -> dict[str, float]:
     """Time ``n`` type + time-window searches (limit 100) after a few untimed ones."""
     total = n + SEARCH_WARMUP
     types = rng.integers(0, len(data.type_names), total).tolist()

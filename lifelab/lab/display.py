@@ -87,6 +87,10 @@ def format_number(value: Any, *, digits: int = 3, thousands: bool = True) -> str
     Floats of 1000 and more lose their decimals and get thousands separators (``31,585``);
     smaller ones keep ``digits`` significant digits (``182``, ``18.4``, ``0.700``); below 0.001
     they use exponent form. None and NaN are "—", infinities "∞" / "-∞".
+
+    This is for measured quantities. A parameter value that names a cell (a legend entry, a tick
+    label) is written exactly as it was set by :func:`lifelab.lab.plots.format_param`
+    (``capacity=100000``, ``0.5``), not rounded or grouped.
     """
     if value is None:
         return "—"

@@ -40,11 +40,15 @@ from lifelab.lab.stats import median_ci
 
 __all__ = [
     "COLOURS",
+    "DECILE_COLUMNS",
     "MAX_LEGEND",
+    "SWEEP_PARAMS",
     "colour",
+    "format_param",
     "latency_percentiles",
     "loglog_fit",
     "memory_growth",
+    "partition",
     "rate_by_decile",
     "stage_shares",
     "throughput_vs_batch",
@@ -156,7 +160,7 @@ def throughput_vs_batch(
     fig, (ax,) = _figure()
     positions = _setup_x(ax, data, x)
     ns: list[int] = []
-    for values, part in _groups(data, layout.keys):
+    for values, part in partition(data, layout.keys):
         ns += _draw_series(ax, part, x, metric, positions, layout, values)
     _maybe_log_y(ax, data[metric])
     ax.set_xlabel(_x_label(x, layout))
@@ -181,7 +185,7 @@ def latency_percentiles(
     ns: list[int] = []
     for ax, metric in zip(axes, (p50, p99), strict=True):
         positions = _setup_x(ax, data, x)
-        for values, part in _groups(data, layout.keys):
+        for values, part in partition(data, layout.keys):
             ns += _draw_series(ax, part, x, metric, positions, layout, values)
         ax.set_xlabel(_x_label(x, layout))
         ax.set_title(metric.removeprefix("tick_").removesuffix("_us"))
@@ -211,7 +215,7 @@ def memory_growth(
     for ax, metric in zip(axes, metrics, strict=True):
         rows = data.drop_nulls(metric)
         positions = _setup_x(ax, data, x)
-        for values, part in _groups(rows, layout.keys):
+        for values, part in partition(rows, layout.keys):
             ns += _draw_series(ax, part, x, metric, positions, layout, values)
         # On a log x, a log y too whenever it can: the slope then reads as the growth exponent.
         _maybe_log_y(ax, rows[metric], span=1.0 if ax.get_xscale() == "log" else 2 * _LOG_SPAN)
@@ -240,7 +244,7 @@ def stage_shares(df: pl.DataFrame, *, by: str | Sequence[str] | None = None) -> 
     if data.height == 0:
         raise ValueError("no 'ok' trial has stage shares (stage_*_share columns are all null)")
     layout = _layout(data, by)
-    cells = _groups(data, layout.keys)
+    cells = partition(data, layout.keys)
     means = np.array(
         [[part[s].fill_nan(None).mean() or 0.0 for s in stages] for _, part in cells], dtype=float
     )
@@ -280,7 +284,7 @@ def rate_by_decile(df: pl.DataFrame, *, by: str | Sequence[str] | None = None) -
     fig, (ax,) = _figure()
     deciles = np.arange(1, 11)
     ns: list[int] = []
-    for values, part in _groups(data, layout.keys):
+    for values, part in partition(data, layout.keys):
         stats = np.array([median_ci(part[c].to_numpy()) for c in DECILE_COLUMNS])
         style = layout.style(values)
         ns.append(part.height)
@@ -459,10 +463,17 @@ def _layout(data: pl.DataFrame, by: str | Sequence[str] | None, x: str | None = 
     return _Layout(keys, linked, colour_key, style_key, marker_keys, levels)
 
 
-def _groups(data: pl.DataFrame, keys: list[str]) -> list[tuple[tuple[Any, ...], pl.DataFrame]]:
-    """(key values, rows) per distinct combination of ``keys``, in sorted order."""
+def partition(
+    data: pl.DataFrame, keys: Sequence[str]
+) -> list[tuple[tuple[Any, ...], pl.DataFrame]]:
+    """(key values, rows) per distinct combination of ``keys``, sorted by the keys (nulls last).
+
+    Rows keep their order within a part. No keys: one part, ``((), data)``. The cells of a sweep
+    are ``partition(ok_rows, varying_parameters)``, in figures and in ``lifelab report`` alike.
+    """
     if not keys:
         return [((), data)]
+    keys = list(keys)
     ordered = data.sort(keys, nulls_last=True, maintain_order=True)
     parts = ordered.partition_by(keys, as_dict=True, maintain_order=True)
     return list(parts.items())
@@ -473,7 +484,7 @@ def _series(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per x value of one series: position, median, CI low, CI high and n (sorted by x)."""
     rows = []
-    for (value,), cell in _groups(part, [x]):
+    for (value,), cell in partition(part, [x]):
         values = cell[metric].to_numpy()
         n = int(np.count_nonzero(np.isfinite(np.asarray(values, dtype=float))))
         rows.append((positions[value], *median_ci(values), n))
@@ -534,7 +545,7 @@ def _setup_x(ax: Axes, data: pl.DataFrame, x: str) -> dict[Any, float]:
     else:
         positions = {v: float(i) for i, v in enumerate(values)}
     if len(values) <= 12:
-        ax.set_xticks(list(positions.values()), labels=[_fmt_value(v) for v in values])
+        ax.set_xticks(list(positions.values()), labels=[format_param(v) for v in values])
         ax.xaxis.set_minor_locator(NullLocator())
     return positions
 
@@ -594,7 +605,7 @@ def _n_note(ns: Sequence[int], *, stat: str = "median", ci: bool = True) -> str:
 def _label(keys: Sequence[str], values: tuple[Any, ...], ns: Sequence[int] = ()) -> str:
     """ "gc=freeze · engine=python (n=3)"; the n part only when some point has n ≥ 2."""
     text = " · ".join(
-        f"{_KEY_NAMES.get(k, k)}={_fmt_value(v)}" for k, v in zip(keys, values, strict=True)
+        f"{_KEY_NAMES.get(k, k)}={format_param(v)}" for k, v in zip(keys, values, strict=True)
     )
     if text and ns and max(ns) >= 2:  # a lone series has no label: the title gives its n
         lo, hi = min(ns), max(ns)
@@ -602,7 +613,16 @@ def _label(keys: Sequence[str], values: tuple[Any, ...], ns: Sequence[int] = ())
     return text
 
 
-def _fmt_value(value: Any) -> str:
+def format_param(value: Any) -> str:
+    """A parameter value as it names a cell: in legends, tick labels and report headings.
+
+    Short and as it was set: ``64``, ``100000``, ``0.5``, ``1e+06`` (floats in ``g`` form, to 3
+    significant digits unless whole), text as it is, None as "—".
+    :func:`lifelab.lab.display.format_number` is the other formatter, for measured quantities in
+    tables: 3 significant digits and thousands separators (``31,585``, ``0.700``). They differ
+    on purpose: ``capacity=100000`` names the setting a reader would type, ``100,000 events/s``
+    reads as an amount.
+    """
     if value is None:
         return "—"
     if isinstance(value, float):

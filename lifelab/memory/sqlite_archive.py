@@ -91,7 +91,7 @@ _COMMIT_ROWS = 65_536  # rows per transaction when catching up (bounds the .toli
 # queue 46 000 (6 s).
 _GATHER_ROWS = _COMMIT_ROWS
 _BUSY_TIMEOUT_S = 5.0
-_READONLY_CACHE_KIB = 16 * 1024  # inspection only searches: a modest cache
+READONLY_CACHE_KIB = 16 * 1024  # open_readonly()'s page cache: inspection only searches
 
 
 class SQLiteArchive(QueuedArchive):
@@ -146,7 +146,7 @@ class SQLiteArchive(QueuedArchive):
     def open_readonly(cls, path: str | Path) -> SQLiteArchive:
         """Open an archive for inspection: never writes, starts no thread, takes types from it."""
         self = cls.__new__(cls)
-        self._cache_kib = _READONLY_CACHE_KIB
+        self._cache_kib = READONLY_CACHE_KIB
         self._init_writer(coalesce_s=0.0, gather_rows=1, gather_batches=1, backlog_max=1)
         self._open(Path(path), None, readonly=True)
         return self

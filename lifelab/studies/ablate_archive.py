@@ -1,7 +1,7 @@
-"""Archive formats (issue 13): which durable archive ingests at engine speed, searching fast?
+"""Archive formats: which durable archive ingests at engine speed, searching fast?
 
-The SQLite archive takes ~47 000 rows/s; issue 13 asks for a sustained 1 000 000 rows/s into the
-durable archive and a type + time-range search (limit 100, sorted by timestamp) with p99 <= 5 ms
+The SQLite archive takes ~47 000 rows/s; the archive targets are a sustained 1 000 000 rows/s into
+the durable archive and a type + time-range search (limit 100, sorted by timestamp) with p99 <= 5 ms
 at 10 000 000 rows. This study measures the candidates side by side, each behind one small
 interface (:class:`Candidate`: ``open`` / ``append`` / ``flush`` / ``close`` / ``search``):
 
@@ -61,14 +61,13 @@ and dtype by dtype; any difference raises :class:`~lifelab.studies.ablation.Abla
 figure is ever reported for a wrong candidate.
 
 ``python -m lifelab.studies.ablate_archive full`` writes ``data/results/ablations/archive_formats
-.parquet``; ``quick`` and ``smoke`` write under the system's temporary directory unless given
-``--root``, so they never replace the committed full-size table. :func:`report_section` renders
-the table for ``lifelab report``.
+.parquet``; ``quick`` and ``smoke`` write under the system's temporary directory unless given a
+folder (``… quick DIR``), so they never replace the committed full-size table.
+:func:`report_section` renders the table for ``lifelab report``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import gc
@@ -81,6 +80,7 @@ import os
 import shutil
 import sqlite3
 import struct
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -140,7 +140,7 @@ __all__ = [
 
 ABLATION = "archive_formats"
 QUESTION = (
-    "Which durable archive format ingests spilled rows at engine speed (issue 13: sustained "
+    "Which durable archive format ingests spilled rows at engine speed (sustained "
     ">= 1 000 000 rows/s, flush included) and still answers a type + time-range search (limit "
     "100, sorted by timestamp) with p99 <= 5 ms at 10 000 000 rows: SQLite with batched inserts "
     "and some index strategy, append-only columnar segments (Parquet, Arrow IPC, raw numpy) "
@@ -1504,13 +1504,13 @@ def reading(table: pl.DataFrame) -> str:
     parts = []
     if meeting:
         parts.append(
-            f"At {n:,} rows, {len(meeting)} of {len(rows)} candidates meet both targets of issue "
-            f"13 (ingest >= {TARGET_ROWS_PER_S:,.0f} rows/s, search p99 <= "
+            f"At {n:,} rows, {len(meeting)} of {len(rows)} candidates meet both "
+            f"targets (ingest >= {TARGET_ROWS_PER_S:,.0f} rows/s, search p99 <= "
             f"{TARGET_SEARCH_P99_MS:g} ms): {', '.join(meeting)}."
         )
     else:
         parts.append(
-            f"At {n:,} rows, none of the {len(rows)} candidates meets both targets of issue 13 "
+            f"At {n:,} rows, none of the {len(rows)} candidates meets both targets "
             f"(ingest >= {TARGET_ROWS_PER_S:,.0f} rows/s, search p99 <= "
             f"{TARGET_SEARCH_P99_MS:g} ms)."
         )
@@ -1682,24 +1682,27 @@ def run_all(
     return write_ablation(table, question=question, root=root, name=ABLATION)
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m lifelab.studies.ablate_archive [smoke|quick|full] [--root DIR]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m lifelab.studies.ablate_archive", description=QUESTION
-    )
-    parser.add_argument("scale", nargs="?", default="quick", choices=sorted(_SCALES))
-    parser.add_argument(
-        "--root",
-        default=None,
-        metavar="DIR",
-        help="folder of the table (default: data/results/ablations for full, else a temp folder)",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    path = run_all(args.root, scale=args.scale, seed=args.seed)
-    print(path)
-    return path
+_USAGE = "usage: python -m lifelab.studies.ablate_archive [smoke|quick|full] [DIR]"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m lifelab.studies.ablate_archive [smoke|quick|full] [DIR]``: :func:`run_all`.
+
+    The scale defaults to "quick"; DIR is the table's folder (default: :func:`default_root`).
+    Prints the table's path and returns 0; a bad argument prints the usage and returns 2.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["-h"], ["--help"]):
+        print(f"{_USAGE}\n\n{QUESTION}")
+        return 0
+    scale = args.pop(0) if args else "quick"
+    if scale not in _SCALES or len(args) > 1:
+        why = f"unknown scale {scale!r}" if scale not in _SCALES else "too many arguments"
+        print(f"{_USAGE}\nerror: {why}", file=sys.stderr)
+        return 2
+    print(run_all(args[0] if args else None, scale=scale))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

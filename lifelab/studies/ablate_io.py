@@ -5,8 +5,8 @@ plan with measurements taken in this process, variants interleaved:
 
 ``archive_writes``
     lifelab's :class:`~lifelab.memory.sqlite_archive.SQLiteArchive` (``append`` hands over, a
-    writer thread commits, coalescing: ~20 ms when the table was measured, 100 ms since issue
-    13) against an archive that commits inside ``append`` on the caller's thread. The stream is
+    writer thread commits, coalescing: ~20 ms when the table was measured, 100 ms today)
+    against an archive that commits inside ``append`` on the caller's thread. The stream is
     one spill of 1–20 rows per simulated tick; the tick's other work is a spin that holds the
     GIL, as tick code does, so the writer thread competes for it.
 ``persistence_io``

@@ -15,9 +15,9 @@ Four items of the reference plan, each answered in this process with its variant
 Before anything is timed, each ablation checks that its variants compute the same thing (the same
 weights; the same entries kept and spilled; the same search results; the same decisions) and
 raises :class:`~lifelab.studies.ablation.AblationError` when they do not, so a variant can only
-win by being faster. The data are ``lifelab bench memory``'s seeded history (its helpers are
-reused), so both measure the same entries. The variants that are not lifelab's design live here
-only.
+win by being faster. The data are ``lifelab bench memory``'s workload
+(:class:`~lifelab.lab.bench_memory.SeededHistory`), so both measure the same entries. The
+variants that are not lifelab's design live here only.
 """
 
 from __future__ import annotations
@@ -40,11 +40,10 @@ from lifelab.lab.bench_memory import (
     APPEND_SAMPLE,
     ARCHIVE_CHUNK,
     SEARCH_LIMIT,
-    _empty,
-    _fill,
-    _History,
-    _ignore,
-    _Sink,
+    SeededHistory,
+    SpillSink,
+    empty_memory,
+    fill_memory,
 )
 from lifelab.life.behavior import IGNORE, choose_action
 from lifelab.life.meaning import context, significance, type_multipliers
@@ -163,8 +162,8 @@ class _DecayBench:
 
     def __init__(self, n: int, seed: int) -> None:
         cfg = LifeConfig()
-        data = _History(n, np.random.default_rng(seed))
-        mem = ActiveMemory(n, _Sink(), min_weight=cfg.min_weight, decay_factor=cfg.decay_factor)
+        data = SeededHistory(n, np.random.default_rng(seed))
+        mem = ActiveMemory(n, SpillSink(), min_weight=cfg.min_weight, decay_factor=cfg.decay_factor)
         for args in data.batches(n):
             mem.add_batch(*args)
         self.n = n
@@ -407,7 +406,7 @@ def _append_ns(add: Callable[..., int], rows: list[tuple[Any, ...]]) -> int:
     return time.perf_counter_ns() - t0
 
 
-def _build_objects(data: _History, store: _ObjectMemory, now: float) -> float:
+def _build_objects(data: SeededHistory, store: _ObjectMemory, now: float) -> float:
     """Write the history into ``store`` under tracemalloc; the bytes it keeps per entry.
 
     The Python scalars are made inside the traced region, as a tick makes them, so each entry's
@@ -456,23 +455,22 @@ class _StorageBench:
 
     def __init__(self, n: int, seed: int) -> None:
         cfg = LifeConfig()
-        data = _History(n, np.random.default_rng(seed))
+        data = SeededHistory(n, np.random.default_rng(seed))
         self.n = n
         self.cut = max(1, n // _SPILL_SHARE)
         self.now = data.end_s + _DECAY_AFTER_S
-        sizes: dict[str, Any] = {}
-        mem = _fill(data, _Sink(), _ignore, sizes)
+        mem, sizes = fill_memory(data)
         mem.min_weight = cfg.min_weight
         self.mem = mem
         self.fresh = mem.export()
         self.columnar_bytes = float(sizes["bytes_per_entry"])
-        self.sink = _Sink()
+        self.sink = SpillSink()
         self.spiller = ActiveMemory(
             n - self.cut, self.sink, min_weight=cfg.min_weight, decay_factor=cfg.decay_factor
         )
         m = min(n, APPEND_SAMPLE)
         self.rows = data.rows(m)
-        self.appender = ActiveMemory(n, _Sink(), min_weight=0.0)
+        self.appender = ActiveMemory(n, SpillSink(), min_weight=0.0)
         for args in data.batches(m):  # grows the allocation once, outside the clock
             self.appender.add_batch(*args)
 
@@ -487,7 +485,7 @@ class _StorageBench:
         self._fresh_weights: list[float] = self.fresh["weight"].tolist()
 
     def columnar(self) -> dict[str, float]:
-        _empty(self.appender, self.now)
+        empty_memory(self.appender, self.now)
         append_ns = _append_ns(self.appender.add, self.rows)
         mem = self.mem
         mem.load(self.fresh, next_id=self.n, spilled=0)
@@ -626,10 +624,10 @@ class _ArchiveBench:
 
     def __init__(self, n: int, seed: int, directory: Path, searches: int) -> None:
         from lifelab.memory.archive import MemoryArchive
-        from lifelab.memory.sqlite_archive import _READONLY_CACHE_KIB, SQLiteArchive
+        from lifelab.memory.sqlite_archive import READONLY_CACHE_KIB, SQLiteArchive
 
-        data = _History(n, np.random.default_rng(seed))
-        columns = _fill(data, _Sink(), _ignore, {}).export()
+        data = SeededHistory(n, np.random.default_rng(seed))
+        columns = fill_memory(data)[0].export()
         path = directory / f"archive-{n}.sqlite"
         with SQLiteArchive(path, type_names=data.type_names) as store:
             for start in range(0, n, ARCHIVE_CHUNK):
@@ -642,7 +640,7 @@ class _ArchiveBench:
         wal = path.with_name(path.name + "-wal")
         mode = "?mode=ro" if wal.exists() else "?mode=ro&immutable=1"
         self.conn = sqlite3.connect(path.resolve().as_uri() + mode, uri=True)
-        self.conn.execute(f"PRAGMA cache_size = {-int(_READONLY_CACHE_KIB)}")
+        self.conn.execute(f"PRAGMA cache_size = {-int(READONLY_CACHE_KIB)}")
         self.memory = MemoryArchive()
         self.memory.append(columns)
         self.n = n

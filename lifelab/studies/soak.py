@@ -1,8 +1,9 @@
 """Soak: live long in real time and in simulated time; watch RSS, containers and disk.
 
-Not part of CI (10 minutes in real time, then the simulated phase at the loop's own speed)::
+The command is ``lifelab soak``; not part of CI (10 minutes in real time, then the simulated
+phase at the loop's own speed)::
 
-    python -m lifelab.studies.soak --realtime-seconds 600 --interval 0.01 --sim-ticks 10000000
+    lifelab soak --realtime-seconds 600 --interval 0.01 --sim-ticks 10000000
 
 Two phases, each in its own run directory under ``--root`` (a temporary folder by default,
 removed at the end unless ``--keep``):
@@ -19,15 +20,21 @@ warm-up (the first ``--warmup`` fraction of the samples) it reports:
 - ``rss_growth_pct``: peak RSS of the last third of the samples over the first third (target ≤ 5);
 - ``growing_containers``: every container whose largest size in the second half of the samples
   exceeds its largest size in the first half (by more than 5 % and 16 items) — a history that is
-  not bounded grows with time; writer backlogs and the event queue that grew but stayed within
-  their design bound (``BOUNDED``) are listed under ``bounded_backlogs`` instead;
+  not bounded grows with time;
+- ``backlogs``: the event queue and the writers' backlogs, read from their public gauges
+  (:func:`backlogs`: ``life.queue_depth``, the archive's ``backlog``, the log writer's
+  ``buffered``) with their design bounds. They fill while a writer catches up. A growing
+  container held by one of their owners is listed under ``bounded_backlogs`` instead of
+  ``growing_containers`` when its owner's gauge explains it: it never held more items than
+  the gauge counted, and the gauge stayed within its bound;
 - ``disk``: the largest snapshot and log footprint seen, checked against retention
   (``snapshot_keep`` files, plus one being replaced) and rotation (``log_max_bytes`` ×
   ``log_max_files``, plus one record); the archive grows by design (spill, never delete) and is
   reported in bytes per row.
 
-Also ``lifelab soak``. Prints one JSON object; ``--strict`` makes the exit status 1 when a target
-is missed.
+``lifelab soak`` prints the report as one JSON object; ``--strict`` makes its exit status 1 when
+a target is missed. The walk reads private attributes by reflection on purpose: a leak can be in
+any container, and the report names each by its attribute path.
 """
 
 from __future__ import annotations
@@ -46,21 +53,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["analyse", "container_sizes", "disk_usage", "main", "rss_bytes", "run_soak"]
+__all__ = ["analyse", "backlogs", "container_sizes", "disk_usage", "rss_bytes", "run_soak"]
 
 RSS_TARGET_PCT = 5.0
 GROWTH_MIN_ITEMS = 16  # a container must grow by more than this (and 5 %) to be reported
 GROWTH_MIN_FRACTION = 0.05
-# Writer backlogs and queues that grow while a writer catches up and are bounded by design:
-# container path -> the attribute path (from the Life) of its bound. Growth within the bound is
-# reported under "bounded_backlogs", not as a history that grows with time.
-BOUNDED = {
-    "life._queue": "config.queue_capacity",
-    "life.persistence.logs._buf": "persistence.logs.buffer_max",
-    "life.persistence.logs._pending": "persistence.logs.buffer_max",
-    "life.persistence.archive._unwritten": "persistence.archive.backlog_max",
-    "life.persistence.archive._inbox": "persistence.archive.backlog_max",
-}
 _WALK_DEPTH = 6
 _WALK_FANOUT = 64  # dicts/lists of lifelab objects larger than this are sized, not entered
 
@@ -148,6 +145,30 @@ def container_sizes(root: Any, name: str = "life") -> dict[str, int]:
     return sizes
 
 
+def backlogs(life: Any) -> dict[str, dict[str, int]]:
+    """The queue and writer backlogs of a Life, from public gauges, with their design bounds.
+
+    Keys are gauge paths whose owner (the path without its last part) is the object holding the
+    backlog: ``life.queue_depth`` (events waiting; bound ``queue_capacity``), and with a run
+    directory ``life.persistence.archive.backlog`` (rows not yet durable; ``backlog_max``) and
+    ``life.persistence.logs.buffered`` (records not yet written; ``buffer_max``). Values are
+    ``{"items": n, "bound": b}``.
+    """
+    out = {"life.queue_depth": {"items": life.queue_depth, "bound": life.config.queue_capacity}}
+    store = life.persistence
+    if store is not None:
+        archive, logs = store.archive, store.logs
+        out["life.persistence.archive.backlog"] = {
+            "items": archive.backlog,
+            "bound": archive.backlog_max,
+        }
+        out["life.persistence.logs.buffered"] = {
+            "items": logs.stats()["buffered"],
+            "bound": logs.buffer_max,
+        }
+    return out
+
+
 def disk_usage(run_dir: Path) -> dict[str, int]:
     """Bytes and files of a run directory's snapshots, logs and archive (segments, or the SQLite
     file of a format 1 run with its -wal/-shm)."""
@@ -177,17 +198,30 @@ def disk_usage(run_dir: Path) -> dict[str, int]:
 
 
 def _sample(life: Any, t0: float) -> dict[str, Any]:
+    before = backlogs(life)
+    containers = container_sizes(life)
+    # The gauges are read on both sides of the walk and the larger reading kept: the writers
+    # move meanwhile, and a backlog's containers were sized in between.
+    gauges = {
+        path: {**gauge, "items": max(gauge["items"], before[path]["items"])}
+        for path, gauge in backlogs(life).items()
+    }
     return {
         "elapsed_s": time.perf_counter() - t0,
         "ticks": life.state.ticks,
         "rss_bytes": rss_bytes(),
-        "containers": container_sizes(life),
+        "containers": containers,
+        "backlogs": gauges,
         "disk": disk_usage(Path(life.run_dir)) if life.run_dir is not None else {},
     }
 
 
 def analyse(samples: Sequence[dict[str, Any]], warmup: float = 0.2) -> dict[str, Any]:
-    """RSS growth and growing containers over the samples after the warm-up fraction."""
+    """RSS growth, growing containers and backlogs over the samples after the warm-up fraction.
+
+    A sample is ``{"ticks", "rss_bytes", "containers": {path: size}}``, and optionally
+    ``"backlogs"`` as :func:`backlogs` returns them; see the module docstring for the keys.
+    """
     if not samples:
         raise ValueError("no samples to analyse")
     if not 0.0 <= warmup < 1.0:
@@ -208,6 +242,7 @@ def analyse(samples: Sequence[dict[str, Any]], warmup: float = 0.2) -> dict[str,
         first, second = max(series[:half]), max(series[half:] or series)
         if second - first > max(GROWTH_MIN_ITEMS, GROWTH_MIN_FRACTION * first):
             growing[path] = {"first_half_max": first, "second_half_max": second}
+    queues = _backlog_report(steady, half)
     last = samples[-1]["containers"]
     largest = dict(sorted(last.items(), key=lambda kv: -kv[1])[:10])
     return {
@@ -217,23 +252,49 @@ def analyse(samples: Sequence[dict[str, Any]], warmup: float = 0.2) -> dict[str,
         "rss_end_mb": None if rss[-1] is None else rss[-1] / 2**20,
         "rss_growth_pct": growth_pct,
         "growing_containers": growing,
+        "bounded_backlogs": _explained(growing, queues),
+        "backlogs": queues,
         "largest_containers": largest,
     }
 
 
-def _within_bounds(life: Any, growing: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-    """Move the growing containers that stayed within their design bound out of ``growing``."""
+def _backlog_report(steady: Sequence[dict[str, Any]], half: int) -> dict[str, dict[str, Any]]:
+    """Per backlog gauge: its largest reading in each half, its bound, whether it stayed within."""
+    out = {}
+    paths = set().union(*(s.get("backlogs", {}) for s in steady))
+    for path in sorted(paths):
+        readings = [s["backlogs"][path] for s in steady if path in s.get("backlogs", {})]
+        items = [r["items"] for r in readings]
+        bound = readings[-1]["bound"]
+        out[path] = {
+            "first_half_max": max(items[:half] or items),
+            "second_half_max": max(items[half:] or items),
+            "bound": bound,
+            "within_bound": max(items) <= bound,
+        }
+    return out
+
+
+def _explained(
+    growing: dict[str, dict[str, int]], queues: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Move out of ``growing`` the containers that a backlog gauge of their owner explains.
+
+    A container is explained when it is an attribute of the gauge's owner, it never held more
+    items than the gauge's largest reading (a queue or a backlog holds at most as many entries,
+    batches or records as it counts), and the gauge stayed within its bound.
+    """
     out = {}
     for path, sizes in list(growing.items()):
-        where = BOUNDED.get(path)
-        if where is None:
-            continue
-        bound: Any = life
-        for name in where.split("."):
-            bound = getattr(bound, name, None)
-        if isinstance(bound, int) and sizes["second_half_max"] <= bound:
-            out[path] = {**sizes, "bound": bound}
-            del growing[path]
+        owner = path.rpartition(".")[0]
+        for gauge, reading in queues.items():
+            most = max(reading["first_half_max"], reading["second_half_max"])
+            if gauge.rpartition(".")[0] != owner or not reading["within_bound"]:
+                continue
+            if sizes["second_half_max"] <= most:
+                out[path] = {**sizes, "gauge": gauge, "gauge_max": most, "bound": reading["bound"]}
+                del growing[path]
+                break
     return out
 
 
@@ -273,7 +334,6 @@ def _phase(
     life.close()
     final_disk = disk_usage(Path(life.run_dir))
     report = analyse(series, warmup)
-    report["bounded_backlogs"] = _within_bounds(life, report["growing_containers"])
     report["disk"] = _disk_report(series, life.config)
     report["disk_after_close"] = final_disk
     archived = summary["archive_size"]
@@ -357,19 +417,3 @@ def run_soak(
         for p in phases
     )
     return report
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lifelab.studies.soak [options]``: the same as ``lifelab soak [options]``.
-
-    The command line owns the options and the exit codes (argparse lives only in lifelab.cli), so
-    this entry point hands its arguments over; the import is deferred to the call, so importing
-    this module never loads the CLI.
-    """
-    from lifelab.cli import main as cli_main
-
-    return cli_main(["soak", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

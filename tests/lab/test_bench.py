@@ -8,7 +8,9 @@ import math
 import pytest
 
 from lifelab.cli import main
-from lifelab.lab.bench import KERNEL_LATENCY, PYTHON_LATENCY, bench_loop
+from lifelab.config import LifeConfig
+from lifelab.lab.bench import KERNEL_LATENCY, PYTHON_LATENCY, bench_loop, measure
+from lifelab.life.loop import Life
 
 KEYS = {
     "engine",
@@ -105,3 +107,17 @@ def test_bench_persisted_interleaves_runs_without_and_with_a_run_directory():
     assert (out["snapshot_every"], out["log_every"]) == (500, 100)
     with pytest.raises(ValueError, match="rounds must be >= 1"):
         bench_persisted(ticks=100, rounds=0)
+
+
+def test_measure_runs_a_built_organism_as_bench_loop_does():
+    """``measure``: no warm-up when asked, ten equal chunks, the latency pass on top."""
+    life = Life(LifeConfig(seed=3, engine="python"))
+    chunks = []
+    try:
+        out = measure(life, 105, warmup=0, latency_ticks=7, progress=chunks.append)
+        assert set(out) >= KEYS
+        assert out["ticks"] == 100 and chunks == [10] * 10 and len(out["rate_by_decile"]) == 10
+        assert out["latency_source"] == PYTHON_LATENCY and out["latency_samples"] == 7
+        assert life.state.ticks == 107
+    finally:
+        life.close()

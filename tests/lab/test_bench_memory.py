@@ -3,10 +3,19 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from lifelab.cli import build_parser, main
-from lifelab.lab.bench_memory import ARCHIVE_KEYS, bench_memory, progress_total
+from lifelab.lab.bench_memory import (
+    ARCHIVE_KEYS,
+    SeededHistory,
+    SpillSink,
+    bench_memory,
+    empty_memory,
+    fill_memory,
+    progress_total,
+)
 from lifelab.memory.active import COLUMNS
 
 DESIGN_KEYS = (
@@ -137,3 +146,17 @@ def test_command_line_arguments_parse_and_run(capsys):
     assert result["entries"] == 500
     assert result["seed"] == 3
     assert result["archive_entries"] is None
+
+
+def test_the_workload_is_seeded_and_fills_a_store_to_capacity():
+    """The shared workload: same seed, same entries; a full store, its size; emptied by a spill."""
+    a, b = (SeededHistory(1_000, np.random.default_rng(7)) for _ in range(2))
+    assert np.array_equal(a.types, b.types) and np.array_equal(a.sigs, b.sigs)
+    assert sum(len(args[0]) for args in a.batches(a.n)) == len(a.rows(a.n)) == 1_000
+    sink = SpillSink()
+    seen = []
+    mem, sizes = fill_memory(a, sink=sink, progress=seen.append)
+    assert len(mem) == sum(seen) == 1_000 and sink.rows == 0
+    assert sizes["bytes_per_slot"] == SLOT_BYTES and sizes["bytes_per_entry"] >= SLOT_BYTES
+    empty_memory(mem, a.end_s)
+    assert len(mem) == 0 and sink.rows == 1_000

@@ -334,3 +334,30 @@ def test_error_bars_are_the_stats_bootstrap():
     ):
         _, low, high = median_ci(part["events_per_s"].to_numpy())
         assert (segment[0][1], segment[1][1]) == pytest.approx((low, high))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (64, "64"),
+        (100_000, "100000"),
+        (64.0, "64"),
+        (0.5, "0.5"),
+        (1e6, "1e+06"),
+        (0.123456, "0.123"),
+        ("freeze", "freeze"),
+        (None, "—"),
+    ],
+)
+def test_a_parameter_value_is_written_as_it_was_set(value, text):
+    """Cell names keep the value a reader would type: no separators, no padding zeros."""
+    assert plots.format_param(value) == text
+
+
+def test_partition_gives_the_cells_in_key_order_nulls_last():
+    """One part per key combination, sorted; rows keep their order; no keys: one part."""
+    df = pl.DataFrame({"k": [2, None, 1, 2], "v": [1, 2, 3, 4]})
+    parts = plots.partition(df, ["k"])
+    assert [key for key, _ in parts] == [(1,), (2,), (None,)]
+    assert parts[1][1]["v"].to_list() == [1, 4]
+    assert plots.partition(df, []) == [((), df)]

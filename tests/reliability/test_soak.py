@@ -1,7 +1,8 @@
 """The soak benchmark at toy size: it runs both phases, samples, and reports one JSON object.
 
 The full soak (10 minutes at 100 Hz, 10 million simulated ticks) is not run in CI; see
-docs/reliability.md for the command. Nothing here judges timings or the RSS target.
+docs/reliability.md for the command. The toy runs go through ``lifelab soak`` (the command line
+owns the options and the exit codes). Nothing here judges timings or the RSS target.
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from lifelab.cli import main as cli_main
 from lifelab.config import LifeConfig
 from lifelab.life.loop import Life
-from lifelab.studies.soak import analyse, container_sizes, disk_usage, main, rss_bytes
+from lifelab.studies.soak import analyse, backlogs, container_sizes, disk_usage, rss_bytes
+
+
+def main(argv: list[str]) -> int:
+    """``lifelab soak ARGV``."""
+    return cli_main(["soak", *argv])
 
 
 def test_toy_soak_reports_both_phases(capsys, tmp_path):
@@ -36,6 +43,13 @@ def test_toy_soak_reports_both_phases(capsys, tmp_path):
         assert p["series"]["ticks"] == sorted(p["series"]["ticks"])
         assert p["rss_growth_pct"] is None or isinstance(p["rss_growth_pct"], float)
         assert isinstance(p["growing_containers"], dict)
+        assert isinstance(p["bounded_backlogs"], dict)
+        assert set(p["backlogs"]) == {
+            "life.queue_depth",
+            "life.persistence.archive.backlog",
+            "life.persistence.logs.buffered",
+        }
+        assert all(b["within_bound"] for b in p["backlogs"].values()), p["backlogs"]
         assert p["disk"]["bounded"], p["disk"]
         assert p["summary"]["errors"] == 0
     assert report["simulated"]["summary"]["ticks"] == 3000
@@ -60,25 +74,31 @@ def test_soak_refuses_bad_arguments(capsys):
 
 
 def test_container_walk_reaches_the_organism_containers(tmp_path):
-    """State, memory, feedback, the event queue, metrics and persistence are all sized."""
+    """State, memory, feedback, metrics and persistence are all sized, private parts included."""
     life = Life(LifeConfig(seed=1, events_per_tick=3, run_dir=str(tmp_path / "run")))
     try:
         life.run(50)
         sizes = container_sizes(life)
+        gauges = backlogs(life)
     finally:
         life.close()
-    for path in (
-        "life._state.recent_events",  # the engines' state (life.state is its validating view)
-        "life.feedback.pending",
-        "life._queue",
-        "life.errors",
-        "life.metrics._pending",
-        "life.persistence.archive._inbox",
-    ):
-        assert path in sizes, sorted(sizes)
-    assert sizes["life._state.recent_events"] == 32
-    assert any(p.startswith("life.memory.") for p in sizes)
-    assert any(p.startswith("life.persistence.logs.") for p in sizes)
+    assert "life.feedback.pending" in sizes and "life.errors" in sizes, sorted(sizes)
+    # The engines' state holds the last 32 events (the walk reaches it through whichever
+    # attribute of the Life holds it).
+    assert any(p.endswith(".recent_events") and n == 32 for p, n in sizes.items()), sorted(sizes)
+    owners = (
+        "life.memory.",
+        "life.metrics.",
+        "life.persistence.archive.",
+        "life.persistence.logs.",
+    )
+    for owner in owners:
+        assert any(p.startswith(owner) for p in sizes), (owner, sorted(sizes))
+    assert gauges["life.queue_depth"] == {"items": 0, "bound": life.config.queue_capacity}
+    assert (
+        gauges["life.persistence.archive.backlog"]["bound"] == life.persistence.archive.backlog_max
+    )
+    assert gauges["life.persistence.logs.buffered"]["bound"] == life.persistence.logs.buffer_max
     usage = disk_usage(tmp_path / "run")
     assert usage["archive_bytes"] > 0 and usage["snapshots_files"] >= 1
 
@@ -122,17 +142,45 @@ def test_rss_is_read_from_proc_on_linux():
         assert rss is None
 
 
-def test_backlogs_within_their_design_bound_are_not_counted_as_growth():
-    """A writer backlog that grew within its bound is reported apart; past it, it stays growth."""
-    from lifelab.studies.soak import _within_bounds
+def _with_queue(samples: list[dict], depth: list[int], bound: int) -> list[dict]:
+    for sample, items in zip(samples, depth, strict=True):
+        sample["backlogs"] = {"life.queue_depth": {"items": items, "bound": bound}}
+    return samples
 
-    life = Life(LifeConfig(queue_capacity=100))
-    growing = {
-        "life._queue": {"first_half_max": 0, "second_half_max": 80},
-        "life.feedback.pending": {"first_half_max": 0, "second_half_max": 500},
+
+def test_growth_that_a_backlog_gauge_explains_is_reported_apart():
+    """A container of the queue's owner that grew no further than the queue depth is a backlog."""
+    n = 10
+    waiting = [0, 0, 0, 0, 0, 0, 0, 40, 80, 60]
+    sizes = [{"life.waiting": w, "life.feedback.pending": 60 * i} for i, w in enumerate(waiting)]
+    samples = _with_queue(_samples(sizes, [1] * n), waiting, bound=100)
+    report = analyse(samples, warmup=0.2)
+    assert set(report["growing_containers"]) == {"life.feedback.pending"}  # another owner
+    assert report["bounded_backlogs"] == {
+        "life.waiting": {
+            "first_half_max": 0,
+            "second_half_max": 80,
+            "gauge": "life.queue_depth",
+            "gauge_max": 80,
+            "bound": 100,
+        }
     }
-    bounded = _within_bounds(life, growing)
-    assert bounded == {"life._queue": {"first_half_max": 0, "second_half_max": 80, "bound": 100}}
-    assert set(growing) == {"life.feedback.pending"}
-    over = {"life._queue": {"first_half_max": 0, "second_half_max": 101}}
-    assert _within_bounds(life, over) == {} and set(over) == {"life._queue"}
+    assert report["backlogs"]["life.queue_depth"] == {
+        "first_half_max": 0,
+        "second_half_max": 80,
+        "bound": 100,
+        "within_bound": True,
+    }
+
+
+def test_growth_past_the_gauge_or_its_bound_stays_growth():
+    """A container larger than its owner's gauge, or a gauge past its bound, explains nothing."""
+    n = 10
+    waiting = [0] * 7 + [40, 80, 60]
+    leak = [{"life.waiting": 100 * i} for i in range(n)]
+    report = analyse(_with_queue(_samples(leak, [1] * n), waiting, bound=100), warmup=0.2)
+    assert set(report["growing_containers"]) == {"life.waiting"} and not report["bounded_backlogs"]
+    over = [{"life.waiting": w} for w in waiting]
+    report = analyse(_with_queue(_samples(over, [1] * n), waiting, bound=50), warmup=0.2)
+    assert set(report["growing_containers"]) == {"life.waiting"}
+    assert report["backlogs"]["life.queue_depth"]["within_bound"] is False

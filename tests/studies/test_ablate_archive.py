@@ -273,3 +273,18 @@ def test_unknown_scale_and_variant_raise(tmp_path):
         aa.run_all(tmp_path, scale="huge", progress=False)
     with pytest.raises(AblationError, match="unknown variants"):
         aa.archive_formats(**TINY, variants=["nope"], workdir=tmp_path)
+
+
+def test_module_entry_point_refuses_bad_arguments_with_its_usage(capsys, monkeypatch):
+    """``python -m lifelab.studies.ablate_archive``: a bad scale or extra argument is status 2."""
+    ran = []
+    monkeypatch.setattr(aa, "run_all", lambda *a, **kw: ran.append((a, kw)) or "table.parquet")
+    assert aa.main(["huge"]) == 2
+    assert "usage: python -m lifelab.studies.ablate_archive" in capsys.readouterr().err
+    assert aa.main(["quick", "a", "b"]) == 2
+    assert "too many arguments" in capsys.readouterr().err
+    assert aa.main(["--help"]) == 0 and "[smoke|quick|full]" in capsys.readouterr().out
+    assert not ran
+    assert aa.main(["smoke", "here"]) == 0
+    assert ran == [(("here",), {"scale": "smoke"})]
+    assert capsys.readouterr().out.strip() == "table.parquet"
