@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# The main job: every experiment at quick size, headless, then the performance report.
+# The main job: every experiment at quick size, headless, then a report of this run. Quick
+# tables go to data/results/quick/ and the report to data/runs/report/ (both ignored by git):
+# `make run` never replaces the full-size tables or docs/performance/ (that is `make results`).
 run: $(STAMP)
 	@for f in experiments/*.toml; do \
 	  echo "== experiment $$f"; \
@@ -26,10 +28,11 @@ run: $(STAMP)
 	    'import json,sys; r=json.load(sys.stdin); print("   ", r["status"], "%.0f s" % r["duration_s"], r["notebook"])' \
 	  || exit 1; \
 	done
-	$(BIN)/lifelab report
-	@echo "results: data/results/   report: docs/performance/README.md   notebooks: data/runs/experiments/"
+	$(BIN)/lifelab report --results data/results/quick --out data/runs/report
+	@echo "results: data/results/quick/   report: data/runs/report/README.md   notebooks: data/runs/experiments/"
 
-# The same at full size (long: tens of minutes on 2 cores).
+# The same at full size (long: tens of minutes on 2 cores): the committed performance record,
+# data/results/<suite>/ and docs/performance/.
 results: $(STAMP)
 	@for f in experiments/*.toml; do $(BIN)/lifelab experiment run $$f --full || exit 1; done
 	$(BIN)/lifelab report

@@ -4,7 +4,7 @@ An experiment file (``experiments/NAME.toml``)::
 
     name = "batch_gc_sweep"
     notebook = "notebooks/03_sweep_batch_gc.ipynb"
-    suite = "batch_gc"                  # results go to data/results/<suite>/
+    suite = "batch_gc"                  # full-size results go to data/results/<suite>/
     description = "ticks/s and p99 latency vs batch size for each GC mode"
 
     [parameters]                        # quick size: what `make run` uses
@@ -18,7 +18,9 @@ An experiment file (``experiments/NAME.toml``)::
     TICKS = 500
 
 ``run_experiment`` executes the notebook headless with papermill, injecting the parameters plus
-``RESULTS_DIR`` and ``RUN_DIR``; the executed notebook, the parameters and papermill's per-cell
+``RESULTS_DIR`` and ``RUN_DIR``. ``RESULTS_DIR`` is ``data/results/<suite>/`` at full size and
+``data/results/quick/<suite>/`` (or ``smoke/``) otherwise, so a quick run never replaces a
+full-size table. The executed notebook, the parameters and papermill's per-cell
 timings land in ``data/runs/experiments/<name>-<UTC timestamp>/``. Files are read only here, at
 the edge, and every path is confined to the project: notebooks under ``notebooks/``, outputs
 under ``data/``.
@@ -230,7 +232,11 @@ def run_experiment(
     exp = load_experiment(path, root=root)
     params = exp.resolved_parameters(overrides, full=full, smoke=smoke)
     # Every check comes before the first write: a refused run leaves nothing behind.
-    out_results = Path(results_dir) if results_dir else exp.root / "data" / "results" / exp.suite
+    size = "full" if full else "smoke" if smoke else "quick"
+    # Only a full run writes beside the committed full-size tables; the other sizes get their
+    # own folder (lifelab.lab.results.SIZES), so `make run` never replaces a full table.
+    default = exp.root / "data" / "results" / ("" if full else size) / exp.suite
+    out_results = Path(results_dir) if results_dir else default
     out_results = _inside(
         out_results if out_results.is_absolute() else exp.root / out_results,
         exp.root / "data",
@@ -271,6 +277,7 @@ def run_experiment(
         "parameters": injected,
         "full": full,
         "smoke": smoke,
+        "size": size,
         "duration_s": duration,
         "cell_durations_s": _cell_durations(executed),
         "results": sorted(str(p) for p in _parquet_files(out_results) - before),

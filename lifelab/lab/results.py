@@ -53,12 +53,18 @@ __all__ = [
     "read_metadata",
     "read_results",
     "read_table",
+    "results_size",
+    "table_files",
     "validate_results",
     "write_results",
     "write_table",
 ]
 
 DEFAULT_RESULTS_ROOT = Path("data/results")
+# Experiments run at three sizes. Full-size tables live in <root>/<suite>/ (the committed
+# performance record); quick runs (make run) and smoke runs (the tests) write to
+# <root>/quick/<suite>/ and <root>/smoke/<suite>/, so a quick run never replaces a full table.
+SIZES = ("full", "quick", "smoke")
 STATUSES = ("ok", "failed")
 
 KIND_KEY = "lifelab_table"  # what a table is: "results", "ablation", "memory_scaling"…
@@ -351,6 +357,31 @@ def _load_v2(df: pl.DataFrame, path: Path) -> pl.DataFrame:
 _LOADERS: dict[int, Callable[[pl.DataFrame, Path], Any]] = {1: _load_v1, 2: _load_v2}
 
 
+def results_size(root: str | os.PathLike[str]) -> str:
+    """The size of the tables under ``root``: "quick" or "smoke" for those folders, else "full"."""
+    name = Path(root).name
+    return name if name in SIZES else "full"
+
+
+def table_files(root: str | os.PathLike[str], pattern: str = "*.parquet") -> list[Path]:
+    """The tables under ``root`` of ``root``'s own size, sorted by path.
+
+    Names starting with "." are a writer's temporary files (or hidden folders) and are left
+    out, and so are the ``quick/`` and ``smoke/`` folders of a full-size root: each reader sees
+    one size, never quick rows pooled with full ones.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    out = []
+    for path in sorted(base.rglob(pattern)):
+        parts = path.relative_to(base).parts
+        if any(part.startswith(".") for part in parts) or parts[0] in SIZES:
+            continue
+        out.append(path)
+    return out
+
+
 def load_results(
     root: str | os.PathLike[str] = DEFAULT_RESULTS_ROOT,
     *,
@@ -368,12 +399,7 @@ def load_results(
     import polars as pl
 
     base = Path(root) if suite is None else Path(root) / suite
-    files = []
-    if base.is_dir():
-        # Names starting with "." are a writer's temporary files (or hidden folders).
-        for path in sorted(base.rglob("*.parquet")):
-            if not any(part.startswith(".") for part in path.relative_to(base).parts):
-                files.append(path)
+    files = table_files(base)
     tables = []
     foreign = []
     for path in files:

@@ -104,14 +104,10 @@ def _read_all(root: Path) -> tuple[pl.DataFrame, list[str]]:
     """
     import polars as pl
 
-    from lifelab.lab.results import read_table
+    from lifelab.lab.results import read_table, table_files
     from lifelab.studies.ablation import KIND as ABLATION_KIND
 
-    paths = []
-    if root.is_dir():
-        for path in sorted(root.rglob("*.parquet")):
-            if not any(part.startswith(".") for part in path.relative_to(root).parts):
-                paths.append(path)
+    paths = table_files(root)  # this root's size only: quick/ and smoke/ are reports of their own
     frames, skipped = [], []
     for path in paths:
         name = path.relative_to(root).as_posix()
@@ -147,6 +143,7 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
         f"Built by `lifelab report` from the results tables under `{root.as_posix()}/`; "
         "do not edit by hand."
     )
+    lines.append(_size_line(root))
     if timestamp:
         lines.append(f"Generated at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.")
     lines.append("")
@@ -164,8 +161,9 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
         lines += [
             f"There are no results yet: no results table under `{root.as_posix()}/`.",
             "",
-            "Produce some with `make run` or `lifelab sweep` (tables go under",
-            "`data/results/<suite>/`), then rebuild this page with `lifelab report`.",
+            "Produce some with `make results` (full size, tables under `data/results/<suite>/`),",
+            "`make run` (quick size, under `data/results/quick/`) or `lifelab sweep`, then",
+            "rebuild this page with `lifelab report`.",
             "",
         ]
         figures_only: list[Path] = []
@@ -184,14 +182,33 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
     lines += [
         "## How to regenerate",
         "",
-        "Run the sweeps with `make run` (results land under `data/results/<suite>/`), then "
-        "`lifelab report [--results DIR] [--out DIR]` rebuilds this page and its figures.",
+        "`make results` runs every experiment at full size (tables under "
+        "`data/results/<suite>/`) and rebuilds this page; `make run` does the same at quick "
+        "size into `data/results/quick/` and `data/runs/report/`. "
+        "`lifelab report [--results DIR] [--out DIR]` rebuilds a page from any folder.",
         "",
     ]
     _write_text(readme, lines)
     _remove_stale_figures(out_dir, figures)
     tables = df[_SOURCE].n_unique() if _SOURCE in df.columns else df["sweep_id"].n_unique()
     return _Built(readme, figures, tables)
+
+
+def _size_line(root: Path) -> str:
+    """Which size every figure of this report comes from (lifelab.lab.results.SIZES)."""
+    from lifelab.lab.results import results_size
+
+    size = results_size(root)
+    if size == "full":
+        return (
+            "Size: **full** (`make results`, `lifelab experiment run --full`); quick runs "
+            "(`make run`) write to `quick/` beside these tables and are left out."
+        )
+    how = "`make run`" if size == "quick" else "`lifelab experiment run --smoke`"
+    return (
+        f"Size: **{size}** ({how}): fewer ticks and repeats than the full-size record in "
+        "`data/results/<suite>/`, so wider intervals; quote the full-size figures."
+    )
 
 
 def _remove_stale_figures(out_dir: Path, figures: list[Path]) -> None:
@@ -413,16 +430,14 @@ def _targets(root: Path) -> list[str]:
         "Each target is checked against the tables below (medians; `no data` until the "
         "experiment that measures it has run on this machine).",
         "",
-        _md_row(["target", "issue", "measured", "target", "verdict", "measured by"]),
-        _md_row(["---"] * 6),
+        _md_row(["target", "measured", "target", "verdict", "measured by"]),
+        _md_row(["---"] * 5),
     ]
     for r in table.iter_rows(named=True):
         value = r["measured"]
         shown = "—" if value is None else _number(value)
         goal = f"{r['direction']} {_number(r['threshold'])} {r['unit']}"
-        lines.append(
-            _md_row([r["target"], r["issue"], shown, goal, f"**{r['verdict']}**", r["measured_by"]])
-        )
+        lines.append(_md_row([r["target"], shown, goal, f"**{r['verdict']}**", r["measured_by"]]))
     return [*lines, ""]
 
 
@@ -497,11 +512,11 @@ def _group_body(
 
     varying = [c for c in plots.SWEEP_PARAMS[1:] if c in ok.columns and ok[c].n_unique() > 1]
     fixed = [
-        f"{c} {plots._fmt_value(ok[c][0])}"
+        f"{c} {plots.format_param(ok[c][0])}"
         for c in plots.SWEEP_PARAMS[1:]
         if c in ok.columns and c not in varying and c != "config_json"
     ]
-    cells = plots._groups(ok, varying)
+    cells = plots.partition(ok, varying)
     repeats = sorted({part.height for _, part in cells})
     spread = str(repeats[0]) if len(repeats) == 1 else f"{repeats[0]}–{repeats[-1]}"
     fixed_text = f"Fixed: {', '.join(fixed)}. " if fixed else ""
@@ -530,7 +545,7 @@ def _summary_table(ok: pl.DataFrame, varying: list[str], cells: list[Any]) -> li
     head = [*(varying or ["cell"]), "n", *(h for _, h in metrics)]
     lines = [_md_row(head), _md_row(["---"] * len(head))]
     for values, part in cells:
-        row = [plots._fmt_value(v) for v in values] or ["all trials"]
+        row = [plots.format_param(v) for v in values] or ["all trials"]
         row.append(str(part.height))
         for column, _ in metrics:
             row.append(_estimate(*median_ci(part[column].to_numpy())))
@@ -580,9 +595,10 @@ def _figures_for(ok: pl.DataFrame, varying: list[str]) -> list[tuple[str, str, A
 
 
 def _partition(df: pl.DataFrame, keys: list[str]) -> list[tuple[tuple[Any, ...], pl.DataFrame]]:
+    """:func:`lifelab.lab.plots.partition`, importing plots (and matplotlib) only when called."""
     from lifelab.lab import plots
 
-    return plots._groups(df, keys)
+    return plots.partition(df, keys)
 
 
 def _is_ok() -> pl.Expr:

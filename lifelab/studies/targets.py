@@ -1,9 +1,9 @@
 """The project's performance targets, checked against the recorded results tables.
 
-Each target names the issue that set it, the metric, how to find the rows that measure it, and
-the threshold. ``check_targets`` answers pass / fail / no data for every one of them from what is
-under ``data/results/`` — never from a number typed in by hand. ``run_target_trials`` produces
-the trials the throughput targets need (suite ``targets``).
+Each target is named by what it measures and carries its unit, its threshold and how to find
+the rows that measure it. ``check_targets`` answers pass / fail / no data for every one of them
+from what is under ``data/results/`` — never from a number typed in by hand.
+``run_target_trials`` produces the trials the throughput targets need (suite ``targets``).
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ TABLE_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One target: a name, the issue, a measured value (from tables) and a threshold."""
+    """One target: what it measures (``name``), how (``measure`` on the tables, ``how`` in words),
+    and the threshold the measured value must reach or stay under."""
 
     name: str
-    issue: str
     unit: str
     threshold: float
     higher_is_better: bool
@@ -93,7 +93,6 @@ def _last(df: pl.DataFrame | None, metric: str) -> float | None:
 
 
 _BASE = {"batch_size": 64, "gc_mode": "default"}
-_ISSUE = "issue 7"  # issue 7 restated the earlier issues' targets (2, 3, 4) with higher bars
 
 
 def _throughput(metric: str, events: float, metrics_every: int) -> Callable[..., float | None]:
@@ -134,7 +133,6 @@ def _plain(name: str, metric: str, how: str = "median") -> Callable[..., float |
 TARGETS: tuple[Target, ...] = (
     Target(
         "ticks/s, 1 event per tick",
-        _ISSUE,
         "ticks/s",
         250_000,
         True,
@@ -143,7 +141,6 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "events/s, 64 per tick in batches of 64",
-        _ISSUE,
         "events/s",
         1_500_000,
         True,
@@ -152,7 +149,6 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "no degradation over a long run",
-        _ISSUE,
         "last/first tenth",
         0.97,
         True,
@@ -161,7 +157,6 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "bytes per active entry",
-        _ISSUE,
         "bytes",
         64,
         False,
@@ -170,7 +165,6 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "decay pass at the largest size",
-        _ISSUE,
         "ms",
         3.0,
         False,
@@ -179,7 +173,6 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "archive search p99 (type + time, limit 100)",
-        _ISSUE,
         "ms",
         5.0,
         False,
@@ -188,7 +181,6 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "p99 tick with persistence on / off",
-        _ISSUE,
         "ratio",
         1.5,
         False,
@@ -200,7 +192,6 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "real-time 100 Hz: lateness p99",
-        _ISSUE,
         "ms",
         1.0,
         False,
@@ -209,7 +200,6 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "real-time 100 Hz: drift",
-        _ISSUE,
         "intervals",
         1.0,
         False,
@@ -218,7 +208,6 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "real-time 100 Hz: CPU",
-        _ISSUE,
         "% of a core",
         1.0,
         False,
@@ -227,7 +216,6 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "metrics overhead",
-        _ISSUE,
         "fraction of ticks/s lost",
         0.03,
         False,
@@ -236,7 +224,6 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "import lifelab, cold",
-        _ISSUE,
         "ms",
         150.0,
         False,
@@ -264,7 +251,6 @@ def check_targets(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
         rows.append(
             {
                 "target": t.name,
-                "issue": t.issue,
                 "measured": value,
                 "threshold": float(t.threshold),
                 "unit": t.unit,
@@ -283,7 +269,7 @@ def load_tables(root: str | Path = "data/results") -> dict[str, pl.DataFrame]:
 
     import polars as pl
 
-    from lifelab.lab.results import load_results, read_table
+    from lifelab.lab.results import load_results, read_table, table_files
 
     root = Path(root)
     out: dict[str, pl.DataFrame] = {}
@@ -294,7 +280,7 @@ def load_tables(root: str | Path = "data/results") -> dict[str, pl.DataFrame]:
         for suite in results["suite"].unique().to_list():
             out[suite] = results.filter(pl.col("suite") == suite)
     for name in PLAIN_TABLES:
-        files = sorted(root.rglob(f"{name}.parquet")) if root.is_dir() else []
+        files = table_files(root, f"{name}.parquet")
         if files:
             out[name] = read_table(files[-1], kind=name, max_version=TABLE_VERSION).data
     return out

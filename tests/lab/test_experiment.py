@@ -101,6 +101,11 @@ def test_run_executes_the_notebook_and_records_timings(project):
     assert run_dir.is_relative_to(project / "data" / "runs" / "experiments")
     saved = json.loads((run_dir / "experiment.json").read_text())
     assert saved["parameters"]["SEED"] == 3 and saved["parameters"]["TICKS"] == 300
+    # A quick run writes beside, never over, the full-size tables in data/results/<suite>/.
+    assert saved["size"] == "quick"
+    assert saved["parameters"]["RESULTS_DIR"] == str(
+        project / "data" / "results" / "quick" / "tour"
+    )
     executed = json.loads(Path(record["notebook"]).read_text())
     injected = [
         c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])

@@ -336,3 +336,27 @@ def test_write_table_refuses_bad_kinds_versions_and_metadata(tmp_path, kw, match
     with pytest.raises(ResultsSchemaError, match=match):
         write_table(pl.DataFrame({"x": [1]}), tmp_path / "t.parquet", **kw)
     assert not (tmp_path / "t.parquet").exists()
+
+
+def test_each_size_reads_only_its_own_tables(tmp_path):
+    """A full-size root leaves out quick/ and smoke/ (and hidden files); a quick root is quick."""
+    from lifelab.lab.results import results_size, table_files
+
+    for rel in (
+        "batch_gc/a.parquet",
+        "quick/batch_gc/b.parquet",
+        "smoke/io/c.parquet",
+        "io/.tmp-d.parquet",
+        "io/e.parquet",
+    ):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    assert [p.relative_to(tmp_path).as_posix() for p in table_files(tmp_path)] == [
+        "batch_gc/a.parquet",
+        "io/e.parquet",
+    ]
+    assert [p.name for p in table_files(tmp_path / "quick")] == ["b.parquet"]
+    assert results_size(tmp_path) == "full"
+    assert results_size(tmp_path / "quick") == "quick"
+    assert results_size(tmp_path / "smoke") == "smoke"
+    assert table_files(tmp_path / "missing") == []

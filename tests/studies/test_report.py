@@ -260,3 +260,17 @@ def test_tables_of_every_version_build_one_report(tmp_path):
     assert "### decay" in text
     row = pl.read_parquet(committed).sort(["metric", "size", "variant"]).row(0, named=True)
     assert report._estimate(row["median"], row["lo"], row["hi"]) in text
+
+
+def test_a_report_is_of_one_size_and_says_which(tmp_path):
+    """A full-size report leaves out quick/ (make run's tables) and says "full"; a report of
+    quick/ holds only the quick tables and says "quick"."""
+    root = tmp_path / "results"
+    _write(root, _small(suite="full_suite"))
+    _write(root / "quick", _small(suite="quick_suite"))
+    full = report.build_report(root, tmp_path / "full", timestamp=False).read_text()
+    assert "Size: **full**" in full
+    assert "## full_suite" in full and "quick_suite" not in full
+    quick = report.build_report(root / "quick", tmp_path / "quick", timestamp=False).read_text()
+    assert "Size: **quick**" in quick
+    assert "## quick_suite" in quick and "full_suite" not in quick
