@@ -20,11 +20,25 @@ version and loads every version it knows (one loader each, upgrading to the curr
 the history in :mod:`lifelab.lab.schema`) and refuses newer or unknown ones. :func:`load_results`
 merges tables and, like pyperf, never mixes rows measured on different machines or Pythons unless
 told to.
+
+Checksums. polars aborts the interpreter (a panic in its reader threads, which no ``except``
+catches) on some corrupt parquet files, and parquet pages carry no checksum of their own. So
+:func:`write_table` stores the SHA-256 of the whole file in the file itself, under the key-value
+metadata key ``lifelab_sha256`` (64 lowercase hex digits): the table is written with 64 ``0``
+characters there, the file is hashed, and the digest overwrites the zeros in place (same length,
+so the thrift footer stays valid). Every reader checks it in pure Python, with one read of the
+file and one hash, before polars sees a byte (polars then decodes the bytes that were checked,
+not a second read): a damaged file is refused with :class:`ResultsSchemaError` ("checksum
+mismatch"), never an abort. Copies stay verifiable without a sidecar file. A table without the
+key (written before checksums, or by a bare ``write_parquet``) is read as before, unverified
+(:attr:`Table.verified` is false); :func:`add_checksum` rewrites one with a checksum.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import math
 import os
 import warnings
@@ -35,12 +49,13 @@ from typing import TYPE_CHECKING, Any
 
 from lifelab.exceptions import LifelabError
 from lifelab.lab.env import CHECKED_ENVIRONMENT
-from lifelab.lab.schema import METADATA_KEY, RESULTS_SCHEMA_VERSION, polars_schema
+from lifelab.lab.schema import LOAD_COLUMNS, METADATA_KEY, RESULTS_SCHEMA_VERSION, polars_schema
 
 if TYPE_CHECKING:
     import polars as pl
 
 __all__ = [
+    "CHECKSUM_KEY",
     "DEFAULT_RESULTS_ROOT",
     "KIND_KEY",
     "PLAIN",
@@ -49,6 +64,7 @@ __all__ = [
     "ResultsExistsError",
     "ResultsSchemaError",
     "Table",
+    "add_checksum",
     "load_results",
     "read_metadata",
     "read_results",
@@ -74,6 +90,17 @@ RESULTS_KIND = "results"
 # Keys that held a table's version before the common keys, and the kind each one means.
 _LEGACY_VERSION_KEYS = {METADATA_KEY: RESULTS_KIND, "lifelab_ablation": "ablation"}
 
+CHECKSUM_KEY = "lifelab_sha256"  # the SHA-256 of the file with this value zeroed, in hex
+_DIGEST_LEN = 64
+_PLACEHOLDER = b"0" * _DIGEST_LEN
+_MAGIC = b"PAR1"
+# The checksum's KeyValue entry as parquet's thrift compact protocol writes it: field 1 (key,
+# binary: 0x18), its length (a one-byte varint: < 128), the key, field 2 (value, binary: 0x18),
+# its length, then the 64 digits and the struct's stop byte. key_value_metadata follows the row
+# groups (whose statistics may hold any string) in the footer and only created_by and column
+# orders follow it, so the entry is the last match in the file.
+_ENTRY = bytes([0x18, len(CHECKSUM_KEY)]) + CHECKSUM_KEY.encode() + bytes([0x18, _DIGEST_LEN])
+
 
 class ResultsSchemaError(LifelabError, ValueError):
     """A file is not a lifelab table of the kind asked for, has an unknown version, or has the
@@ -88,14 +115,17 @@ class ResultsExistsError(LifelabError, FileExistsError):
 class Table:
     """A table read from disk: its rows as stored, its kind and version, and the writer's keys.
 
-    ``metadata`` holds the parquet key-value metadata less the kind and version keys and
-    parquet's own (``ARROW:*``) ones: e.g. ``suite`` and ``sweep_id``, or ``question``.
+    ``metadata`` holds the parquet key-value metadata less the format's own keys (kind, version,
+    checksum) and parquet's (``ARROW:*``): e.g. ``suite`` and ``sweep_id``, or ``question``.
+    ``verified`` says the file carried a checksum and it matched; a table without one (written
+    before checksums) is read unverified.
     """
 
     data: pl.DataFrame
     kind: str
     version: int
     metadata: dict[str, str]
+    verified: bool = False
 
 
 def write_table(
@@ -110,7 +140,8 @@ def write_table(
     """Write ``df`` to a new parquet file with its kind and schema version; return the path.
 
     Parents are created. The file appears whole or not at all (written beside it, then linked
-    or renamed into place). ``metadata`` adds string key-values (e.g. ``question``).
+    or renamed into place) and carries its checksum (see the module docstring). ``metadata``
+    adds string key-values (e.g. ``question``).
 
     Args:
         kind: What the table is (a short name such as ``"ablation"``); not ``"plain"``.
@@ -132,7 +163,9 @@ def write_table(
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ResultsSchemaError(f"version must be an integer >= 1, got {version!r}")
     extra = dict(metadata or {})
-    reserved = [k for k in extra if k in (KIND_KEY, VERSION_KEY) or k.startswith("ARROW:")]
+    reserved = [
+        k for k in extra if k in (KIND_KEY, VERSION_KEY, CHECKSUM_KEY) or k.startswith("ARROW:")
+    ]
     if reserved:
         raise ResultsSchemaError(f"metadata keys {reserved} are reserved for the table format")
     bad = [k for k, v in extra.items() if not isinstance(v, str)]
@@ -150,10 +183,30 @@ def write_table(
                 f"{path} holds a {old_kind!r} table: replace=True replaces only a {kind!r} table "
                 "or an unversioned one; pick another path"
             )
+    metadata = {KIND_KEY: kind, VERSION_KEY: str(version), **extra}
+    return _write_checksummed(df, path, metadata, replace=replace)
+
+
+def _write_checksummed(
+    df: pl.DataFrame, path: Path, metadata: Mapping[str, str], *, replace: bool
+) -> Path:
+    """Write ``df`` with ``metadata`` and its checksum beside ``path``, then move it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        df.write_parquet(tmp, metadata={KIND_KEY: kind, VERSION_KEY: str(version), **extra})
+        # The checksum goes last, so that it follows every key a caller chose (see _ENTRY).
+        df.write_parquet(tmp, metadata={**metadata, CHECKSUM_KEY: _PLACEHOLDER.decode()})
+        with open(tmp, "r+b") as f:
+            blob = f.read()
+            at = blob.rfind(_ENTRY) + len(_ENTRY)
+            if at < len(_ENTRY) or blob[at : at + _DIGEST_LEN] != _PLACEHOLDER:
+                raise RuntimeError(  # a polars that frames metadata differently: fail loudly
+                    f"{tmp}: the parquet writer did not store {CHECKSUM_KEY!r} as expected"
+                )
+            f.seek(at)
+            f.write(hashlib.sha256(blob).hexdigest().encode())  # the hash of the zeroed file
+            f.flush()
+            os.fsync(f.fileno())
         if replace:
             os.replace(tmp, path)
         else:
@@ -164,6 +217,128 @@ def write_table(
     return path
 
 
+def add_checksum(path: str | os.PathLike[str]) -> Path:
+    """Rewrite a table without a checksum so that it carries one; return the path.
+
+    The rows and every metadata key and value (kind and version included, or their absence for
+    a plain table) are kept; the rewritten file is read back and compared before it replaces
+    the old one. A table that already has a valid checksum is left alone.
+
+    Raises:
+        ResultsSchemaError: The file is damaged (a checksum that does not match, or not parquet).
+    """
+    import polars as pl
+
+    path = Path(path)
+    blob, meta, verified = _open(path)
+    if verified:
+        return path
+    data = _decode(blob, path)
+    keep = {k: v for k, v in meta.items() if not k.startswith("ARROW:")}
+    tmp = path.with_name(f".{path.name}.checksummed")
+    try:
+        _write_checksummed(data, tmp, keep, replace=True)
+        back_blob, back_meta, back_verified = _open(tmp)
+        back = pl.read_parquet(io.BytesIO(back_blob))
+        back_keep = {k: v for k, v in back_meta.items() if k != CHECKSUM_KEY}
+        if not (back_verified and back.equals(data) and back.schema == data.schema):
+            raise ResultsSchemaError(f"{path}: the rewritten table does not read back the same")
+        if {k: v for k, v in back_keep.items() if not k.startswith("ARROW:")} != keep:
+            raise ResultsSchemaError(f"{path}: the rewritten table lost metadata")
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path
+
+
+def _open(path: str | os.PathLike[str]) -> tuple[bytes, dict[str, str], bool]:
+    """A table file's bytes, checked, and its key-value metadata; and whether it had a checksum.
+
+    The one read of the file: everything after decodes these bytes, so polars never sees bytes
+    that were not checked.
+    """
+    import polars as pl
+    from polars.exceptions import PanicException
+
+    blob = Path(path).read_bytes()  # FileNotFoundError passes through
+    verified = _verify(blob, path)
+    try:
+        meta = dict(pl.read_parquet_metadata(io.BytesIO(blob)))
+    # polars raises ComputeError & co. for a file that is not parquet, and a Rust panic (a
+    # BaseException) for some corrupt ones: either way the file is not a table we can read.
+    except (Exception, PanicException) as exc:
+        raise ResultsSchemaError(f"{path} is not a parquet file: {exc}") from exc
+    return blob, meta, verified
+
+
+def _verify(blob: bytes, path: object) -> bool:
+    """Check the checksum of a table file's bytes (no polars); false if it carries none."""
+    if len(blob) < 12 or blob[:4] != _MAGIC or blob[-4:] != _MAGIC:
+        raise ResultsSchemaError(f"{path} is not a parquet file (no PAR1 magic at both ends)")
+    footer = int.from_bytes(blob[-8:-4], "little")
+    if footer > len(blob) - 12:
+        raise ResultsSchemaError(
+            f"{path} is not a parquet file (footer length {footer} > file size {len(blob)})"
+        )
+    at = blob.rfind(_ENTRY)
+    if at < 0:
+        if _damaged_entry(blob):
+            raise ResultsSchemaError(
+                f"{path}: checksum mismatch (its {CHECKSUM_KEY!r} entry is damaged): the file "
+                "is corrupt; restore it (git) or measure again"
+            )
+        return False
+    at += len(_ENTRY)
+    stored = blob[at : at + _DIGEST_LEN]
+    digest = hashlib.sha256()
+    view = memoryview(blob)
+    digest.update(view[:at])
+    digest.update(_PLACEHOLDER)
+    digest.update(view[at + _DIGEST_LEN :])
+    if digest.hexdigest().encode() != stored:
+        raise ResultsSchemaError(
+            f"{path}: checksum mismatch ({CHECKSUM_KEY} {stored[:16]!r}…, the file hashes to "
+            f"{digest.hexdigest()[:16]}…): the file is corrupt; restore it (git) or measure again"
+        )
+    return True
+
+
+def _damaged_entry(blob: bytes) -> bool:
+    """Whether a file holds the checksum entry with a bit or two flipped in its framing or key.
+
+    Without this check such a file would pass for one written before checksums and reach
+    polars unchecked. Half of the entry survives a flip or two within the other half; the
+    64 hex digits after it tell a damaged entry from a chance match of a half.
+    """
+    half = len(_ENTRY) // 2
+    for part, offset in ((_ENTRY[:half], 0), (_ENTRY[half:], half)):
+        start = blob.rfind(part) - offset
+        if start < 0:
+            continue
+        window = blob[start : start + len(_ENTRY)]
+        value = blob[start + len(_ENTRY) : start + len(_ENTRY) + _DIGEST_LEN]
+        flipped = sum((a ^ b).bit_count() for a, b in zip(window, _ENTRY, strict=False))
+        if flipped <= 2 and len(value) == _DIGEST_LEN and _is_hex(value):
+            return True
+    return False
+
+
+def _is_hex(value: bytes) -> bool:
+    return all(c in b"0123456789abcdef" for c in value)
+
+
+def _decode(blob: bytes, path: object) -> pl.DataFrame:
+    """The rows of a checked table file's bytes."""
+    import polars as pl
+    from polars.exceptions import PanicException
+
+    try:
+        return pl.read_parquet(io.BytesIO(blob))
+    except (Exception, PanicException) as exc:  # corrupt pages pass the metadata check
+        raise ResultsSchemaError(f"{path}: cannot read the table (corrupt file?): {exc}") from exc
+
+
 def read_table(
     path: str | os.PathLike[str], *, kind: str | None = None, max_version: int | None = None
 ) -> Table:
@@ -171,16 +346,27 @@ def read_table(
 
     The rows come back as stored: upgrading an older version is the kind's own reader's work
     (e.g. :func:`read_results`). With ``kind``, a table of another kind is refused (an unversioned
-    one is accepted, as version 0); with ``max_version``, so is a newer version.
+    one is accepted, as version 0); with ``max_version``, so is a newer version. The checksum is
+    checked before anything is decoded; a table without one is read unverified, with no warning
+    (``verified`` is false).
 
     Raises:
         FileNotFoundError: No file at ``path``.
-        ResultsSchemaError: Not a parquet file, corrupt, another kind, or too new a version.
+        ResultsSchemaError: Not a parquet file, a checksum mismatch, corrupt, another kind, or
+            too new a version.
     """
-    import polars as pl
-    from polars.exceptions import PanicException
+    return _table(*_open(path), path, kind=kind, max_version=max_version)
 
-    meta = read_metadata(path)
+
+def _table(
+    blob: bytes,
+    meta: dict[str, str],
+    verified: bool,
+    path: object,
+    *,
+    kind: str | None = None,
+    max_version: int | None = None,
+) -> Table:
     found, version = _kind_and_version(meta, path)
     if kind is not None and found not in (kind, PLAIN):
         raise ResultsSchemaError(f"{path} is a {found!r} table, not a {kind!r} table")
@@ -189,15 +375,10 @@ def read_table(
             f"{path} is a {found!r} table of version {version}, newer than this lifelab reads "
             f"(up to {max_version}): upgrade lifelab to read it"
         )
-    try:
-        data = pl.read_parquet(path)
-    except FileNotFoundError:
-        raise
-    except (Exception, PanicException) as exc:  # corrupt pages pass the metadata check
-        raise ResultsSchemaError(f"{path}: cannot read the table (corrupt file?): {exc}") from exc
-    own = {KIND_KEY, VERSION_KEY}
+    data = _decode(blob, path)
+    own = {KIND_KEY, VERSION_KEY, CHECKSUM_KEY}
     extra = {k: v for k, v in meta.items() if k not in own and not k.startswith("ARROW:")}
-    return Table(data, found, version, extra)
+    return Table(data, found, version, extra, verified)
 
 
 def _kind_and_version(meta: Mapping[str, str], path: object) -> tuple[str, int]:
@@ -295,18 +476,13 @@ def write_results(
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The parquet key-value metadata of a table file (kind, version and the writer's keys)."""
-    import polars as pl
-    from polars.exceptions import PanicException
+    """The parquet key-value metadata of a table file, all of it (kind, version, checksum and
+    the writer's keys), after checking the checksum.
 
-    try:
-        return dict(pl.read_parquet_metadata(path))
-    except FileNotFoundError:
-        raise
-    # polars raises ComputeError & co. for a file that is not parquet, and a Rust panic (a
-    # BaseException) for some corrupt ones: either way the file is not a table we can read.
-    except (Exception, PanicException) as exc:
-        raise ResultsSchemaError(f"{path} is not a parquet file: {exc}") from exc
+    Raises:
+        ResultsSchemaError: Not a parquet file, or a checksum mismatch.
+    """
+    return _open(path)[1]
 
 
 def read_results(path: str | os.PathLike[str]) -> pl.DataFrame:
@@ -316,7 +492,11 @@ def read_results(path: str | os.PathLike[str]) -> pl.DataFrame:
         ResultsSchemaError: Not a results table, a newer or unknown schema version, or wrong
             columns.
     """
-    table = read_table(path)
+    return _results(read_table(path), path)
+
+
+def _results(table: Table, path: str | os.PathLike[str]) -> pl.DataFrame:
+    """A results table's rows, upgraded to the current version and validated."""
     if table.kind != RESULTS_KIND:
         what = "no version in its parquet metadata" if table.kind == PLAIN else table.kind
         raise ResultsSchemaError(
@@ -346,15 +526,23 @@ def _load_v1(df: pl.DataFrame, path: Path) -> pl.DataFrame:
             f"{path} says results schema version 1 but has an 'engine' column (version 2): "
             "its metadata is wrong"
         )
-    return df.with_columns(pl.lit("python", pl.String).alias("engine"))
+    return _load_v2(df.with_columns(pl.lit("python", pl.String).alias("engine")), path)
 
 
 def _load_v2(df: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """Versions 1 and 2 had no load columns: the load was not measured, so they are null."""
+    import polars as pl
+
+    absent = [(name, dtype) for name, dtype in LOAD_COLUMNS if name not in df.columns]
+    return df.with_columns(pl.lit(None, getattr(pl, dtype)).alias(name) for name, dtype in absent)
+
+
+def _load_v3(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     return df
 
 
 # One loader per schema version ever written; a new version adds a loader that upgrades.
-_LOADERS: dict[int, Callable[[pl.DataFrame, Path], Any]] = {1: _load_v1, 2: _load_v2}
+_LOADERS: dict[int, Callable[[pl.DataFrame, Path], Any]] = {1: _load_v1, 2: _load_v2, 3: _load_v3}
 
 
 def results_size(root: str | os.PathLike[str]) -> str:
@@ -403,10 +591,11 @@ def load_results(
     tables = []
     foreign = []
     for path in files:
-        if _kind_and_version(read_metadata(path), path)[0] != RESULTS_KIND:
+        blob, meta, verified = _open(path)  # one read and one checksum per file
+        if _kind_and_version(meta, path)[0] != RESULTS_KIND:
             foreign.append(str(path))  # some other table (ablation, plain…): not a sweep
             continue
-        df = read_results(path)
+        df = _results(_table(blob, meta, verified, path), path)
         if suite is not None:
             df = df.filter(pl.col("suite") == suite)
         latest = df["started_at"].max()

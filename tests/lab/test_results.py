@@ -1,6 +1,8 @@
 """Results tables on disk: write/read round trip, no overwrite, versions, environment matching."""
 
+import hashlib
 import json
+import shutil
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,11 +12,13 @@ import pytest
 
 from lifelab.exceptions import LifelabError
 from lifelab.lab.results import (
+    CHECKSUM_KEY,
     KIND_KEY,
     PLAIN,
     VERSION_KEY,
     ResultsExistsError,
     ResultsSchemaError,
+    add_checksum,
     load_results,
     read_metadata,
     read_results,
@@ -67,7 +71,7 @@ def test_write_read_round_trip(tmp_path):
     assert back.schema == polars_schema()
     assert back.equals(df)
     meta = read_metadata(path)
-    assert meta[METADATA_KEY] == CURRENT == "2"
+    assert meta[METADATA_KEY] == CURRENT == "3"
     assert meta["suite"] == "s" and meta["sweep_id"] == "w1"
     assert not list(path.parent.glob(".*tmp"))
 
@@ -302,7 +306,7 @@ def test_results_tables_are_kind_results_with_the_legacy_key_kept(tmp_path):
     meta = read_metadata(path)
     assert (meta[KIND_KEY], meta[VERSION_KEY], meta[METADATA_KEY]) == ("results", CURRENT, CURRENT)
     table = read_table(path)
-    assert (table.kind, table.version, table.metadata["sweep_id"]) == ("results", 2, "w1")
+    assert (table.kind, table.version, table.metadata["sweep_id"]) == ("results", 3, "w1")
     assert (read_table(GOLDEN).kind, read_table(GOLDEN).version) == ("results", 1)
 
 
@@ -360,3 +364,101 @@ def test_each_size_reads_only_its_own_tables(tmp_path):
     assert results_size(tmp_path / "quick") == "quick"
     assert results_size(tmp_path / "smoke") == "smoke"
     assert table_files(tmp_path / "missing") == []
+
+
+# -- checksums -------------------------------------------------------------------------------------
+
+COMMITTED_ROOT = Path(__file__).parents[2] / "data" / "results"
+
+
+def test_write_table_stores_a_checksum_that_read_table_checks(tmp_path):
+    """A written table carries the SHA-256 of its bytes (with the digest zeroed) and reads back
+    verified, with its rows and keys; the checksum key stays out of Table.metadata."""
+    df = pl.DataFrame({"x": [1, 2], "s": ["a", CHECKSUM_KEY]})  # the key as a value: harmless
+    path = write_table(df, tmp_path / "t.parquet", kind="k", version=1, metadata={"q": "why"})
+    digest = read_metadata(path)[CHECKSUM_KEY]
+    blob = path.read_bytes()
+    zeroed = blob.replace(digest.encode(), b"0" * 64)
+    assert hashlib.sha256(zeroed).hexdigest() == digest
+    table = read_table(path)
+    assert table.verified and table.data.equals(df)
+    assert (table.kind, table.version, table.metadata) == ("k", 1, {"q": "why"})
+    copy = tmp_path / "elsewhere" / "copy.parquet"  # self-contained: no sidecar to carry along
+    copy.parent.mkdir()
+    shutil.copy(path, copy)
+    assert read_table(copy).verified
+
+
+def test_a_damaged_checksummed_table_is_refused_by_every_reader(tmp_path):
+    """One flipped bit in a page: read_table, read_metadata, read_results and load_results all
+    refuse the file with ResultsSchemaError naming it."""
+    path = write_results(make_table(), tmp_path / "s" / "t.parquet", suite="s", sweep_id="w1")
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 4] ^= 0x10
+    path.write_bytes(bytes(blob))
+    readers = [read_table, read_metadata, read_results, lambda p: load_results(p.parent.parent)]
+    for reader in readers:
+        with pytest.raises(ResultsSchemaError, match="checksum mismatch") as info:
+            reader(path)
+        assert str(path) in str(info.value)
+
+
+def test_write_table_refuses_the_checksum_key_in_metadata(tmp_path):
+    """The checksum key is the format's own, like the kind and version keys."""
+    with pytest.raises(ResultsSchemaError, match="reserved"):
+        write_table(
+            pl.DataFrame({"x": [1]}), tmp_path / "t.parquet", kind="k", version=1,
+            metadata={CHECKSUM_KEY: "0" * 64},
+        )  # fmt: skip
+
+
+def test_a_table_without_a_checksum_reads_as_before_unverified(tmp_path):
+    """Tables written before checksums (or by a bare write_parquet) are read, unverified and
+    without a warning; a forged placeholder of zeros is a mismatch, not a missing checksum."""
+    path = tmp_path / "old.parquet"
+    make_table(2).drop(["engine"]).write_parquet(path, metadata={METADATA_KEY: "1", "suite": "s"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = read_table(path)
+        assert read_results(path).height == 2
+    assert not table.verified and CHECKSUM_KEY not in read_metadata(path)
+    assert (table.kind, table.version, table.metadata["suite"]) == ("results", 1, "s")
+    forged = tmp_path / "forged.parquet"
+    pl.DataFrame({"x": [1]}).write_parquet(forged, metadata={CHECKSUM_KEY: "0" * 64})
+    with pytest.raises(ResultsSchemaError, match="checksum mismatch"):
+        read_table(forged)
+
+
+def test_add_checksum_keeps_rows_and_every_metadata_key(tmp_path):
+    """A plain table and a legacy-key table gain a checksum and nothing else; a second call
+    leaves the file alone; a damaged file is refused, not rewritten."""
+    plain = tmp_path / "plain.parquet"
+    pl.DataFrame({"entries": [1, 2], "decay_ms": [0.5, None]}).write_parquet(plain)
+    legacy = tmp_path / "legacy.parquet"
+    shutil.copy(GOLDEN, legacy)
+    for path in (plain, legacy):
+        before, meta = pl.read_parquet(path), read_metadata(path)
+        add_checksum(path)
+        after = read_table(path)
+        assert after.verified and after.data.equals(before) and after.data.schema == before.schema
+        assert read_metadata(path) == {**meta, CHECKSUM_KEY: read_metadata(path)[CHECKSUM_KEY]}
+        blob = path.read_bytes()
+        add_checksum(path)
+        assert path.read_bytes() == blob
+    assert read_table(plain).kind == PLAIN and KIND_KEY not in read_metadata(legacy)
+    assert read_results(legacy).equals(read_results(GOLDEN))
+    damaged = bytearray(plain.read_bytes())
+    damaged[10] ^= 0x01
+    plain.write_bytes(bytes(damaged))
+    with pytest.raises(ResultsSchemaError, match="checksum mismatch"):
+        add_checksum(plain)
+    assert plain.read_bytes() == bytes(damaged)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["legacy.parquet", "plain.parquet"]
+
+
+def test_every_committed_table_carries_a_valid_checksum():
+    """The committed record under data/results was migrated: each table is verified on read."""
+    paths = sorted(COMMITTED_ROOT.rglob("*.parquet"))
+    assert paths
+    unverified = [str(p) for p in paths if not read_table(p).verified]
+    assert unverified == []

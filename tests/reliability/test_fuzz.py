@@ -12,6 +12,7 @@ found stay here as plain tests; a known bug not fixed yet is a strict xfail.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,6 +37,7 @@ from hypothesis import strategies as st
 from lifelab.config import LifeConfig
 from lifelab.exceptions import ArchiveError, ArchiveSchemaError
 from lifelab.lab.experiment import ExperimentError, load_experiment
+from lifelab.lab.results import ResultsSchemaError, read_results, read_table, write_table
 from lifelab.life.loop import Life
 from lifelab.memory.active import COLUMNS
 from lifelab.memory.segment_archive import SegmentArchive
@@ -560,9 +563,12 @@ def test_experiment_loader_survives_mutated_files(data):
 # -- read_results ----------------------------------------------------------------------------------
 #
 # polars aborts the whole interpreter (SIGABRT) on some corrupt parquet files: a Rust panic in its
-# parquet reader's worker threads cannot be caught. Fuzzing read_results in the test process
-# could kill the test run, so a child process reads the files, and the corpus is seeded (the
-# same files every run): a new abort is then a reproducible failure, not a flaky one.
+# parquet reader's worker threads cannot be caught. Tables written by write_table carry a checksum
+# that is checked before polars sees them; the golden table predates checksums, so its mutations
+# reach polars. Fuzzing those in the test process could kill the test run, so a child process
+# reads the files, and the corpus is seeded (the same files every run): a new abort is then a
+# reproducible failure, not a flaky one. Checksummed files are fuzzed in process, with polars'
+# readers replaced by a failure: they must be refused before polars is called.
 
 _RESULTS_WORKER = """
 import json, sys
@@ -641,18 +647,95 @@ def test_read_results_refuses_random_and_mutated_files(tmp_path):
     assert report["outcomes"]["ResultsSchemaError"] > 300
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug (polars 2.1.0, reached through lifelab.lab.results.read_results): one flipped "
-    "bit at byte 9168 of tests/lab/fixtures/results_v1.parquet makes polars' parquet reader "
-    "panic in a worker thread and abort the interpreter (SIGABRT); read_results cannot catch it",
-)
+def _checksummed_in_place(original: bytes) -> bytes:
+    """``original`` (a table written without a checksum) with a ``lifelab_sha256`` entry added to
+    its footer and filled in: every data page keeps its bytes and offsets, so a flip that made
+    polars abort on the original hits the same byte of the same page here."""
+    footer_len = struct.unpack("<I", original[-8:-4])[0]
+    body, footer = original[: -8 - footer_len], original[-8 - footer_len : -8]
+    # key_value_metadata's list header (field 5: 0x19, then size << 4 | struct) before its
+    # first entry, ARROW:schema; the new entry goes first in the list, one more in its size.
+    header = footer.index(b"\x18\x0cARROW:schema") - 1
+    size = footer[header] >> 4
+    assert footer[header - 1] == 0x19 and footer[header] & 0x0F == 0x0C and size < 14
+    entry = b"\x18\x0elifelab_sha256\x18\x40" + b"0" * 64 + b"\x00"
+    footer = footer[:header] + bytes([(size + 1) << 4 | 0x0C]) + entry + footer[header + 1 :]
+    blob = body + footer + struct.pack("<I", len(footer)) + b"PAR1"
+    at = blob.rindex(b"0" * 64)
+    return blob[:at] + hashlib.sha256(blob).hexdigest().encode() + blob[at + 64 :]
+
+
 def test_read_results_survives_a_file_that_aborts_polars(tmp_path):
-    """The reader process must end normally, with ResultsSchemaError, not be killed."""
-    data = bytearray(GOLDEN_RESULTS.read_bytes())
+    """One flipped bit at byte 9168 of the golden table makes polars 2.1.0's parquet reader
+    panic in a worker thread and abort the interpreter (SIGABRT). With a checksum in the file
+    the flip is refused before polars decodes a page: the reader process ends normally, with
+    ResultsSchemaError (a checksum mismatch)."""
+    checksummed = _checksummed_in_place(GOLDEN_RESULTS.read_bytes())
+    intact = tmp_path / "intact.parquet"
+    intact.write_bytes(checksummed)
+    table = read_table(intact)
+    assert table.verified and table.data.equals(pl.read_parquet(GOLDEN_RESULTS))
+    data = bytearray(checksummed)
     data[9168] ^= 0x01
     path = tmp_path / "r.parquet"
     path.write_bytes(bytes(data))
     report = _read_results_in_a_child([path], tmp_path)
     assert report["outcomes"] == {"ResultsSchemaError": 1}
+    with pytest.raises(ResultsSchemaError, match="checksum mismatch"):
+        read_results(path)
+
+
+@pytest.fixture(scope="module")
+def checksummed_table(tmp_path_factory) -> bytes:
+    """The golden results table rewritten by write_table: a file with a checksum."""
+    path = tmp_path_factory.mktemp("checksummed") / "t.parquet"
+    write_table(pl.read_parquet(GOLDEN_RESULTS), path, kind="results", version=1)
+    return path.read_bytes()
+
+
+@FUZZ
+@given(data=st.data())
+def test_read_table_refuses_any_flip_in_a_checksummed_file(checksummed_table, data):
+    """Bit flips anywhere in a checksummed table (a header, a page, the footer, the checksum
+    entry itself, the footer length, the magic) are refused with ResultsSchemaError before
+    polars is called: polars never sees a damaged checksummed file."""
+    blob = bytearray(checksummed_table)
+    for _ in range(data.draw(st.integers(1, 3))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+    if bytes(blob) == checksummed_table:
+        return  # two flips of the same bit cancel out
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "t.parquet"
+        path.write_bytes(bytes(blob))
+        with _no_polars_reads(), pytest.raises(ResultsSchemaError) as info:
+            read_table(path)
+    assert str(path) in str(info.value)
+
+
+@FUZZ
+@given(data=st.data())
+def test_read_table_refuses_a_truncated_checksummed_file(checksummed_table, data):
+    """A checksummed table cut short anywhere is refused before polars is called."""
+    cut = data.draw(st.integers(0, len(checksummed_table) - 1))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "t.parquet"
+        path.write_bytes(checksummed_table[:cut])
+        with _no_polars_reads(), pytest.raises(ResultsSchemaError, match=r"not a parquet|checksum"):
+            read_table(path)
+
+
+@contextlib.contextmanager
+def _no_polars_reads():
+    """Fail the test if anything asks polars to read a parquet file or its metadata (the call is
+    recorded: the reader turns polars' errors into ResultsSchemaError, which would hide it)."""
+    calls = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise AssertionError("a damaged checksummed file reached polars")
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("read_parquet", "read_parquet_metadata", "scan_parquet"):
+            mp.setattr(pl, name, refuse)
+        yield
+    assert not calls, "a damaged checksummed file reached polars"
