@@ -9,11 +9,12 @@ The measurement is ``lifelab bench loop``'s (:func:`lifelab.lab.bench.measure`):
 ticks, then the GC mode, ten timed deciles, then a latency pass (single ticks timed from Python
 for the Python engine; the compiled kernel's own timings of its sampled ticks). The stage
 histograms of ``life.metrics`` are emptied after warm-up, so stage shares describe the measured
-ticks only. The environment is captured here, after the trial, so ``gc_threshold`` is the one the
-GC mode left behind.
+ticks only. The machine's load and the process's CPU time (:mod:`lifelab.lab.load`) are sampled
+just before and after the measured ticks, so the warm-up is outside them too. The environment
+is captured here, after the trial, so ``gc_threshold`` is the one the GC mode left behind.
 
-Output: the last line of stdout is one JSON object with the metric and environment columns of
-the results schema; anything else the run prints goes to stderr. Exit status: 0 done, 2 bad
+Output: the last line of stdout is one JSON object with the metric, environment and load columns
+of the results schema; anything else the run prints goes to stderr. Exit status: 0 done, 2 bad
 arguments or spec (message on stderr), 1 the trial failed (traceback on stderr). Never imports
 matplotlib or dask.
 """
@@ -29,22 +30,25 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from lifelab.lab import load
 from lifelab.lab.env import PER_TRIAL_COLUMNS, capture_environment
-from lifelab.lab.schema import ENV_COLUMNS, METRIC_COLUMNS, STAGE_NAMES
+from lifelab.lab.schema import ENV_COLUMNS, LOAD_COLUMNS, METRIC_COLUMNS, STAGE_NAMES
 from lifelab.lab.spec import TrialSpec
 
 __all__ = ["RESULT_KEYS", "USAGE", "main", "run_spec"]
 
 USAGE = "usage: python -m lifelab.lab._worker SPEC_JSON  (one trial spec, as JSON text)"
 
-# What the worker reports: every metric column and the environment it can see.
-RESULT_KEYS = tuple(name for name, _ in METRIC_COLUMNS) + tuple(
-    name for name, _ in ENV_COLUMNS if name not in PER_TRIAL_COLUMNS
+# What the worker reports: every metric column, the environment it can see and the load.
+RESULT_KEYS = (
+    tuple(name for name, _ in METRIC_COLUMNS)
+    + tuple(name for name, _ in ENV_COLUMNS if name not in PER_TRIAL_COLUMNS)
+    + tuple(name for name, _ in LOAD_COLUMNS)
 )
 
 
 def run_spec(spec: TrialSpec) -> dict[str, Any]:
-    """Run one trial in this process and return its metric and environment columns.
+    """Run one trial in this process and return its metric, environment and load columns.
 
     With ``snapshot_every`` or ``log_every`` in the spec's config the organism gets a temporary
     run directory (removed afterwards), as in ``bench loop``, so persistence costs are inside the
@@ -77,7 +81,10 @@ def run_spec(spec: TrialSpec) -> dict[str, Any]:
         _check_alive(life, "warm-up")
         # Forget the warm-up's stage timings (fresh histograms, same shape as Metrics makes).
         life.metrics.reset()
-        measured = measure(life, spec.ticks, gc_mode=parse_gc_mode(spec.gc_mode), warmup=0)
+        gc_mode = parse_gc_mode(spec.gc_mode)
+        before = load.sample()
+        measured = measure(life, spec.ticks, gc_mode=gc_mode, warmup=0)
+        after = load.sample()
         _check_alive(life, "the measured ticks")
         summary = life.metrics.summary()
     finally:
@@ -110,6 +117,7 @@ def run_spec(spec: TrialSpec) -> dict[str, Any]:
         out[f"stage_{name}_share"] = float(summary.get(f"stage_{name}_share", 0.0))
     env = capture_environment()
     out.update((k, v) for k, v in env.items() if k not in PER_TRIAL_COLUMNS)
+    out.update(load.load_columns(before, after))
     return {key: out[key] for key in RESULT_KEYS}
 
 

@@ -91,9 +91,10 @@ def run_trial(
             being set (timeout semantics are unchanged).
 
     Returns:
-        A dict with every column of schema.ALL_COLUMNS: parameters from the spec, metrics and
-        environment from the worker, ``started_at``/``duration_s`` measured here,
-        ``status="ok"``, ``error=""``, ``cell`` set and the other id columns None.
+        A dict with every column of schema.ALL_COLUMNS: parameters from the spec, metrics,
+        environment and load (null where the worker's system has no /proc) from the worker,
+        ``started_at``/``duration_s`` measured here, ``status="ok"``, ``error=""``, ``cell``
+        set and the other id columns None.
 
     Raises:
         TrialFailed: The worker timed out, failed, or printed no valid result.
@@ -140,7 +141,7 @@ def run_trial(
 def failed_row(
     spec: TrialSpec, error: BaseException | str, *, started_at: datetime, duration_s: float
 ) -> dict[str, Any]:
-    """The results row of a trial that failed: parameters, null metrics, the error text.
+    """The results row of a trial that failed: parameters, null metrics and load, the error text.
 
     The environment is captured in this (the calling) process, since the worker gave none;
     ``gc_threshold`` is left empty because the trial's GC mode was never known to apply.

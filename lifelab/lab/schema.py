@@ -9,6 +9,8 @@ Schema history:
     1 — first version (lifelab 0.1): id, parameter, metric and environment columns below.
     2 — the ``engine`` parameter column (``compiled`` or ``python``). Version-1 tables load with
         ``engine = "python"``: every trial ran the Python engine before there was another.
+    3 — the load columns (:data:`LOAD_COLUMNS`: load average, CPU steal and iowait, the trial's
+        CPU time over its measured ticks). Older tables load with them null: not measured.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 __all__ = [
     "ENV_COLUMNS",
     "ID_COLUMNS",
+    "LOAD_COLUMNS",
     "METADATA_KEY",
     "METRIC_COLUMNS",
     "PARAM_COLUMNS",
@@ -26,7 +29,7 @@ __all__ = [
     "polars_schema",
 ]
 
-RESULTS_SCHEMA_VERSION = 2
+RESULTS_SCHEMA_VERSION = 3
 METADATA_KEY = "lifelab_results_schema"  # still written; tables before the common keys have only it
 
 # The tick stages timed by life.metrics (lifelab.observe.metrics.STAGES), kept here as plain
@@ -93,8 +96,18 @@ ENV_COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "String"),  # ok | failed
     ("error", "String"),  # "" when ok; the failure and the worker's stderr tail
 )
+# What the machine and the trial's process did over the measured ticks (not the warm-up),
+# read by the worker through lifelab.lab.load; null where not measured (no /proc, a failed
+# trial, a table older than version 3). Whether a trial ran on a loaded machine is derived
+# from these and cpu_count when read (lifelab.lab.load.is_loaded), not stored.
+LOAD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("load_avg_1m", "Float64"),  # 1-minute load average: the higher of the start and end readings
+    ("cpu_steal_pct", "Float64"),  # machine-wide share of CPU time stolen by the hypervisor
+    ("cpu_iowait_pct", "Float64"),  # machine-wide share of CPU time idle waiting on I/O
+    ("cpu_time_s", "Float64"),  # the worker process's own CPU time (user + system)
+)
 
-ALL_COLUMNS = ID_COLUMNS + PARAM_COLUMNS + METRIC_COLUMNS + ENV_COLUMNS
+ALL_COLUMNS = ID_COLUMNS + PARAM_COLUMNS + METRIC_COLUMNS + ENV_COLUMNS + LOAD_COLUMNS
 
 
 def polars_schema() -> Any:

@@ -39,12 +39,14 @@ import numpy as np
 import polars as pl
 
 from lifelab.exceptions import ConfigError
+from lifelab.lab.load import LOADED, LOADED_RULE, with_loaded
 from lifelab.lab.results import ResultsSchemaError
 from lifelab.lab.schema import PARAM_COLUMNS
 
 __all__ = [
     "DEFAULT_METRICS",
     "DEFAULT_RESAMPLES",
+    "LOADED_CHOICES",
     "compare",
     "compare_files",
     "compare_summary",
@@ -52,6 +54,7 @@ __all__ = [
     "format_table",
     "higher_is_better",
     "median_ci",
+    "paired_ratio_ci",
     "regressions",
     "summarize",
     "unmatched_cells",
@@ -66,6 +69,8 @@ DEFAULT_METRICS: tuple[str, ...] = (
 )
 
 DEFAULT_RESAMPLES = 2000  # bootstrap resamples: the interval's ends move < 1 % between seeds
+# What to do with trials that ran on a loaded machine (lifelab.lab.load.is_loaded).
+LOADED_CHOICES = ("keep", "drop")
 
 FASTER, SLOWER, NO_CHANGE = "faster", "slower", "no significant change"
 TOO_FEW = "too few trials"  # the verdict reads "too few trials (n = 2 < 5)"
@@ -142,6 +147,45 @@ def median_ci(
     return (median, min(low, median), max(high, median))
 
 
+def paired_ratio_ci(
+    numerator: Any,
+    denominator: Any,
+    *,
+    confidence: float = 0.95,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    stream: Sequence[Any] = (),
+) -> tuple[float, float, float]:
+    """median(numerator) / median(denominator) and a bootstrap interval, resampling in pairs.
+
+    For measurements taken in pairs (round i timed both states, one after the other): each
+    bootstrap resample draws rounds, keeping both values of a round together, so a round on a
+    slow machine moves both medians and the ratio keeps what the pairing cancelled. Pairs with
+    a NaN or infinite value are left out. Returns ``(ratio, ci_low, ci_high)``; no pair gives
+    NaNs and one pair a point interval. ``stream`` labels the sample as in :func:`median_ci`.
+
+    Raises:
+        ValueError: the two sequences differ in length.
+        ConfigError: ``confidence`` not in (0, 1), ``resamples`` < 1 or ``seed`` < 0.
+    """
+    _check_options(confidence=confidence, resamples=resamples, seed=seed)
+    a = np.asarray(numerator, dtype=float).ravel()
+    b = np.asarray(denominator, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in length: {a.size} and {b.size}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if a.size == 0:
+        return (math.nan, math.nan, math.nan)
+    ratio = float(_ratio(np.array([np.median(a)]), np.array([np.median(b)]))[0])
+    if a.size == 1:
+        return (ratio, ratio, ratio)
+    index = _rng(seed, "paired", *stream).integers(0, a.size, size=(resamples, a.size))
+    boot = _ratio(np.median(a[index], axis=1), np.median(b[index], axis=1))
+    low, high = _interval(boot, confidence)
+    return (ratio, min(low, ratio), max(high, ratio))
+
+
 # -- summaries -------------------------------------------------------------------------------------
 
 
@@ -153,6 +197,7 @@ def summarize(
     confidence: float = 0.95,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    loaded: str = "keep",
 ) -> pl.DataFrame:
     """Per-cell statistics of each metric over the trials whose status is "ok".
 
@@ -164,10 +209,21 @@ def summarize(
 
     With the default ``metrics``, those absent from ``df`` are skipped; a metric named explicitly
     must be a column.
+
+    ``loaded="drop"`` leaves out the trials that ran on a loaded machine
+    (:func:`lifelab.lab.load.is_loaded`; trials without load readings are kept) and adds
+    ``n_dropped`` after ``n``: how many of the cell's ok trials were left out. A cell whose
+    every trial was loaded has no row. ``"keep"`` (the default) uses every trial.
     """
     _check_options(confidence=confidence, resamples=resamples, seed=seed)
+    _check_loaded(loaded)
     keys = _group_columns([df], by)
     names = _metric_columns([df], metrics)
+    dropped: dict[tuple[Any, ...], int] = {}
+    if loaded == "drop":
+        df, gone = _split_loaded(df)
+        for row in _ok(gone).group_by(keys).len().iter_rows():
+            dropped[tuple(row[:-1])] = row[-1]
     rows = []
     for key, metric, values in _samples(df, keys, names):
         median, low, high = median_ci(
@@ -183,6 +239,7 @@ def summarize(
                 **dict(zip(keys, key, strict=True)),
                 "metric": metric,
                 "n": values.size,
+                **({"n_dropped": dropped.get(key, 0)} if loaded == "drop" else {}),
                 "median": float(median),
                 "mean": float(values.mean()),
                 "std": float(values.std(ddof=1)) if values.size > 1 else None,
@@ -199,6 +256,7 @@ def summarize(
         **{k: df.schema[k] for k in keys},
         "metric": pl.String,
         "n": pl.Int64,
+        **({"n_dropped": pl.Int64} if loaded == "drop" else {}),
         **dict.fromkeys(stats, pl.Float64),
     }
     return pl.DataFrame(rows, schema=schema)
@@ -218,6 +276,7 @@ def compare(
     seed: int = 0,
     by: Sequence[str] | None = None,
     min_n: int = 5,
+    loaded: str = "keep",
 ) -> pl.DataFrame:
     """Compare the median of each metric, cell by cell, between two results tables.
 
@@ -238,8 +297,14 @@ def compare(
     says "too few trials" and the smaller n, so it is never mistaken for a measured "no change".
     "faster"/"slower" is the verdict for every metric, memory included; ``change`` says the same
     in words that also fit memory and counts.
+
+    ``loaded="drop"`` leaves out, on both sides, the trials that ran on a loaded machine
+    (:func:`lifelab.lab.load.is_loaded`); :func:`compare_summary` says how many.
     """
     _check_options(confidence=confidence, resamples=resamples, seed=seed)
+    _check_loaded(loaded)
+    if loaded == "drop":
+        baseline, candidate = _split_loaded(baseline)[0], _split_loaded(candidate)[0]
     if not (min_effect >= 0 and math.isfinite(min_effect)):
         raise ConfigError(f"min_effect must be a finite number >= 0, got {min_effect!r}")
     if min_n < 1:
@@ -344,18 +409,26 @@ def compare_summary(
     metrics: Sequence[str] | None = None,
     min_effect: float = 0.05,
     min_n: int = 5,
+    loaded: str = "keep",
 ) -> tuple[dict[str, Any], str]:
     """Compare two results files as ``lifelab compare`` does: its ``--json`` object and its text.
 
     The object counts ``regressions`` (a CI gate fails when it is not 0), ``improvements`` and
     comparisons with ``too_few_trials``, and holds every compared and unmatched row; the text is
-    the aligned table and the closing lines the command prints without ``--json``.
+    the aligned table and the closing lines the command prints without ``--json``. With
+    ``loaded="drop"`` trials that ran on a loaded machine are left out of both files (as in
+    ``lifelab compare --drop-loaded``) and ``dropped_loaded`` counts them per side.
 
     Raises:
         ConfigError: no cell has "ok" trials in both files, or a bad metric name.
         ResultsSchemaError: a file is not a readable parquet table.
     """
+    _check_loaded(loaded)
     baseline, candidate = _read_input(baseline_path), _read_input(candidate_path)
+    dropped = {"baseline": 0, "candidate": 0}
+    if loaded == "drop":
+        (baseline, gone_base), (candidate, gone_cand) = map(_split_loaded, (baseline, candidate))
+        dropped = {"baseline": _ok(gone_base).height, "candidate": _ok(gone_cand).height}
     metrics = tuple(metrics) if metrics else DEFAULT_METRICS
     table = compare(baseline, candidate, metrics, min_effect=min_effect, min_n=min_n)
     unmatched = unmatched_cells(baseline, candidate)
@@ -375,6 +448,8 @@ def compare_summary(
         "regressions": worse,
         "improvements": table.filter(pl.col("change") == BETTER).height,
         "too_few_trials": too_few,
+        "loaded": loaded,
+        "dropped_loaded": dropped,
         "rows": _json_rows(table),
         "unmatched": _json_rows(unmatched),
     }
@@ -388,6 +463,11 @@ def compare_summary(
         lines.append(f"not compared ({side}): {label}")
     if too_few:
         lines.append(f"no verdict for {too_few} comparisons with fewer than {min_n} ok trials")
+    if loaded == "drop":
+        lines.append(
+            f"left out {dropped['baseline']} baseline and {dropped['candidate']} candidate "
+            f"trials that ran on a loaded machine ({LOADED_RULE})"
+        )
     lines.append(f"{worse} significant regressions in {table.height} comparisons")
     return result, "\n".join(lines)
 
@@ -482,6 +562,17 @@ def _check_options(*, confidence: float, resamples: int, seed: int) -> None:
         raise ConfigError(f"resamples must be >= 1, got {resamples!r}")
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed!r}")
+
+
+def _check_loaded(loaded: str) -> None:
+    if loaded not in LOADED_CHOICES:
+        raise ConfigError(f"loaded must be one of {list(LOADED_CHOICES)}, got {loaded!r}")
+
+
+def _split_loaded(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(trials kept, trials that ran on a loaded machine); unmeasured trials are kept."""
+    flagged = with_loaded(df)[LOADED].fill_null(False)
+    return df.filter(~flagged), df.filter(flagged)
 
 
 def _group_columns(tables: Sequence[pl.DataFrame], by: Sequence[str] | None) -> list[str]:

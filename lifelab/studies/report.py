@@ -2,9 +2,11 @@
 
 Reads every results parquet under ``data/results/`` and writes ``docs/performance/README.md``
 with one section per suite (a table of per-cell medians with 95 % bootstrap confidence
-intervals, and the figures of :mod:`lifelab.lab.plots` as PNGs beside it). Within a suite, rows
-from different machines, Pythons or commits are never pooled (DESIGN §3, pyperf's checked
-metadata): each such group gets its own subsection, newest first.
+intervals, and the figures of :mod:`lifelab.lab.plots` as PNGs beside it). Trials that ran on a
+loaded machine (:func:`lifelab.lab.load.is_loaded`) are counted and marked, not left out;
+tables without load readings say nothing about load. Within a suite, rows from different
+machines, Pythons or commits are never pooled (DESIGN §3, pyperf's checked metadata): each such
+group gets its own subsection, newest first.
 
 The same tables always give byte-identical files (everything is sorted, bootstraps are seeded);
 the only wall-clock reading is the optional "generated at" line.
@@ -509,6 +511,7 @@ def _group_body(
             lines.append(f"- … and {len(errors) - 5} other errors")
     if ok.height == 0:
         return [*lines, ""]
+    lines += _load_lines(ok)
 
     varying = [c for c in plots.SWEEP_PARAMS[1:] if c in ok.columns and ok[c].n_unique() > 1]
     fixed = [
@@ -537,8 +540,25 @@ def _group_body(
     return lines
 
 
+def _load_lines(ok: pl.DataFrame) -> list[str]:
+    """How many ok trials ran on a loaded machine; nothing when none has load readings."""
+    from lifelab.lab.load import LOADED, LOADED_RULE, with_loaded
+
+    flags = with_loaded(ok)[LOADED].drop_nulls()
+    if flags.len() == 0:
+        return []
+    loaded = int(flags.sum())
+    line = f"{loaded} of {ok.height} trials ran on a loaded machine ({LOADED_RULE})"
+    if flags.len() < ok.height:
+        line += f"; {ok.height - flags.len()} have no load readings"
+    if loaded:
+        line += "; they are kept below and counted in the n column"
+    return ["", line + "."]
+
+
 def _summary_table(ok: pl.DataFrame, varying: list[str], cells: list[Any]) -> list[str]:
     from lifelab.lab import plots
+    from lifelab.lab.load import LOADED, with_loaded
     from lifelab.lab.stats import median_ci
 
     metrics = [(c, h) for c, h in KEY_METRICS if c in ok.columns and ok[c].drop_nulls().len() > 0]
@@ -546,7 +566,8 @@ def _summary_table(ok: pl.DataFrame, varying: list[str], cells: list[Any]) -> li
     lines = [_md_row(head), _md_row(["---"] * len(head))]
     for values, part in cells:
         row = [plots.format_param(v) for v in values] or ["all trials"]
-        row.append(str(part.height))
+        loaded = int(with_loaded(part)[LOADED].sum())  # nulls (no readings) count as 0
+        row.append(f"{part.height} ({loaded} loaded)" if loaded else str(part.height))
         for column, _ in metrics:
             row.append(_estimate(*median_ci(part[column].to_numpy())))
         lines.append(_md_row(row))

@@ -4,14 +4,16 @@ import json
 import math
 import subprocess
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from lifelab.exceptions import LifelabError
-from lifelab.lab import _worker
+from lifelab.lab import _worker, load
 from lifelab.lab.env import PER_TRIAL_COLUMNS, capture_environment, git_state
-from lifelab.lab.runner import TrialFailed, run_trial
-from lifelab.lab.schema import ALL_COLUMNS, ENV_COLUMNS, METRIC_COLUMNS
+from lifelab.lab.runner import TrialFailed, failed_row, run_trial
+from lifelab.lab.schema import ALL_COLUMNS, ENV_COLUMNS, LOAD_COLUMNS, METRIC_COLUMNS
 from lifelab.lab.spec import TrialSpec
 
 TINY = TrialSpec(ticks=2_000, warmup_ticks=200, timeout_s=120)
@@ -78,6 +80,54 @@ def test_run_trial_returns_a_full_row():
     assert row["gc_threshold"].count(",") == 2
     for name in ("suite", "sweep_id", "trial_id", "repeat", "order"):
         assert row[name] is None
+    # The load over the measured ticks: the load average on Linux, the CPU time everywhere. A
+    # tiny trial may be too short for steal and iowait shares (load.MIN_SHARE_JIFFIES): None.
+    assert row["cpu_time_s"] > 0
+    if Path("/proc/loadavg").is_file():
+        assert row["load_avg_1m"] >= 0
+    for name in ("cpu_steal_pct", "cpu_iowait_pct"):
+        assert row[name] is None or 0 <= row[name] <= 100, name
+
+
+def test_the_worker_samples_the_load_just_around_the_measured_ticks(monkeypatch):
+    """The worker reads the load right before and after measure() (the warm-up is earlier)."""
+    from lifelab.lab import bench
+
+    stat = "cpu  {} 0 0 {} {} 0 0 {}\n"
+    samples = iter(
+        [
+            load.LoadSample(0.5, load.parse_proc_stat(stat.format(0, 0, 0, 0)), 1.0),
+            load.LoadSample(3.0, load.parse_proc_stat(stat.format(900, 800, 100, 200)), 1.25),
+        ]
+    )
+    events = []
+    real_measure = bench.measure
+
+    def fake_sample():
+        events.append("sample")
+        return next(samples)
+
+    def measure(*args, **kw):
+        events.append("measure")
+        return real_measure(*args, **kw)
+
+    monkeypatch.setattr(load, "sample", fake_sample)
+    monkeypatch.setattr(bench, "measure", measure)
+    out = _worker.run_spec(TrialSpec(ticks=20, warmup_ticks=5, engine="python"))
+    assert events == ["sample", "measure", "sample"]
+    assert out["load_avg_1m"] == 3.0  # the higher reading
+    assert out["cpu_steal_pct"] == 10.0 and out["cpu_iowait_pct"] == 5.0  # of 2000 jiffies
+    assert out["cpu_time_s"] == 0.25
+    assert load.is_loaded(out)  # steal 10 % > 5 %
+
+
+def test_a_failed_row_has_no_load_readings():
+    """A trial that failed measured nothing: its load columns are null."""
+    row = failed_row(TINY, "boom", started_at=datetime.now(UTC), duration_s=0.0)
+    assert list(row) == [name for name, _ in ALL_COLUMNS]
+    assert row["status"] == "failed"
+    for name, _ in LOAD_COLUMNS:
+        assert row[name] is None, name
 
 
 def test_worker_failure_raises_trial_failed_with_stderr_tail():

@@ -487,3 +487,97 @@ def test_compare_summary_refuses_tables_with_no_common_cell(tmp_path):
     _trials({"ticks_per_s": _noisy(2, 5)}, batch_size=64).write_parquet(b)
     with pytest.raises(ConfigError, match="nothing to compare"):
         stats.compare_summary(a, b)
+
+
+# -- loaded trials ---------------------------------------------------------------------------------
+
+
+def _with_load(df: pl.DataFrame, loads: list[float | None], steals: list[float | None]):
+    """``df`` with the load columns: on 2 cores, load > 2 or steal > 5 % is a loaded trial."""
+    return df.with_columns(
+        load_avg_1m=pl.Series(loads, dtype=pl.Float64),
+        cpu_steal_pct=pl.Series(steals, dtype=pl.Float64),
+        cpu_count=pl.lit(2, pl.Int64),
+    )
+
+
+def test_summarize_keeps_or_drops_loaded_trials():
+    """keep uses every trial; drop leaves out the loaded ones and says how many per cell."""
+    values = [100.0, 101.0, 102.0, 500.0, 600.0]
+    df = _with_load(
+        _trials({"ticks_per_s": values}),
+        loads=[0.5, 1.0, None, 3.0, 0.5],  # trial 3: load 3 > 2 cores
+        steals=[0.0, 1.0, None, 0.0, 9.0],  # trial 4: steal 9 % > 5 %; trial 2 unmeasured
+    )
+    kept = _one(stats.summarize(df, ["ticks_per_s"]))
+    assert kept["n"] == 5 and kept["median"] == 102.0 and "n_dropped" not in kept
+    assert stats.summarize(df, ["ticks_per_s"], loaded="keep").equals(
+        stats.summarize(df, ["ticks_per_s"])
+    )
+    table = stats.summarize(df, ["ticks_per_s"], loaded="drop")
+    assert table.columns[table.columns.index("n") + 1] == "n_dropped"
+    dropped = _one(table)
+    assert dropped["n"] == 3 and dropped["n_dropped"] == 2 and dropped["median"] == 101.0
+
+
+def test_summarize_drop_counts_per_cell_and_ignores_failed_and_unmeasured_trials():
+    """Each cell counts its own loaded ok trials; a table without load columns drops none."""
+    a = _with_load(_trials({"ticks_per_s": [1.0, 2.0]}, batch_size=16), [3.0, 0.1], [0.0, 0.0])
+    b = _with_load(_trials({"ticks_per_s": [5.0, 6.0]}, batch_size=64), [0.1, 0.1], [0.0, 0.0])
+    failed = _with_load(
+        _trials({"ticks_per_s": [9.0]}, batch_size=64, status="failed"), [5.0], [50.0]
+    )
+    table = stats.summarize(pl.concat([a, b, failed]), ["ticks_per_s"], loaded="drop")
+    assert _one(table, batch_size=16)["n_dropped"] == 1
+    assert _one(table, batch_size=64)["n_dropped"] == 0
+    plain = _trials({"ticks_per_s": [1.0, 2.0]})
+    row = _one(stats.summarize(plain, ["ticks_per_s"], loaded="drop"))
+    assert row["n"] == 2 and row["n_dropped"] == 0
+
+
+def test_compare_drop_loaded_and_bad_choices(tmp_path):
+    """compare and compare_summary drop loaded trials on both sides and count them."""
+    base = _with_load(_trials({"ticks_per_s": [*_noisy(1, 6), 10.0]}), [0.5] * 6 + [4.0], [0.0] * 7)
+    cand = _with_load(
+        _trials({"ticks_per_s": [*_noisy(2, 6), 10.0, 10.0]}),
+        [0.5] * 8,
+        [0.0] * 6 + [20.0, 30.0],
+    )
+    kept = _one(stats.compare(base, cand, ["ticks_per_s"]))
+    assert (kept["n_baseline"], kept["n_candidate"]) == (7, 8)
+    row = _one(stats.compare(base, cand, ["ticks_per_s"], loaded="drop"))
+    assert (row["n_baseline"], row["n_candidate"]) == (6, 6)
+    paths = str(tmp_path / "base.parquet"), str(tmp_path / "cand.parquet")
+    base.write_parquet(paths[0])
+    cand.write_parquet(paths[1])
+    result, text = stats.compare_summary(*paths, metrics=["ticks_per_s"], loaded="drop")
+    assert result["dropped_loaded"] == {"baseline": 1, "candidate": 2}
+    assert "left out 1 baseline and 2 candidate trials that ran on a loaded machine" in text
+    assert stats.compare_summary(*paths)[0]["dropped_loaded"] == {"baseline": 0, "candidate": 0}
+    assert cli.main(["compare", *paths, "--drop-loaded", "--json"]) == 0
+    for bad in ("yes", "skip"):
+        with pytest.raises(ConfigError, match="loaded must be one of"):
+            stats.summarize(base, loaded=bad)
+        with pytest.raises(ConfigError, match="loaded must be one of"):
+            stats.compare(base, cand, loaded=bad)
+
+
+def test_paired_ratio_ci_keeps_pairs_together():
+    """A common factor per round (a slow minute) cancels in the pairing: end is 0.9 × start in
+    every round while the rounds themselves vary 2×, so the interval is tight around 0.9; the
+    same values unpaired (shuffled) give a wide one."""
+    from lifelab.lab.stats import paired_ratio_ci
+
+    rng = np.random.default_rng(1)
+    machine = rng.uniform(1.0, 2.0, size=9)
+    start = 1000 * machine
+    end = 0.9 * start * rng.uniform(0.99, 1.01, size=9)
+    ratio, low, high = paired_ratio_ci(end, start)
+    assert ratio == pytest.approx(0.9, rel=0.05)
+    assert low <= ratio <= high and high - low < 0.05
+    _, wide_low, wide_high = paired_ratio_ci(rng.permutation(end), start)
+    assert wide_high - wide_low > 3 * (high - low)
+    assert paired_ratio_ci([2.0], [4.0]) == (0.5, 0.5, 0.5)
+    assert all(math.isnan(v) for v in paired_ratio_ci([np.nan], [1.0]))
+    with pytest.raises(ValueError, match="length"):
+        paired_ratio_ci([1.0, 2.0], [1.0])

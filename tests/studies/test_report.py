@@ -274,3 +274,31 @@ def test_a_report_is_of_one_size_and_says_which(tmp_path):
     quick = report.build_report(root / "quick", tmp_path / "quick", timestamp=False).read_text()
     assert "Size: **quick**" in quick
     assert "## quick_suite" in quick and "full_suite" not in quick
+
+
+def test_loaded_trials_are_flagged_and_marked(tmp_path):
+    """A suite says how many trials ran on a loaded machine and marks them in its table."""
+    df = make_results(batch_sizes=(16, 64), gc_modes=("default",), repeats=3)
+    loaded = (pl.col("batch_size") == 64) & (pl.col("repeat") == 0)
+    df = df.with_columns(
+        load_avg_1m=pl.when(loaded).then(3.5).otherwise(pl.col("load_avg_1m")),
+        cpu_steal_pct=pl.when(pl.col("order") == 0).then(12.0).otherwise(pl.col("cpu_steal_pct")),
+    )
+    root = tmp_path / "results"
+    _write(root, df)
+    text = report.build_report(root, tmp_path / "docs", timestamp=False).read_text()
+    assert "2 of 6 trials ran on a loaded machine (load > cores or steal > 5 %)" in text
+    assert "| 16 | 3 (1 loaded) |" in text and "| 64 | 3 (1 loaded) |" in text
+
+
+def test_quiet_or_unmeasured_tables_say_nothing_about_load(tmp_path):
+    """No loaded trial says "0 of n"; a table without load columns says nothing about load."""
+    from lifelab.lab.schema import LOAD_COLUMNS
+
+    quiet, old = tmp_path / "quiet", tmp_path / "old"
+    _write(quiet / "results", _small())
+    _write(old / "results", _small().drop(name for name, _ in LOAD_COLUMNS))
+    text = report.build_report(quiet / "results", quiet / "docs", timestamp=False).read_text()
+    assert "0 of 2 trials ran on a loaded machine" in text and "loaded)" not in text
+    text = report.build_report(old / "results", old / "docs", timestamp=False).read_text()
+    assert "loaded" not in text

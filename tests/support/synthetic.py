@@ -77,6 +77,10 @@ def make_results(
             cpu_model="Test CPU @ 3.0GHz",
             cpu_count=2,
             status="ok",
+            load_avg_1m=0.8,  # a quiet 2-core machine: not loaded (lifelab.lab.load.is_loaded)
+            cpu_steal_pct=0.2,
+            cpu_iowait_pct=0.1,
+            cpu_time_s=0.98 * 2000 / ticks_per_s,
         )
         for i in range(10):
             row[f"rate_decile_{i}_ticks_per_s"] = ticks_per_s * (1.0 - 0.005 * i)
