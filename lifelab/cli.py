@@ -463,6 +463,10 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
     parse_gc_mode(args.gc)  # refuse a bad mode before any work
     extra = config_overrides(args.set)
     engine = engine_choice(args.engine, extra)
+    if args.instructions:
+        return _bench_loop_instructions(args, engine, extra)
+    if args.ticks is None:
+        args.ticks = 200_000  # --ticks' default without --instructions
     if args.snapshot_every:
         extra["snapshot_every"] = args.snapshot_every
     if args.log_every:
@@ -499,6 +503,29 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
         )
 
 
+def _bench_loop_instructions(
+    args: argparse.Namespace, engine: str | None, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """``bench loop --instructions``: instructions per tick and per event under valgrind."""
+    from lifelab.lab.instructions import bench_loop_instructions
+
+    if args.persisted or args.baseline or args.snapshot_every or args.log_every:
+        raise ValueError(
+            "--instructions counts the bare loop: drop --persisted, --baseline, "
+            "--snapshot-every and --log-every"
+        )
+    return bench_loop_instructions(
+        ticks=args.ticks,
+        events_per_tick=args.events_per_tick,
+        batch_size=args.batch_size,
+        memory_capacity=args.memory_capacity,
+        gc=args.gc,
+        seed=args.seed,
+        engine=engine,
+        **extra,
+    )
+
+
 def cmd_bench_realtime(args: argparse.Namespace) -> dict[str, Any]:
     from lifelab.lab.bench_realtime import bench_realtime
 
@@ -520,6 +547,22 @@ def cmd_bench_realtime(args: argparse.Namespace) -> dict[str, Any]:
         )
 
 
+def cmd_bench_degradation(args: argparse.Namespace) -> dict[str, Any]:
+    from lifelab.lab.bench_degradation import bench_degradation
+
+    with _progress(args.rounds + 3, "bench degradation", "step") as bar:
+        return bench_degradation(
+            ticks=args.ticks,
+            memory_capacity=args.memory_capacity,
+            events_per_tick=args.events_per_tick,
+            engine=args.engine or "compiled",
+            seed=args.seed,
+            rounds=args.rounds,
+            sample_ticks=args.sample_ticks,
+            progress=lambda text: (bar.set_postfix_str(text), bar.update()),
+        )
+
+
 def cmd_bench_import(args: argparse.Namespace) -> dict[str, Any]:
     from lifelab.lab.bench_realtime import bench_import
 
@@ -535,6 +578,12 @@ def cmd_bench_compile(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_bench_memory(args: argparse.Namespace) -> dict[str, Any]:
     from lifelab.lab.bench_memory import bench_memory, progress_total
 
+    if args.instructions:
+        from lifelab.lab.instructions import MEMORY_ENTRIES, bench_memory_instructions
+
+        return bench_memory_instructions(entries=args.entries or MEMORY_ENTRIES, seed=args.seed)
+    if args.entries is None:
+        args.entries = 1_000_000  # --entries' default without --instructions
     with _progress(progress_total(args.entries, args.archive), "bench memory", "entry") as bar:
         return bench_memory(
             entries=args.entries,
@@ -546,7 +595,13 @@ def cmd_bench_memory(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _bench_loop_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ticks", type=_positive_int, default=200_000, help="measured ticks (200000)")
+    p.add_argument(
+        "--ticks",
+        type=_positive_int,
+        default=None,
+        help="measured ticks (200000; with --instructions the difference of the two runs, "
+        "10000 python, 200000 compiled)",
+    )
     p.add_argument("--events-per-tick", type=_number, default=1.0, help="events per tick (1)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="batch size (64)")
     p.add_argument(
@@ -581,6 +636,13 @@ def _bench_loop_arguments(p: argparse.ArgumentParser) -> None:
         "the ratio of the medians (persist_ratio)",
     )
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds for --persisted (5)")
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions under valgrind instead of timing: two fresh runs (n1, n2 ticks) "
+        "differenced, instructions_per_tick and instructions_per_event (with a cold numba cache "
+        "the compiled engine compiles first, outside valgrind)",
+    )
     add_engine_option(p)
     add_set_option(p)
 
@@ -611,6 +673,32 @@ def _bench_realtime_arguments(p: argparse.ArgumentParser) -> None:
     add_set_option(p, "events_per_tick=4")
 
 
+def _bench_degradation_arguments(p: argparse.ArgumentParser) -> None:
+    from lifelab.lab.bench_degradation import DEFAULT_ROUNDS  # stdlib-only at import
+
+    p.add_argument(
+        "--ticks", type=int_at_least(20), default=1_000_000, help="length of the run (1000000)"
+    )
+    p.add_argument(
+        "--memory-capacity", type=_positive_int, default=100_000, help="active entries (100000)"
+    )
+    p.add_argument("--events-per-tick", type=_number, default=1.0, help="world rate (1.0)")
+    p.add_argument(
+        "--rounds",
+        type=int_at_least(2),
+        default=DEFAULT_ROUNDS,
+        help=f"timed rounds, each state once per round (ABBA order) ({DEFAULT_ROUNDS})",
+    )
+    p.add_argument(
+        "--sample-ticks",
+        type=_positive_int,
+        default=None,
+        help="ticks timed per state and round (a tenth of --ticks)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed (0)")
+    add_engine_option(p)
+
+
 def _bench_import_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=_positive_int, default=15, help="fresh interpreters (15)")
 
@@ -621,8 +709,8 @@ def _bench_memory_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--entries",
         type=_positive_int,
-        default=1_000_000,
-        help="entries in active memory and in the archive (1000000)",
+        default=None,
+        help="entries in active memory and in the archive (1000000; 100000 with --instructions)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the data generator (0)")
     p.add_argument(
@@ -636,6 +724,12 @@ def _bench_memory_arguments(p: argparse.ArgumentParser) -> None:
         dest="archive",
         action="store_false",
         help="skip the SQLite archive (its keys are then null)",
+    )
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions under valgrind instead of timing: per decay pass, per spilled "
+        "entry and per search, each from two fresh runs differenced",
     )
 
 
@@ -972,6 +1066,11 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
         default=5,
         help="fewest ok trials a side needs for a verdict (5; fewer calls too many false changes)",
     )
+    p.add_argument(
+        "--drop-loaded",
+        action="store_true",
+        help="leave out trials that ran on a loaded machine (load > cores or steal > 5 %%)",
+    )
 
 
 def cmd_compare(args: argparse.Namespace) -> tuple[dict[str, Any], Exit]:
@@ -984,6 +1083,7 @@ def cmd_compare(args: argparse.Namespace) -> tuple[dict[str, Any], Exit]:
         metrics=args.metrics,
         min_effect=args.min_effect,
         min_n=args.min_n,
+        loaded="drop" if args.drop_loaded else "keep",
     )
     if not args.json:
         print(text)
@@ -1140,6 +1240,17 @@ COMMANDS: tuple[Command, ...] = (
         cmd_bench_realtime,
         description="Live at 1/interval Hz on the drift-free real-time clock; report how late "
         "ticks start (p50/p99/max), the drift of the last tick and the CPU used.",
+    ),
+    Command(
+        "bench degradation",
+        "the first and last tenth of a long run, timed side by side",
+        _bench_degradation_arguments,
+        cmd_bench_degradation,
+        description="Keep the organism's state at the start of the first tenth and of the "
+        "last tenth of a --ticks run (snapshots), then resume and time both alternately, "
+        "--rounds times each, in one process; report the ratio of median ticks/s (end / "
+        "start; 1.0 is no degradation) with a bootstrap interval over the paired rounds. "
+        "Unlike bench loop's decile ratio, a slow minute of the machine falls on both.",
     ),
     Command(
         "bench import",

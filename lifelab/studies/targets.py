@@ -24,6 +24,7 @@ __all__ = [
     "Target",
     "check_targets",
     "recommendations",
+    "run_degradation_trials",
     "run_import_trials",
     "run_realtime_trials",
     "run_target_trials",
@@ -38,6 +39,7 @@ PLAIN_TABLES = (
     "tick_scaling",
     "realtime",
     "import_time",
+    "degradation",
 )
 # The version of those tables' columns, as write_table records it; the first written with one.
 TABLE_VERSION = 1
@@ -54,6 +56,9 @@ class Target:
     higher_is_better: bool
     measure: Callable[[dict[str, pl.DataFrame]], float | None]
     how: str
+    # The measured value's 95 % interval, when the tables give one: the verdict is then "pass"
+    # or "fail" only when the whole interval is on one side of the threshold, else "undecided".
+    interval: Callable[[dict[str, pl.DataFrame]], tuple[float, float] | None] | None = None
 
 
 def _median(
@@ -152,8 +157,10 @@ TARGETS: tuple[Target, ...] = (
         "last/first tenth",
         0.97,
         True,
-        lambda t: _median(t.get("targets"), "last_decile_ratio", memory_capacity=100_000),
-        "targets sweep, long run at memory capacity 100 000 (1 M ticks with --full)",
+        lambda t: _paired(t)[0],
+        "bench degradation: the first and last tenth of a run at memory capacity 100 000, "
+        "resumed from snapshots and timed side by side (1 M ticks with --full)",
+        interval=lambda t: _paired(t)[1],
     ),
     Target(
         "bytes per active entry",
@@ -233,6 +240,33 @@ TARGETS: tuple[Target, ...] = (
 )
 
 
+def _paired(t: dict[str, pl.DataFrame]) -> tuple[float | None, tuple[float, float] | None]:
+    """The degradation table's end / start ratio of median ticks/s and its paired interval."""
+    from lifelab.lab.stats import paired_ratio_ci
+
+    df = t.get("degradation")
+    if df is None or df.height == 0:
+        return None, None
+    ratio, low, high = paired_ratio_ci(
+        df["end_ticks_per_s"].to_numpy(), df["start_ticks_per_s"].to_numpy(), stream=("degr",)
+    )
+    if ratio != ratio:  # NaN: no finite pair
+        return None, None
+    return ratio, (low, high)
+
+
+def _verdict(target: Target, value: float, interval: tuple[float, float] | None) -> str:
+    """pass / fail; with an interval, "undecided" while it straddles the threshold."""
+    low, high = interval if interval is not None else (value, value)
+    if target.higher_is_better:
+        if low >= target.threshold:
+            return "pass"
+        return "fail" if high < target.threshold else "undecided"
+    if high <= target.threshold:
+        return "pass"
+    return "fail" if low > target.threshold else "undecided"
+
+
 def check_targets(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """One row per target: measured value, threshold, and pass / fail / no data."""
     import polars as pl
@@ -241,13 +275,10 @@ def check_targets(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     for t in TARGETS:
         try:
             value = t.measure(tables)
+            interval = t.interval(tables) if t.interval is not None else None
         except Exception:  # a table of an unexpected shape is "no data", not a crash
-            value = None
-        if value is None:
-            verdict = "no data"
-        else:
-            ok = value >= t.threshold if t.higher_is_better else value <= t.threshold
-            verdict = "pass" if ok else "fail"
+            value, interval = None, None
+        verdict = "no data" if value is None else _verdict(t, value, interval)
         rows.append(
             {
                 "target": t.name,
@@ -402,6 +433,41 @@ def run_import_trials(*, repeats: int = 15, out: str | Path | None = None) -> pl
     if out is not None:
         path = Path(out) / "import_time.parquet"
         write_table(df, path, kind="import_time", version=TABLE_VERSION, replace=True)
+    return df
+
+
+def run_degradation_trials(
+    *,
+    ticks: int = 1_000_000,
+    memory_capacity: int = 100_000,
+    rounds: int = 7,
+    out: str | Path | None = None,
+) -> pl.DataFrame:
+    """``bench degradation`` once: one row per timed round (start and end ticks/s).
+
+    With ``out`` the table is written to ``out/degradation.parquet`` (kind ``degradation``),
+    replacing the last one of that kind. The long-run target reads it.
+    """
+    import polars as pl
+
+    from lifelab.lab.bench_degradation import bench_degradation
+    from lifelab.lab.results import write_table
+
+    run = bench_degradation(ticks=ticks, memory_capacity=memory_capacity, rounds=rounds)
+    ratios = run["round_ratios"]
+    df = pl.DataFrame(
+        {
+            "round": list(range(1, len(ratios) + 1)),
+            "start_ticks_per_s": run["start_rates"],
+            "end_ticks_per_s": run["end_rates"],
+            "ticks": [ticks] * len(ratios),
+            "sample_ticks": [run["sample_ticks"]] * len(ratios),
+            "memory_capacity": [memory_capacity] * len(ratios),
+        }
+    )
+    if out is not None:
+        path = Path(out) / "degradation.parquet"
+        write_table(df, path, kind="degradation", version=TABLE_VERSION, replace=True)
     return df
 
 

@@ -66,7 +66,17 @@ def _tables(fast: bool) -> dict[str, pl.DataFrame]:
         }
     )
     imports = pl.DataFrame({"import_ms": [20.0, 25.0, 30.0 if fast else 400.0]})
+    machine = [1.0, 1.6, 0.8, 1.3, 1.1, 0.9, 1.5]  # a noisy machine: each round its own speed
+    start = [1e6 * m for m in machine]
+    degradation = pl.DataFrame(
+        {
+            "round": list(range(1, 8)),
+            "start_ticks_per_s": start,
+            "end_ticks_per_s": [s * (1.0 if fast else 0.8) for s in start],
+        }
+    )
     return {
+        "degradation": degradation,
         "targets": targets,
         "io": io,
         "memory_scaling": memory,
@@ -142,3 +152,32 @@ def test_only_the_newest_sweep_that_measured_a_target_counts():
     table = check_targets({"targets": pl.concat([old, new])})
     row = table.filter(pl.col("target") == "ticks/s, 1 event per tick").row(0, named=True)
     assert (row["measured"], row["verdict"]) == (50_000.0, "fail")
+
+
+def test_the_long_run_target_is_undecided_while_its_interval_straddles_the_threshold():
+    """Paired rounds whose end / start ratios scatter around 0.97: no verdict either way; the
+    same scatter around 1.0 passes and around 0.8 fails. The decile ratio no longer decides."""
+
+    def verdict(ratios):
+        start = [1e6, 2e6, 1.5e6, 1.2e6, 1.8e6, 0.9e6, 1.1e6]
+        table = pl.DataFrame(
+            {
+                "start_ticks_per_s": start,
+                "end_ticks_per_s": [s * r for s, r in zip(start, ratios, strict=True)],
+            }
+        )
+        rows = check_targets({"degradation": table}).filter(
+            pl.col("target") == "no degradation over a long run"
+        )
+        return rows["verdict"][0], rows["measured"][0]
+
+    scatter = [-0.08, 0.05, -0.03, 0.0, 0.07, -0.06, 0.02]
+    assert verdict([0.97 + d for d in scatter])[0] == "undecided"
+    assert verdict([1.10 + d / 4 for d in scatter])[0] == "pass"
+    assert verdict([0.80 + d / 4 for d in scatter]) == ("fail", pytest.approx(0.8, abs=0.01))
+    assert (
+        check_targets({"targets": pl.DataFrame({"last_decile_ratio": [0.5]})}).filter(
+            pl.col("target") == "no degradation over a long run"
+        )["verdict"][0]
+        == "no data"
+    )

@@ -1,0 +1,165 @@
+"""``lifelab bench degradation``: does the tick slow down over a long run? A paired test.
+
+The decile ratio of ``bench loop`` (ticks/s of the last tenth of one run over its first tenth)
+compares two stretches that ran minutes apart, so on a shared machine it swings more than any
+effect worth finding (0.68, 0.97, 0.84, 1.18 for the same code). This bench compares the same two
+stretches side by side instead:
+
+1. One organism lives ``ticks`` ticks with a run directory. Its state at tick 0 (the start of the
+   first tenth) and at tick ``ticks − sample_ticks`` (the start of the last tenth) are kept as
+   snapshots, each in a run directory of its own. ``sample_ticks`` is a tenth by default.
+2. ``rounds`` rounds, each resuming both states (a fresh copy of each run directory) and timing
+   ``sample_ticks`` ticks of each, alternately: start, end, then end, start in the next round
+   (ABBA), so a slow minute of the machine falls on both. One untimed round comes first (imports,
+   the compiled kernel's cache, the page cache of the copies).
+3. The ratio of the median rates (end / start) with a bootstrap interval over rounds, resampled
+   in pairs (:func:`lifelab.lab.stats.paired_ratio_ci`), and each round's own ratio.
+
+Everything runs in this process, on the simulated clock. The timed ticks include what a run with
+a run directory does (the archive writer thread takes the spilled rows), with snapshots and tick
+logs off so the two states do the same I/O.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lifelab.config import LifeConfig
+
+# The runtime (numpy, numba) is imported inside the functions: `lifelab --help` reads this module.
+
+__all__ = ["DEFAULT_ROUNDS", "bench_degradation"]
+
+DEFAULT_ROUNDS = 7
+
+
+def bench_degradation(
+    *,
+    ticks: int,
+    memory_capacity: int = 100_000,
+    events_per_tick: float = 1.0,
+    engine: str = "compiled",
+    seed: int = 0,
+    rounds: int = DEFAULT_ROUNDS,
+    sample_ticks: int | None = None,
+    root: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Time the first and the last tenth of a ``ticks``-tick run side by side; see the module.
+
+    Returns a JSON-ready dict: the run (ticks, memory_capacity, events_per_tick, engine, seed,
+    sample_ticks, rounds, start_tick, end_tick, the memory and archive sizes of each state), the
+    median ticks/s of each state, ``ratio`` (end / start; 1.0 is no degradation) with
+    ``ratio_ci_low``/``ratio_ci_high`` (95 %), each round's ticks/s (``start_rates``,
+    ``end_rates``) and ``round_ratios``. ``progress`` is told what
+    is being done ("live 900000 ticks", "round 3/7").
+
+    Raises:
+        ValueError: ``ticks`` < 20, ``rounds`` < 2, or ``sample_ticks`` outside [1, ticks / 2].
+        ConfigError: a LifeConfig field out of range (memory_capacity, events_per_tick, engine).
+    """
+    from lifelab.lab.stats import paired_ratio_ci
+
+    sample = ticks // 10 if sample_ticks is None else sample_ticks
+    if isinstance(ticks, bool) or not isinstance(ticks, int) or ticks < 20:
+        raise ValueError(f"ticks must be an integer >= 20, got {ticks!r}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 2:
+        raise ValueError(f"rounds must be an integer >= 2, got {rounds!r}")
+    if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= ticks // 2:
+        raise ValueError(f"sample_ticks must be an integer in [1, {ticks // 2}], got {sample!r}")
+    config = LifeConfig(
+        seed=seed,
+        engine=engine,
+        events_per_tick=events_per_tick,
+        memory_capacity=memory_capacity,
+        snapshot_every=0,  # only the snapshots asked for: both states do the same I/O
+        log_every=0,
+    )
+    say = progress or (lambda _text: None)
+    folder = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="lifelab-degr-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        end_tick = ticks - sample
+        say("capture the start (tick 0)")
+        start = _capture(config, folder / "start", 0)
+        say(f"live {end_tick} ticks to the start of the last tenth")
+        end = _capture(config, folder / "end", end_tick)
+        rates: dict[str, list[float]] = {"start": [], "end": []}
+        for r in range(rounds + 1):  # round 0 is untimed
+            say("warm-up round" if r == 0 else f"round {r}/{rounds}")
+            order = (start, end) if r % 2 else (end, start)
+            for state in order:
+                rate = _time_from(state, folder / f"round-{r}", sample)
+                if r:
+                    rates[state["name"]].append(rate)
+    finally:
+        if root is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    ratio, low, high = paired_ratio_ci(rates["end"], rates["start"], stream=("degradation",))
+    median = statistics.median
+    return {
+        "ticks": ticks,
+        "memory_capacity": memory_capacity,
+        "events_per_tick": events_per_tick,
+        "engine": engine,
+        "seed": seed,
+        "sample_ticks": sample,
+        "rounds": rounds,
+        "start_tick": 0,
+        "end_tick": end_tick,
+        "start_memory_active": start["memory_active"],
+        "end_memory_active": end["memory_active"],
+        "start_archive_size": start["archive_size"],
+        "end_archive_size": end["archive_size"],
+        "start_ticks_per_s": median(rates["start"]),
+        "end_ticks_per_s": median(rates["end"]),
+        "ratio": ratio,
+        "ratio_ci_low": low,
+        "ratio_ci_high": high,
+        "start_rates": rates["start"],
+        "end_rates": rates["end"],
+        "round_ratios": [e / s for e, s in zip(rates["end"], rates["start"], strict=True)],
+    }
+
+
+def _capture(config: LifeConfig, run_dir: Path, ticks: int) -> dict[str, Any]:
+    """Live ``ticks`` ticks in ``run_dir`` and close (the final snapshot is the state kept)."""
+    from lifelab.life.loop import Life
+
+    life = Life(config.replace(run_dir=str(run_dir)))
+    try:
+        if ticks:
+            life.run(ticks)
+        return {
+            "name": "start" if ticks == 0 else "end",
+            "run_dir": run_dir,
+            "memory_active": len(life.memory),
+            "archive_size": len(life.archive),
+        }
+    finally:
+        life.close()
+
+
+def _time_from(state: dict[str, Any], scratch: Path, ticks: int) -> float:
+    """Ticks/s of ``ticks`` ticks resumed from a fresh copy of ``state``'s run directory."""
+    from lifelab.life.loop import Life
+
+    copy = scratch / state["name"]
+    shutil.copytree(state["run_dir"], copy)
+    try:
+        life = Life.resume(copy)
+        try:
+            t0 = time.perf_counter()
+            life.run(ticks)
+            wall = time.perf_counter() - t0
+        finally:
+            life.close()
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    return ticks / wall
