@@ -465,8 +465,6 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
     engine = engine_choice(args.engine, extra)
     if args.instructions:
         return _bench_loop_instructions(args, engine, extra)
-    if args.ticks is None:
-        args.ticks = 200_000  # --ticks' default without --instructions
     if args.snapshot_every:
         extra["snapshot_every"] = args.snapshot_every
     if args.log_every:
@@ -515,7 +513,7 @@ def _bench_loop_instructions(
             "--snapshot-every and --log-every"
         )
     return bench_loop_instructions(
-        ticks=args.ticks,
+        ticks=None if isinstance(args.ticks, _Default) else args.ticks,  # None: engine's default
         events_per_tick=args.events_per_tick,
         batch_size=args.batch_size,
         memory_capacity=args.memory_capacity,
@@ -581,9 +579,8 @@ def cmd_bench_memory(args: argparse.Namespace) -> dict[str, Any]:
     if args.instructions:
         from lifelab.lab.instructions import MEMORY_ENTRIES, bench_memory_instructions
 
-        return bench_memory_instructions(entries=args.entries or MEMORY_ENTRIES, seed=args.seed)
-    if args.entries is None:
-        args.entries = 1_000_000  # --entries' default without --instructions
+        entries = MEMORY_ENTRIES if isinstance(args.entries, _Default) else args.entries
+        return bench_memory_instructions(entries=entries, seed=args.seed)
     with _progress(progress_total(args.entries, args.archive), "bench memory", "entry") as bar:
         return bench_memory(
             entries=args.entries,
@@ -594,12 +591,17 @@ def cmd_bench_memory(args: argparse.Namespace) -> dict[str, Any]:
         )
 
 
+class _Default(int):
+    """An option's default that a handler can tell from the same value given on the command
+    line (``--instructions`` has smaller defaults for ``--ticks`` and ``--entries``)."""
+
+
 def _bench_loop_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ticks",
         type=_positive_int,
-        default=None,
-        help="measured ticks (200000; with --instructions the difference of the two runs, "
+        default=_Default(200_000),
+        help="measured ticks (200000; with --instructions n2 - n1 of the two runs, default "
         "10000 python, 200000 compiled)",
     )
     p.add_argument("--events-per-tick", type=_number, default=1.0, help="events per tick (1)")
@@ -709,7 +711,7 @@ def _bench_memory_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--entries",
         type=_positive_int,
-        default=None,
+        default=_Default(1_000_000),
         help="entries in active memory and in the archive (1000000; 100000 with --instructions)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the data generator (0)")
@@ -1090,6 +1092,51 @@ def cmd_compare(args: argparse.Namespace) -> tuple[dict[str, Any], Exit]:
     return result, Exit.CHECK_FAILED if result["regressions"] else Exit.OK
 
 
+# -- perfcheck -------------------------------------------------------------------------------------
+
+
+def _perfcheck_arguments(p: argparse.ArgumentParser) -> None:
+    from lifelab.lab.perfcheck import DEFAULT_BASELINE, DEFAULT_THRESHOLD  # stdlib-only
+
+    p.add_argument(
+        "--baseline",
+        default=str(DEFAULT_BASELINE),
+        metavar="FILE",
+        help=f"the committed counts ({DEFAULT_BASELINE})",
+    )
+    p.add_argument(
+        "--threshold",
+        type=fraction,
+        default=DEFAULT_THRESHOLD,
+        help=f"growth of instructions per tick that is a regression ({DEFAULT_THRESHOLD})",
+    )
+    p.add_argument(
+        "--update", action="store_true", help="write this commit's counts as the new baseline"
+    )
+
+
+def cmd_perfcheck(args: argparse.Namespace) -> tuple[dict[str, Any], Exit]:
+    """Instruction counts of the fixed workloads; a regression past the threshold exits 1."""
+    from lifelab.lab.perfcheck import WORKLOADS, perfcheck
+
+    with _progress(len(WORKLOADS), "perfcheck", "workload") as bar:
+        result = perfcheck(
+            baseline=args.baseline,
+            threshold=args.threshold,
+            update=args.update,
+            progress=lambda name: (bar.set_postfix_str(name), bar.update()),
+        )
+    if not args.json:
+        print(f"instructions per tick vs {result['baseline']} (threshold {args.threshold:.0%})")
+        for name, row in result["workloads"].items():
+            before = "-" if row["baseline"] is None else f"{row['baseline']:,.0f}"
+            ratio = "" if row["ratio"] is None else f"{row['ratio']:.4f}"
+            after = f"{row['current']:,.0f}"
+            print(f"  {name:<20} {before:>8} -> {after:>8}  {ratio:>6}  {row['verdict']}")
+        print("baseline written" if result["updated"] else f"{result['regressions']} regression(s)")
+    return result, Exit.CHECK_FAILED if result["regressions"] else Exit.OK
+
+
 # -- soak ------------------------------------------------------------------------------------------
 
 
@@ -1326,6 +1373,16 @@ COMMANDS: tuple[Command, ...] = (
         cmd_soak,
         description="Soak a Life in real time and in simulated time; print one JSON report.",
         output="json",
+    ),
+    Command(
+        "perfcheck",
+        "instruction counts of fixed workloads vs the committed baseline",
+        _perfcheck_arguments,
+        cmd_perfcheck,
+        description="Count instructions per tick (valgrind) of a fixed set of workloads and "
+        "compare with data/results/perfcheck/baseline.json; exits 1 when one grew by more than "
+        "--threshold. Not timing: it means the same on a busy machine. Needs valgrind.",
+        output="own",
     ),
 )
 

@@ -16,6 +16,9 @@ Method (DESIGN.md §3): warm-up ticks are excluded; the GC mode is applied after
 
 A bare loop that does the minimum a tick must do (draw an event, clamp three vitals, append three
 columns) gives a same-run yardstick.
+
+Instructions per tick and per event (``bench loop --instructions``, valgrind, two runs
+differenced) are :func:`lifelab.lab.instructions.bench_loop_instructions`.
 """
 
 from __future__ import annotations

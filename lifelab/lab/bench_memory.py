@@ -19,6 +19,9 @@ entries, spills and a decay pass between captures, the way a run does between sn
 The workload is public so that other measurements use the same entries (the memory ablations
 do): :class:`SeededHistory` (the entries), :class:`SpillSink` (a spill target that does no
 I/O), :func:`fill_memory` (a full store, and its size) and :func:`empty_memory`.
+
+Instructions per decay pass, per spilled entry and per search (``bench memory --instructions``,
+valgrind, on this workload) are :func:`lifelab.lab.instructions.bench_memory_instructions`.
 """
 
 from __future__ import annotations
