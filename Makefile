@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
-.PHONY: run results test lint lab bench install clean
+.PHONY: run results test lint lab bench perfcheck install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ bench: $(STAMP)
 	$(BIN)/lifelab bench loop --ticks 200000 --baseline
 	$(BIN)/lifelab bench loop --ticks 20000 --events-per-tick 64 --batch-size 64
 	$(BIN)/lifelab bench memory --entries 100000
+
+# Instruction counts (valgrind) of fixed workloads against data/results/perfcheck/baseline.json:
+# exit 1 when one grew by more than 3 %. For people and CI jobs that want a regression gate;
+# not part of `make test`. `lifelab perfcheck --update` rewrites the baseline.
+perfcheck: $(STAMP)
+	$(BIN)/lifelab perfcheck
 
 # JupyterLab refuses to start as root without --allow-root; containers usually run as root.
 lab: $(STAMP)
