@@ -50,6 +50,7 @@ __all__ = [
     "memory_growth",
     "partition",
     "rate_by_decile",
+    "spread_by_metric",
     "stage_shares",
     "throughput_vs_batch",
 ]
@@ -339,6 +340,26 @@ def loglog_fit(
     ax.set_title(f"{label}: exponent {slope:.2f}")
     ax.legend()
     return fig, slope, intercept
+
+
+def spread_by_metric(
+    df: pl.DataFrame, *, metric: str = "metric", value: str = "relative", title: str = ""
+) -> Figure:
+    """One column of dots per metric: each repeat's ``value`` (e.g. value / the metric's
+    median), so measures of different units show their spread on one axis; a line at 1."""
+    groups = sorted(df[metric].unique().to_list())
+    fig, (ax,) = _figure(width=6.0, height=3.2)
+    for i, name in enumerate(groups):
+        values = df.filter(pl.col(metric) == name)[value].to_numpy()
+        spread = (values.max() - values.min()) if values.size else float("nan")
+        jitter = np.linspace(-0.08, 0.08, values.size) if values.size > 1 else np.zeros(1)
+        ax.plot(i + jitter, values, "o", ms=5, label=f"{name}: spread {spread:.2%}")
+    ax.axhline(1.0, color="0.6", lw=0.8)
+    ax.set_xticks(range(len(groups)), [_short(g) for g in groups])
+    ax.set_ylabel(_axis_label(value))
+    ax.set_title(title or "repeats of one workload, relative to each measure's median")
+    ax.legend(fontsize="small")
+    return fig
 
 
 # -- rows, cells and statistics --------------------------------------------------------------------

@@ -23,9 +23,11 @@ __all__ = [
     "TARGETS",
     "Target",
     "check_targets",
+    "noise_summary",
     "recommendations",
     "run_degradation_trials",
     "run_import_trials",
+    "run_noise_trials",
     "run_realtime_trials",
     "run_target_trials",
 ]
@@ -40,6 +42,7 @@ PLAIN_TABLES = (
     "realtime",
     "import_time",
     "degradation",
+    "noise",
 )
 # The version of those tables' columns, as write_table records it; the first written with one.
 TABLE_VERSION = 1
@@ -469,6 +472,78 @@ def run_degradation_trials(
         path = Path(out) / "degradation.parquet"
         write_table(df, path, kind="degradation", version=TABLE_VERSION, replace=True)
     return df
+
+
+def run_noise_trials(
+    *,
+    engine: str = "python",
+    repeats: int = 5,
+    ticks: int = 20_000,
+    instruction_ticks: int | None = None,
+    instruction_short_ticks: int | None = None,
+    out: str | Path | None = None,
+) -> pl.DataFrame:
+    """One workload measured both ways, ``repeats`` times each, interleaved: wall-clock ns per
+    tick (``bench loop``, in this process) and instructions per tick (valgrind, fresh processes).
+
+    One row per (metric, repeat) with the value and ``relative`` = value / the metric's median,
+    so both spreads share one axis. ``instruction_ticks``/``instruction_short_ticks`` are
+    ``bench_loop_instructions``' ``ticks``/``short_ticks`` (None: its defaults). Without
+    valgrind only the wall-clock rows are measured (a warning says how to install it). With
+    ``out`` the table goes to ``out/noise.parquet`` (kind ``noise``), replacing the last one of
+    that kind.
+    """
+    import warnings
+
+    import polars as pl
+
+    from lifelab.lab.bench import bench_loop
+    from lifelab.lab.instructions import ValgrindMissing, bench_loop_instructions
+    from lifelab.lab.results import write_table
+
+    rows: list[dict[str, Any]] = []
+    counting = True
+    for r in range(repeats):
+        wall = bench_loop(ticks=ticks, engine=engine)
+        rows.append({"metric": "wall_ns_per_tick", "repeat": r, "value": 1e9 / wall["ticks_per_s"]})
+        if not counting:
+            continue
+        try:
+            run = bench_loop_instructions(
+                engine=engine, ticks=instruction_ticks, short_ticks=instruction_short_ticks
+            )
+        except ValgrindMissing as exc:
+            warnings.warn(f"instruction counts skipped: {exc}", stacklevel=2)
+            counting = False
+            continue
+        rows.append(
+            {"metric": "instructions_per_tick", "repeat": r, "value": run["instructions_per_tick"]}
+        )
+    df = pl.DataFrame(rows, schema={"metric": pl.String, "repeat": pl.Int64, "value": pl.Float64})
+    df = df.with_columns(
+        relative=pl.col("value") / pl.col("value").median().over("metric"),
+        engine=pl.lit(engine),
+    )
+    if out is not None:
+        path = Path(out) / "noise.parquet"
+        write_table(df, path, kind="noise", version=TABLE_VERSION, replace=True)
+    return df
+
+
+def noise_summary(df: pl.DataFrame) -> pl.DataFrame:
+    """Per metric: n, median, and the relative spread (max − min) / median of the noise table."""
+    import polars as pl
+
+    return (
+        df.group_by("metric", maintain_order=True)
+        .agg(
+            n=pl.len(),
+            median=pl.col("value").median(),
+            relative_spread=(pl.col("value").max() - pl.col("value").min())
+            / pl.col("value").median(),
+        )
+        .sort("metric")
+    )
 
 
 def describe(tables: dict[str, pl.DataFrame]) -> str:

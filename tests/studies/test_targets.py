@@ -181,3 +181,30 @@ def test_the_long_run_target_is_undecided_while_its_interval_straddles_the_thres
         )["verdict"][0]
         == "no data"
     )
+
+
+def test_noise_summary_and_its_figure():
+    """The spread of each measure, relative to its median, and one dot per repeat."""
+    from lifelab.lab.plots import spread_by_metric
+    from lifelab.studies.targets import noise_summary
+
+    df = pl.DataFrame(
+        {
+            "metric": ["wall_ns_per_tick"] * 3 + ["instructions_per_tick"] * 3,
+            "value": [90.0, 100.0, 120.0, 1000.0, 1000.0, 1001.0],
+        }
+    ).with_columns(relative=pl.col("value") / pl.col("value").median().over("metric"))
+    summary = {r["metric"]: r for r in noise_summary(df).iter_rows(named=True)}
+    assert summary["wall_ns_per_tick"]["relative_spread"] == pytest.approx(0.3)
+    assert summary["instructions_per_tick"]["relative_spread"] == pytest.approx(0.001)
+    assert summary["wall_ns_per_tick"]["n"] == 3
+    fig = spread_by_metric(df)
+    (ax,) = fig.axes
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["instructions per tick", "wall ns per tick"]
+    dots, _unit_line = ax.lines[:2], ax.lines[2]
+    assert [len(line.get_xdata()) for line in dots] == [3, 3]
+    assert [line.get_label() for line in dots] == [
+        "instructions_per_tick: spread 0.10%",
+        "wall_ns_per_tick: spread 30.00%",
+    ]
