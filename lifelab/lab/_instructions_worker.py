@@ -26,6 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from lifelab.lab.spawn import spec_argument
+
 USAGE = "usage: python -m lifelab.lab._instructions_worker SPEC_JSON"
 
 
@@ -115,12 +117,11 @@ def numba_cpu() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the spec given as the one argument; print the result as one JSON line."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] in ("-h", "--help"):
-        print(USAGE, file=sys.stderr)
+    text = spec_argument(argv, USAGE)
+    if text is None:
         return 2
     try:
-        spec = json.loads(args[0])
+        spec = json.loads(text)
         kind = spec["kind"]
     except (ValueError, KeyError, TypeError) as exc:
         print(f"lifelab instructions worker: bad spec: {exc}", file=sys.stderr)

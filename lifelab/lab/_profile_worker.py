@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lifelab.exceptions import LifelabError
+from lifelab.lab.spawn import spec_argument
 
 SPEC_VERSION = 1  # 1: tool, config, ticks, warmup, result_path, profile_path
 USAGE = "usage: python -m lifelab.lab._profile_worker SPEC_JSON  (the spec, as JSON text)"
@@ -186,14 +187,13 @@ def _profiler_version(tool: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the workload whose spec is the one argument; the exit status says how it went."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] in ("-h", "--help"):
-        print(USAGE, file=sys.stderr)
+    text = spec_argument(argv, USAGE)
+    if text is None:
         return 2
     from lifelab.config import LifeConfig
 
     try:
-        spec = parse_spec(args[0])
+        spec = parse_spec(text)
         try:
             LifeConfig.from_mapping(spec["config"])  # refuse a bad config before any work
         except (ValueError, TypeError) as exc:

@@ -33,6 +33,7 @@ from typing import Any
 from lifelab.lab import load
 from lifelab.lab.env import PER_TRIAL_COLUMNS, capture_environment
 from lifelab.lab.schema import ENV_COLUMNS, LOAD_COLUMNS, METRIC_COLUMNS, STAGE_NAMES
+from lifelab.lab.spawn import spec_argument
 from lifelab.lab.spec import TrialSpec
 
 __all__ = ["RESULT_KEYS", "USAGE", "main", "run_spec"]
@@ -133,12 +134,11 @@ def _check_alive(life: Any, when: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the trial whose spec is the one argument; the exit status says how it went."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] in ("-h", "--help"):
-        print(USAGE, file=sys.stderr)
+    text = spec_argument(argv, USAGE)
+    if text is None:
         return 2
     try:
-        spec = TrialSpec.from_json(args[0])
+        spec = TrialSpec.from_json(text)
     except (ValueError, TypeError) as exc:
         print(f"lifelab trial worker: bad spec: {exc}", file=sys.stderr)
         return 2

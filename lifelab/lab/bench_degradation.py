@@ -87,9 +87,9 @@ def bench_degradation(
     try:
         end_tick = ticks - sample
         say("capture the start (tick 0)")
-        start = _capture(config, folder / "start", 0)
+        start = _capture(config, folder, "start", 0)
         say(f"live {end_tick} ticks to the start of the last tenth")
-        end = _capture(config, folder / "end", end_tick)
+        end = _capture(config, folder, "end", end_tick)
         rates: dict[str, list[float]] = {"start": [], "end": []}
         for r in range(rounds + 1):  # round 0 is untimed
             say("warm-up round" if r == 0 else f"round {r}/{rounds}")
@@ -128,16 +128,17 @@ def bench_degradation(
     }
 
 
-def _capture(config: LifeConfig, run_dir: Path, ticks: int) -> dict[str, Any]:
-    """Live ``ticks`` ticks in ``run_dir`` and close (the final snapshot is the state kept)."""
+def _capture(config: LifeConfig, folder: Path, name: str, ticks: int) -> dict[str, Any]:
+    """Live ``ticks`` ticks in ``folder/name`` and close (the final snapshot is the state kept)."""
     from lifelab.life.loop import Life
 
+    run_dir = folder / name
     life = Life(config.replace(run_dir=str(run_dir)))
     try:
         if ticks:
             life.run(ticks)
         return {
-            "name": "start" if ticks == 0 else "end",
+            "name": name,
             "run_dir": run_dir,
             "memory_active": len(life.memory),
             "archive_size": len(life.archive),

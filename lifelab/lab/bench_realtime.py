@@ -52,7 +52,14 @@ import numpy as np
 from lifelab.exceptions import LifelabError
 from lifelab.lab.spawn import WorkerError, run_worker
 
-__all__ = ["BenchProcessError", "bare_pacing", "bench_compile", "bench_import", "bench_realtime"]
+__all__ = [
+    "BenchProcessError",
+    "bare_pacing",
+    "bench_compile",
+    "bench_import",
+    "bench_realtime",
+    "run_json",
+]
 
 # Prints {"import_ms": ..., "numba_imported": ...}: the time of a cold `import lifelab` and
 # whether that import pulled numba in (it must not: the compiled engine imports it on first use).
@@ -323,10 +330,23 @@ def _fresh_python(
     Raises:
         BenchProcessError: a timeout, a non-zero exit status (with the stderr tail) or no JSON.
     """
+    return run_json([sys.executable, "-c", code], env=env, timeout_s=timeout_s)
+
+
+def run_json(
+    argv: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 60.0,
+    what: str = "a fresh interpreter",
+) -> Any:
+    """A bench's worker process (:func:`lifelab.lab.spawn.run_worker`): the JSON value of its
+    last stdout line, every failure a :class:`BenchProcessError`.
+
+    Raises:
+        BenchProcessError: a timeout, a non-zero exit status (with the stderr tail) or no JSON.
+    """
     try:
-        done = run_worker(
-            [sys.executable, "-c", code], timeout=timeout_s, env=env, what="a fresh interpreter"
-        )
-        return done.json_line()
+        return run_worker(argv, timeout=timeout_s, env=env, what=what).json_line()
     except WorkerError as exc:  # chained to the OSError when it could not start
         raise BenchProcessError(str(exc)) from exc.__cause__

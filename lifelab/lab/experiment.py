@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from lifelab.exceptions import LifelabError
+from lifelab.lab.results import suite_dir
 
 __all__ = [
     "Experiment",
@@ -234,8 +235,8 @@ def run_experiment(
     # Every check comes before the first write: a refused run leaves nothing behind.
     size = "full" if full else "smoke" if smoke else "quick"
     # Only a full run writes beside the committed full-size tables; the other sizes get their
-    # own folder (lifelab.lab.results.SIZES), so `make run` never replaces a full table.
-    default = exp.root / "data" / "results" / ("" if full else size) / exp.suite
+    # own folder, so `make run` never replaces a full table.
+    default = suite_dir(exp.root / "data" / "results", exp.suite, size)
     out_results = Path(results_dir) if results_dir else default
     out_results = _inside(
         out_results if out_results.is_absolute() else exp.root / out_results,

@@ -39,6 +39,7 @@ import functools
 import json
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -47,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from lifelab.exceptions import LifelabError
-from lifelab.lab.bench_realtime import BenchProcessError
+from lifelab.lab.bench_realtime import BenchProcessError, run_json
 from lifelab.lab.spawn import WorkerError, run_worker
 
 __all__ = [
@@ -213,11 +214,7 @@ def count_instructions(
 
 
 def _run(argv: list[str], env: Mapping[str, str], timeout_s: float, what: str) -> dict[str, Any]:
-    try:
-        done = run_worker(argv, timeout=timeout_s, env=env, what=what)
-        result = done.json_line()
-    except WorkerError as exc:
-        raise BenchProcessError(str(exc)) from exc.__cause__
+    result = run_json(argv, env=env, timeout_s=timeout_s, what=what)
     if not isinstance(result, dict):
         raise BenchProcessError(f"{what} printed {result!r}, not a JSON object")
     return result
@@ -420,8 +417,7 @@ def repeatability(measure: Callable[[], float], repeats: int = 5) -> dict[str, A
 def spread(values: list[float]) -> dict[str, Any]:
     """min, median, max and ``relative_spread`` = (max - min) / median of ``values``."""
     ordered = sorted(values)
-    k = len(ordered)
-    median = ordered[k // 2] if k % 2 else (ordered[k // 2 - 1] + ordered[k // 2]) / 2
+    median = statistics.median(ordered)
     return {
         "values": values,
         "min": ordered[0],

@@ -158,6 +158,7 @@ def _read_baseline(path: Path, env: dict[str, str]) -> dict[str, Any]:
 
 
 def _write_baseline(path: Path, env: dict[str, str], counts: dict[str, float]) -> None:
+    from lifelab._files import write_atomic
     from lifelab.lab.env import git_state
 
     commit, dirty = git_state()
@@ -169,4 +170,4 @@ def _write_baseline(path: Path, env: dict[str, str], counts: dict[str, float]) -
         "workloads": {k: round(v, 1) for k, v in sorted(counts.items())},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())

@@ -70,6 +70,7 @@ __all__ = [
     "read_results",
     "read_table",
     "results_size",
+    "suite_dir",
     "table_files",
     "validate_results",
     "write_results",
@@ -543,6 +544,14 @@ def _load_v3(df: pl.DataFrame, path: Path) -> pl.DataFrame:
 
 # One loader per schema version ever written; a new version adds a loader that upgrades.
 _LOADERS: dict[int, Callable[[pl.DataFrame, Path], Any]] = {1: _load_v1, 2: _load_v2, 3: _load_v3}
+
+
+def suite_dir(root: str | os.PathLike[str], suite: str, size: str = "full") -> Path:
+    """Where a suite's tables of ``size`` go: ``root/<suite>`` at full size, else
+    ``root/<size>/<suite>`` (the folders :func:`table_files` keeps apart)."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    return Path(root, suite) if size == "full" else Path(root, size, suite)
 
 
 def results_size(root: str | os.PathLike[str]) -> str:

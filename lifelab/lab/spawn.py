@@ -27,6 +27,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,7 @@ __all__ = [
     "WorkerStartError",
     "WorkerTimeout",
     "run_worker",
+    "spec_argument",
     "worker_env",
 ]
 
@@ -144,6 +146,19 @@ class Completed:
                 exit_code=0,
                 stderr_tail=self.stderr_tail,
             ) from None
+
+
+def spec_argument(argv: Sequence[str] | None, usage: str) -> str | None:
+    """The worker side of :func:`run_worker`'s calls: the one argument, the spec as JSON text.
+
+    ``argv`` is the worker's arguments (None: ``sys.argv[1:]``). Anything else, or ``-h``,
+    prints ``usage`` on stderr and returns None; the worker then exits 2.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print(usage, file=sys.stderr)
+        return None
+    return args[0]
 
 
 def worker_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -457,15 +457,14 @@ def run_degradation_trials(
     from lifelab.lab.results import write_table
 
     run = bench_degradation(ticks=ticks, memory_capacity=memory_capacity, rounds=rounds)
-    ratios = run["round_ratios"]
     df = pl.DataFrame(
         {
-            "round": list(range(1, len(ratios) + 1)),
+            "round": list(range(1, rounds + 1)),
             "start_ticks_per_s": run["start_rates"],
             "end_ticks_per_s": run["end_rates"],
-            "ticks": [ticks] * len(ratios),
-            "sample_ticks": [run["sample_ticks"]] * len(ratios),
-            "memory_capacity": [memory_capacity] * len(ratios),
+            "ticks": [ticks] * rounds,
+            "sample_ticks": [run["sample_ticks"]] * rounds,
+            "memory_capacity": [memory_capacity] * rounds,
         }
     )
     if out is not None:

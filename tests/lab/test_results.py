@@ -344,7 +344,7 @@ def test_write_table_refuses_bad_kinds_versions_and_metadata(tmp_path, kw, match
 
 def test_each_size_reads_only_its_own_tables(tmp_path):
     """A full-size root leaves out quick/ and smoke/ (and hidden files); a quick root is quick."""
-    from lifelab.lab.results import results_size, table_files
+    from lifelab.lab.results import results_size, suite_dir, table_files
 
     for rel in (
         "batch_gc/a.parquet",
@@ -364,6 +364,14 @@ def test_each_size_reads_only_its_own_tables(tmp_path):
     assert results_size(tmp_path / "quick") == "quick"
     assert results_size(tmp_path / "smoke") == "smoke"
     assert table_files(tmp_path / "missing") == []
+    # the writers' side of the same rule
+    assert suite_dir(tmp_path, "io") == tmp_path / "io"
+    assert suite_dir(tmp_path, "io", "quick") == tmp_path / "quick" / "io"
+    assert table_files(suite_dir(tmp_path, "batch_gc", "quick")) == [
+        tmp_path / "quick" / "batch_gc" / "b.parquet"
+    ]
+    with pytest.raises(ValueError, match="size"):
+        suite_dir(tmp_path, "io", "huge")
 
 
 # -- checksums -------------------------------------------------------------------------------------
