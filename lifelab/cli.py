@@ -512,16 +512,36 @@ def _bench_loop_instructions(
             "--instructions counts the bare loop: drop --persisted, --baseline, "
             "--snapshot-every and --log-every"
         )
-    return bench_loop_instructions(
-        ticks=None if isinstance(args.ticks, _Default) else args.ticks,  # None: engine's default
-        events_per_tick=args.events_per_tick,
-        batch_size=args.batch_size,
-        memory_capacity=args.memory_capacity,
-        gc=args.gc,
-        seed=args.seed,
-        engine=engine,
-        **extra,
-    )
+    # Two steps (the warm-up, then both valgrind runs at once), each reported as it starts.
+    with _progress(2, "bench loop --instructions", "step") as bar:
+        result = bench_loop_instructions(
+            ticks=None if isinstance(args.ticks, _Default) else args.ticks,  # engine's default
+            events_per_tick=args.events_per_tick,
+            batch_size=args.batch_size,
+            memory_capacity=args.memory_capacity,
+            gc=args.gc,
+            seed=args.seed,
+            engine=engine,
+            progress=_step(bar),
+            **extra,
+        )
+        bar.update()
+    return result
+
+
+def _step(bar: Any) -> Any:
+    """A progress callback for benches that report steps by name: the bar shows the step being
+    done and counts the ones finished (the first call starts the first step)."""
+    started = False
+
+    def step(text: str) -> None:
+        nonlocal started
+        if started:
+            bar.update()
+        started = True
+        bar.set_postfix_str(text)
+
+    return step
 
 
 def cmd_bench_realtime(args: argparse.Namespace) -> dict[str, Any]:
@@ -580,7 +600,11 @@ def cmd_bench_memory(args: argparse.Namespace) -> dict[str, Any]:
         from lifelab.lab.instructions import MEMORY_ENTRIES, bench_memory_instructions
 
         entries = MEMORY_ENTRIES if isinstance(args.entries, _Default) else args.entries
-        return bench_memory_instructions(entries=entries, seed=args.seed)
+        # Per op (decay, spill, search): a warm-up, then its two valgrind runs at once.
+        with _progress(6, "bench memory --instructions", "step") as bar:
+            result = bench_memory_instructions(entries=entries, seed=args.seed, progress=_step(bar))
+            bar.update()
+        return result
     with _progress(progress_total(args.entries, args.archive), "bench memory", "entry") as bar:
         return bench_memory(
             entries=args.entries,
@@ -959,6 +983,12 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds one trial may take before it is killed (600)",
     )
     run.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each trial's measured ticks under valgrind (two more processes per "
+        "trial, after the timed one); compare then decides speed by instruction count",
+    )
+    run.add_argument(
         "--suite", default="adhoc", help="suite name: the folder under data/results/ (adhoc)"
     )
     run.add_argument(
@@ -993,6 +1023,7 @@ def cmd_sweep(args: argparse.Namespace) -> tuple[dict[str, Any], Exit]:
         suite=args.suite,
         out=args.out,
         timeout_s=args.timeout,
+        instructions=args.instructions,
     )
     if summary["failed"]:
         print(
@@ -1035,6 +1066,7 @@ def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
 # The metrics lifelab.lab.stats.DEFAULT_METRICS names, for --help only: importing stats here would
 # load polars and numpy for every --help (tests/test_cli.py checks the two agree).
 COMPARE_DEFAULT_METRICS = (
+    "instructions_per_tick",
     "ticks_per_s",
     "tick_p50_us",
     "tick_p99_us",
@@ -1059,8 +1091,9 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-effect",
         type=fraction,
-        default=0.05,
-        help="smallest |ratio - 1| that counts as a change (0.05)",
+        default=None,
+        help="smallest |ratio - 1| that counts as a change, for every metric (default: 0.01 for "
+        "instruction counts, which repeat within 0.4 %%; 0.05 for the others)",
     )
     p.add_argument(
         "--min-n",
@@ -1076,7 +1109,7 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> tuple[dict[str, Any], Exit]:
-    """The comparison; a significant regression exits 1 (a CI gate)."""
+    """The comparison; a significant regression in a row that decides exits 1 (a CI gate)."""
     from lifelab.lab.stats import compare_summary
 
     result, text = compare_summary(

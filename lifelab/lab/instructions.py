@@ -42,14 +42,16 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lifelab.exceptions import LifelabError
-from lifelab.lab.bench_realtime import BenchProcessError, run_json
-from lifelab.lab.spawn import WorkerError, run_worker
+from lifelab.lab.bench_realtime import BenchProcessError
+from lifelab.lab.spawn import WorkerCancelled, WorkerError, run_worker
+from lifelab.lab.spec import TrialSpec
 
 __all__ = [
     "DEFAULT_LOOP_RUNS",
@@ -62,6 +64,8 @@ __all__ = [
     "bench_loop_instructions",
     "bench_memory_instructions",
     "count_instructions",
+    "count_trial",
+    "count_window",
     "loop_runs",
     "parse_cachegrind",
     "per_op",
@@ -69,6 +73,7 @@ __all__ = [
     "spread",
     "valgrind_path",
     "valgrind_version",
+    "warm_up",
 ]
 
 VALGRIND_MISSING = "valgrind is not installed: apt-get install valgrind"
@@ -182,9 +187,17 @@ def per_op(short: InstructionRun, long: InstructionRun) -> dict[str, float | Non
 
 
 def count_instructions(
-    spec: Mapping[str, Any], *, env: Mapping[str, str] | None = None, timeout_s: float = 900.0
+    spec: Mapping[str, Any],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 900.0,
+    python: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[InstructionRun, dict[str, Any]]:
     """Run the instructions worker on ``spec`` under cachegrind; return its run and its output.
+
+    ``python`` is the interpreter to run it with (default this one); ``cancel`` kills it when
+    set (:class:`lifelab.lab.spawn.WorkerCancelled` is raised).
 
     Raises:
         ValgrindMissing: valgrind is not installed.
@@ -198,14 +211,15 @@ def count_instructions(
             "--tool=cachegrind",
             "--cache-sim=no",
             f"--cachegrind-out-file={out_file}",
-            sys.executable,
+            python or sys.executable,
             "-m",
             _WORKER,
             json.dumps(dict(spec)),
         ]
         child_env = {"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         child_env.update(env or {})
-        result = _run(argv, child_env, timeout_s, "the instructions worker under valgrind")
+        what = "the instructions worker under valgrind"
+        result = _run(argv, child_env, timeout_s, what, cancel)
         try:
             total = parse_cachegrind(out_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -213,18 +227,34 @@ def count_instructions(
     return InstructionRun(int(result["ops"]), total, result.get("events")), result
 
 
-def _run(argv: list[str], env: Mapping[str, str], timeout_s: float, what: str) -> dict[str, Any]:
-    result = run_json(argv, env=env, timeout_s=timeout_s, what=what)
+def _run(
+    argv: list[str],
+    env: Mapping[str, str],
+    timeout_s: float,
+    what: str,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
+    """The worker's JSON result; a cancel passes through as WorkerCancelled."""
+    try:
+        result = run_worker(argv, timeout=timeout_s, env=env, cancel=cancel, what=what).json_line()
+    except WorkerCancelled:
+        raise
+    except WorkerError as exc:  # chained to the OSError when it could not start
+        raise BenchProcessError(str(exc)) from exc.__cause__
     if not isinstance(result, dict):
         raise BenchProcessError(f"{what} printed {result!r}, not a JSON object")
     return result
 
 
-def _warm(spec: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
-    """Run ``spec`` once without valgrind (filling numba's cache if cold); return the numba CPU
-    pins for the valgrind runs (none when numba was not loaded) and the worker's output."""
-    argv = [sys.executable, "-m", _WORKER, json.dumps(dict(spec))]
-    result = _run(argv, {}, WARM_TIMEOUT_S, "the instructions worker (warm-up, no valgrind)")
+def warm_up(
+    spec: Mapping[str, Any], *, python: str | None = None, cancel: threading.Event | None = None
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Run ``spec`` once without valgrind (filling numba's cache if it is cold); return the
+    numba CPU pins for the valgrind runs (none when numba was not loaded) and the worker's
+    output. Give it the longest run's spec, so everything that run needs is compiled."""
+    argv = [python or sys.executable, "-m", _WORKER, json.dumps(dict(spec))]
+    what = "the instructions worker (warm-up, no valgrind)"
+    result = _run(argv, {}, WARM_TIMEOUT_S, what, cancel)
     if "numba_cpu_name" not in result:
         return {}, result
     pins = {
@@ -234,11 +264,34 @@ def _warm(spec: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
     return pins, result
 
 
-def _difference(
-    spec: Mapping[str, Any], key: str, n1: int, n2: int, env: Mapping[str, str], timeout_s: float
+def count_window(
+    spec: Mapping[str, Any],
+    key: str,
+    n1: int,
+    n2: int,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = VALGRIND_TIMEOUT_S,
+    python: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[InstructionRun, InstructionRun, dict[str, Any]]:
-    short, _ = count_instructions({**spec, key: n1}, env=env, timeout_s=timeout_s)
-    long, out = count_instructions({**spec, key: n2}, env=env, timeout_s=timeout_s)
+    """The two runs of ``spec`` with ``key`` set to ``n1`` and ``n2``, under valgrind at once.
+
+    Both run concurrently (one per core on a 2-core machine): an instruction count does not
+    depend on what else the machine does, so this halves the wait and changes no figure (the
+    A/A and spread figures in the module docstring were taken this way and sequentially alike).
+    Returns the short run, the long run and the long run's worker output.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(n: int) -> tuple[InstructionRun, dict[str, Any]]:
+        return count_instructions(
+            {**spec, key: n}, env=env, timeout_s=timeout_s, python=python, cancel=cancel
+        )
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lifelab-valgrind") as pool:
+        short_future, long_future = pool.submit(one, n1), pool.submit(one, n2)
+        (short, _), (long, out) = short_future.result(), long_future.result()
     return short, long, out
 
 
@@ -271,6 +324,7 @@ def bench_loop_instructions(
     seed: int = 0,
     engine: str | None = None,
     timeout_s: float = VALGRIND_TIMEOUT_S,
+    progress: Callable[[str], None] | None = None,
     **config: Any,
 ) -> dict[str, Any]:
     """Instructions per tick and per event of the loop (``bench loop --instructions``).
@@ -311,10 +365,14 @@ def bench_loop_instructions(
     )
     n1, n2 = loop_runs(cfg.engine, ticks, short_ticks)
     spec = {"kind": "loop", "config": cfg.to_dict(), "warmup": warmup, "gc": gc}
-    pins, warm = _warm({**spec, "ticks": n2})  # the long run's work: all it needs is compiled
+    if progress is not None:
+        progress("warm-up (no valgrind)")
+    pins, warm = warm_up({**spec, "ticks": n2})  # the long run's work: all it needs is compiled
     if ticks is None and warm["engine"] != cfg.engine:  # no numba: the Python engine's ticks
         n1, n2 = loop_runs(warm["engine"], None, short_ticks)
-    short, long, out = _difference(spec, "ticks", n1, n2, pins, timeout_s)
+    if progress is not None:
+        progress(f"{n1} and {n2} ticks under valgrind")
+    short, long, out = count_window(spec, "ticks", n1, n2, env=pins, timeout_s=timeout_s)
     diff = per_op(short, long)
     return {
         "engine": out["engine"],
@@ -335,6 +393,49 @@ def bench_loop_instructions(
     }
 
 
+def count_trial(
+    spec: TrialSpec, *, python: str | None = None, cancel: threading.Event | None = None
+) -> dict[str, Any]:
+    """The instruction columns of a trial's row (schema.INSTRUCTION_COLUMNS): its measured ticks
+    counted under valgrind (``TrialSpec(instructions=True)``; :func:`lifelab.lab.runner.run_trial`
+    calls this after the timed run).
+
+    The window is exactly the trial's: both runs build the spec's organism and live its
+    ``warmup_ticks`` and apply its GC mode; the short run stops there (n1 = 0), the long one lives
+    the ``ticks`` measured ticks too, so the difference is their cost alone. Each valgrind run
+    may take ``max(spec.timeout_s, VALGRIND_TIMEOUT_S)`` seconds.
+
+    Raises:
+        ValgrindMissing: valgrind is not installed.
+        BenchProcessError: a worker failed, or ran another engine than the spec's.
+        lifelab.lab.spawn.WorkerCancelled: ``cancel`` was set.
+    """
+    tool = f"cachegrind {valgrind_version()}"
+    # As the trial worker: no run directory unless the spec asks (it cannot, with instructions).
+    changes = {} if "log_every" in dict(spec.config) else {"log_every": 0}
+    work = {
+        "kind": "loop",
+        "config": spec.life_config(**changes).to_dict(),
+        "warmup": spec.warmup_ticks,
+        "gc": spec.gc_mode,
+    }
+    pins, _ = warm_up({**work, "ticks": 0}, python=python, cancel=cancel)
+    timeout_s = max(spec.timeout_s, VALGRIND_TIMEOUT_S)
+    short, long, out = count_window(
+        work, "ticks", 0, spec.ticks, env=pins, timeout_s=timeout_s, python=python, cancel=cancel
+    )
+    if out["engine"] != spec.engine:
+        raise BenchProcessError(
+            f"the counted run used the {out['engine']} engine, the trial asks for {spec.engine}"
+        )
+    diff = per_op(short, long)
+    return {
+        "instructions_per_tick": diff["instructions_per_op"],
+        "instructions_per_event": diff["instructions_per_event"],
+        "instructions_tool": tool,
+    }
+
+
 # -- memory ------------------------------------------------------------------------------------
 
 
@@ -351,6 +452,7 @@ def bench_memory_instructions(
     seed: int = 0,
     ops: tuple[str, ...] = ("decay", "spill", "search"),
     timeout_s: float = VALGRIND_TIMEOUT_S,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Instructions per decay pass, per spilled entry and per search (``bench memory
     --instructions``) on :mod:`lifelab.lab.bench_memory`'s workload of ``entries`` entries.
@@ -387,8 +489,12 @@ def bench_memory_instructions(
             continue
         spec = {"kind": "memory", "op": op, "entries": entries, "seed": seed}
         n1, n2 = _memory_counts(op, entries)
-        pins, _ = _warm({**spec, "count": n2})
-        short, long, _ = _difference(spec, "count", n1, n2, pins, timeout_s)
+        if progress is not None:
+            progress(f"{op}: warm-up")
+        pins, _ = warm_up({**spec, "count": n2})
+        if progress is not None:
+            progress(f"{op}: {n1} and {n2} under valgrind")
+        short, long, _ = count_window(spec, "count", n1, n2, env=pins, timeout_s=timeout_s)
         out[names[op]] = per_op(short, long)["instructions_per_op"]
         runs[op] = [short.to_dict(), long.to_dict()]
     decay = out["instructions_per_decay_pass"]

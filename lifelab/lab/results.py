@@ -49,7 +49,13 @@ from typing import TYPE_CHECKING, Any
 
 from lifelab.exceptions import LifelabError
 from lifelab.lab.env import CHECKED_ENVIRONMENT
-from lifelab.lab.schema import LOAD_COLUMNS, METADATA_KEY, RESULTS_SCHEMA_VERSION, polars_schema
+from lifelab.lab.schema import (
+    INSTRUCTION_COLUMNS,
+    LOAD_COLUMNS,
+    METADATA_KEY,
+    RESULTS_SCHEMA_VERSION,
+    polars_schema,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -532,18 +538,33 @@ def _load_v1(df: pl.DataFrame, path: Path) -> pl.DataFrame:
 
 def _load_v2(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     """Versions 1 and 2 had no load columns: the load was not measured, so they are null."""
-    import polars as pl
-
-    absent = [(name, dtype) for name, dtype in LOAD_COLUMNS if name not in df.columns]
-    return df.with_columns(pl.lit(None, getattr(pl, dtype)).alias(name) for name, dtype in absent)
+    return _load_v3(_null_columns(df, LOAD_COLUMNS), path)
 
 
 def _load_v3(df: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """Versions 1 to 3 had no instruction columns: no trial was counted, so they are null."""
+    return _null_columns(df, INSTRUCTION_COLUMNS)
+
+
+def _load_v4(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     return df
 
 
+def _null_columns(df: pl.DataFrame, columns: tuple[tuple[str, str], ...]) -> pl.DataFrame:
+    """``df`` with each of ``columns`` it lacks added as nulls of its dtype."""
+    import polars as pl
+
+    absent = [(name, dtype) for name, dtype in columns if name not in df.columns]
+    return df.with_columns(pl.lit(None, getattr(pl, dtype)).alias(name) for name, dtype in absent)
+
+
 # One loader per schema version ever written; a new version adds a loader that upgrades.
-_LOADERS: dict[int, Callable[[pl.DataFrame, Path], Any]] = {1: _load_v1, 2: _load_v2, 3: _load_v3}
+_LOADERS: dict[int, Callable[[pl.DataFrame, Path], Any]] = {
+    1: _load_v1,
+    2: _load_v2,
+    3: _load_v3,
+    4: _load_v4,
+}
 
 
 def suite_dir(root: str | os.PathLike[str], suite: str, size: str = "full") -> Path:

@@ -93,8 +93,11 @@ def run_trial(
     Returns:
         A dict with every column of schema.ALL_COLUMNS: parameters from the spec, metrics,
         environment and load (null where the worker's system has no /proc) from the worker,
-        ``started_at``/``duration_s`` measured here, ``status="ok"``, ``error=""``, ``cell``
-        set and the other id columns None.
+        ``started_at``/``duration_s`` measured here (the instruction count included),
+        ``status="ok"``, ``error=""``, ``cell`` set and the other id columns None. With
+        ``spec.instructions`` the instruction columns come from
+        :func:`lifelab.lab.instructions.count_trial`, run after the timed worker has exited (two
+        valgrind processes at once: counts do not depend on load, timings would); else null.
 
     Raises:
         TrialFailed: The worker timed out, failed, or printed no valid result.
@@ -131,11 +134,28 @@ def run_trial(
             exit_code=exc.exit_code,
             stderr_tail=exc.stderr_tail,
         ) from None
-    duration_s = time.perf_counter() - t0
     row = _empty_row(spec)
     row.update(_check_result(result, spec, done.stderr_tail))
+    if spec.instructions:
+        row.update(_count(spec, python, cancel))
+    duration_s = time.perf_counter() - t0
     row.update(started_at=started_at, duration_s=duration_s, status="ok", error="")
     return row
+
+
+def _count(spec: TrialSpec, python: str | None, cancel: threading.Event | None) -> dict[str, Any]:
+    """The trial's instruction columns (after its timed run, never beside it)."""
+    from lifelab.lab.bench_realtime import BenchProcessError
+    from lifelab.lab.instructions import ValgrindMissing, count_trial
+
+    try:
+        return count_trial(spec, python=python, cancel=cancel)
+    except WorkerCancelled:
+        raise TrialCancelled(
+            f"trial {spec.cell}: cancelled while counting instructions", spec=spec
+        ) from None
+    except (ValgrindMissing, BenchProcessError) as exc:
+        raise TrialFailed(f"trial {spec.cell}: counting instructions: {exc}", spec=spec) from exc
 
 
 def failed_row(

@@ -11,6 +11,9 @@ Schema history:
         ``engine = "python"``: every trial ran the Python engine before there was another.
     3 — the load columns (:data:`LOAD_COLUMNS`: load average, CPU steal and iowait, the trial's
         CPU time over its measured ticks). Older tables load with them null: not measured.
+    4 — the instruction-count columns (:data:`INSTRUCTION_COLUMNS`), filled when a trial ran with
+        ``instructions=True`` (its measured ticks counted under valgrind) and null otherwise.
+        Older tables load with them null.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 __all__ = [
     "ENV_COLUMNS",
     "ID_COLUMNS",
+    "INSTRUCTION_COLUMNS",
     "LOAD_COLUMNS",
     "METADATA_KEY",
     "METRIC_COLUMNS",
@@ -29,7 +33,7 @@ __all__ = [
     "polars_schema",
 ]
 
-RESULTS_SCHEMA_VERSION = 3
+RESULTS_SCHEMA_VERSION = 4
 METADATA_KEY = "lifelab_results_schema"  # still written; tables before the common keys have only it
 
 # The tick stages timed by life.metrics (lifelab.observe.metrics.STAGES), kept here as plain
@@ -107,7 +111,18 @@ LOAD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cpu_time_s", "Float64"),  # the worker process's own CPU time (user + system)
 )
 
-ALL_COLUMNS = ID_COLUMNS + PARAM_COLUMNS + METRIC_COLUMNS + ENV_COLUMNS + LOAD_COLUMNS
+# The trial's measured ticks counted under valgrind (lifelab.lab.instructions): the same spec
+# run twice in fresh interpreters, warm-up only and warm-up + measured ticks, differenced so that
+# start-up cancels. Null when the trial did not ask for counts (TrialSpec.instructions).
+INSTRUCTION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("instructions_per_tick", "Float64"),
+    ("instructions_per_event", "Float64"),  # null when the measured ticks saw no event
+    ("instructions_tool", "String"),  # e.g. "cachegrind 3.19.0": counts of two tools differ
+)
+
+ALL_COLUMNS = (
+    ID_COLUMNS + PARAM_COLUMNS + METRIC_COLUMNS + ENV_COLUMNS + LOAD_COLUMNS + INSTRUCTION_COLUMNS
+)
 
 
 def polars_schema() -> Any:

@@ -27,7 +27,8 @@ __all__ = ["SPEC_VERSION", "TrialSpec", "expand"]
 # History: 1 — first version (lifelab 0.1).
 #          2 — the ``engine`` field; a version-1 spec (none) reads as engine="python", the only
 #              engine there was.
-SPEC_VERSION = 2
+#          3 — the ``instructions`` field; a version-1 or -2 spec (none) reads as False.
+SPEC_VERSION = 3
 
 # Fields that describe the measurement; timeout_s only bounds it and is not part of the cell.
 _CELL_FIELDS = (
@@ -72,6 +73,12 @@ class TrialSpec:
         config: Every other LifeConfig override as sorted ``(key, value)`` pairs (a mapping is
             accepted and normalised).
         timeout_s: Seconds the worker process may take before it is killed.
+        instructions: Also count the measured ticks' instructions under valgrind (two more
+            processes after the timed one: :func:`lifelab.lab.instructions.count_trial`), filling
+            the instruction columns of the row. Like ``timeout_s`` it says how to measure, not
+            what, so it is not part of the cell: a counted and an uncounted trial of the same
+            workload compare. Refused with a run directory (``snapshot_every``/``log_every``),
+            whose writer threads would make the count vary with thread scheduling.
     """
 
     ticks: int = 100_000
@@ -84,6 +91,7 @@ class TrialSpec:
     engine: str = "compiled"  # LifeConfig's default (tests/lab/test_spec.py checks they agree)
     config: ConfigItems = ()
     timeout_s: float = 600.0
+    instructions: bool = False
 
     def __post_init__(self) -> None:
         ticks = _int_in("ticks", self.ticks, 10, _MAX_TICKS)
@@ -125,6 +133,16 @@ class TrialSpec:
         for name in _LIFE_FIELDS:
             object.__setattr__(self, name, getattr(cfg, name))
         object.__setattr__(self, "config", tuple((k, getattr(cfg, k)) for k, _ in items))
+        if not isinstance(self.instructions, bool):
+            raise TypeError(
+                f"TrialSpec.instructions must be True or False, got {self.instructions!r}"
+            )
+        overrides = dict(self.config)  # what the worker reads: no override means no run dir
+        if self.instructions and (overrides.get("snapshot_every") or overrides.get("log_every")):
+            raise ValueError(
+                "TrialSpec.instructions counts the loop without a run directory: drop "
+                "snapshot_every and log_every, or run this cell without instructions"
+            )
 
     # -- views -----------------------------------------------------------------------------------
 
@@ -183,20 +201,24 @@ class TrialSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialSpec:
-        """Inverse of :meth:`to_dict`; reads versions 1 and 2, refuses others and unknown keys."""
+        """Inverse of :meth:`to_dict`; reads versions 1 to 3, refuses others and unknown keys."""
         if not isinstance(data, Mapping):
             raise ValueError(f"a trial spec must be a JSON object, got {type(data).__name__}")
         values = dict(data)
         version = values.pop("version", SPEC_VERSION)
-        if version == 1:
-            if "engine" in values:
-                raise ValueError("a version-1 trial spec has no 'engine' field (version 2 has)")
-            values["engine"] = "python"  # version 1 predates engines: it meant the Python one
-        elif version != SPEC_VERSION:
+        if version not in (1, 2, SPEC_VERSION):
             raise ValueError(
-                f"trial spec version must be 1 or {SPEC_VERSION}, got {version!r} (another "
+                f"trial spec version must be 1 to {SPEC_VERSION}, got {version!r} (another "
                 "lifelab wrote it: run the sweep and its workers with the same lifelab)"
             )
+        # Each version lacks the fields added after it (an old spec carrying one is mislabelled).
+        for field, added in (("engine", 2), ("instructions", 3)):
+            if version < added and field in values:
+                raise ValueError(
+                    f"a version-{version} trial spec has no {field!r} field (version {added} has)"
+                )
+        if version == 1:
+            values["engine"] = "python"  # version 1 predates engines: it meant the Python one
         unknown = sorted(set(values) - _SPEC_FIELDS)
         if unknown:
             raise ValueError(

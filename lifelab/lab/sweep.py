@@ -26,6 +26,7 @@ Nothing here starts processes or changes settings at import time.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 import threading
@@ -51,6 +52,7 @@ __all__ = [
     "SweepCancelled",
     "TrialHook",
     "default_results_path",
+    "label_rows",
     "new_sweep_id",
     "rows_to_frame",
     "run_sweep",
@@ -109,6 +111,7 @@ def run_sweep(
     security: Any = None,
     cancel: threading.Event | None = None,
     on_trial: TrialHook | None = None,
+    instructions: bool = False,
 ) -> pl.DataFrame:
     """Run every trial of a grid and return (and write) the results table.
 
@@ -133,12 +136,16 @@ def run_sweep(
             called run_sweep: ``done`` trials of ``total`` have finished and ``row`` is a copy
             of the one that just did (its ``status`` is "ok" or "failed"; the id columns other
             than ``cell`` are not filled yet). An exception it raises stops the sweep.
+        instructions: Also count each trial's measured ticks under valgrind (the instruction
+            columns; :attr:`lifelab.lab.spec.TrialSpec.instructions`). valgrind must be
+            installed where the trials run: on this machine it is checked before any trial.
 
     Returns:
         One row per trial in execution order, columns exactly schema.ALL_COLUMNS.
 
     Raises:
         SweepCancelled: ``cancel`` was set before every trial had run; nothing was written.
+        lifelab.lab.instructions.ValgrindMissing: ``instructions`` without valgrind here.
     """
     df, _ = _sweep(
         grid,
@@ -154,6 +161,7 @@ def run_sweep(
         security=security,
         cancel=cancel,
         on_trial=on_trial,
+        instructions=instructions,
     )
     return df
 
@@ -173,6 +181,7 @@ def _sweep(
     security: Any,
     cancel: threading.Event | None = None,
     on_trial: TrialHook | None = None,
+    instructions: bool = False,
 ) -> tuple[pl.DataFrame, Path]:
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
@@ -189,6 +198,12 @@ def _sweep(
     elif base is None:
         base = {"timeout_s": timeout_s}
     specs = expand(grid, repeats=repeats, base=base)
+    if instructions:
+        specs = [dataclasses.replace(spec, instructions=True) for spec in specs]
+    if any(spec.instructions for spec in specs) and scheduler is None:
+        from lifelab.lab.instructions import valgrind_path
+
+        valgrind_path()  # the trials run here: refuse now, not once per trial
     sweep_id = new_sweep_id()
     path = Path(out) if out is not None else default_results_path(suite, sweep_id)
     if path.is_dir():
@@ -218,6 +233,17 @@ def _sweep(
     if len(rows) < len(specs):  # only a cancel leaves trials unrun
         raise SweepCancelled(len(rows), len(specs))
 
+    label_rows(specs, rows, suite=suite, sweep_id=sweep_id)
+    df = rows_to_frame(rows)
+    write_results(df, path, suite=suite, sweep_id=sweep_id)
+    return df, path
+
+
+def label_rows(
+    specs: list[TrialSpec], rows: list[dict[str, Any]], *, suite: str, sweep_id: str
+) -> None:
+    """Fill the id columns of a sweep's rows in place: ``rows[i]`` is the trial ``specs[i]``,
+    run ``i``-th (``order``); ``repeat`` counts the earlier trials of the same cell."""
     counts: dict[str, int] = {}
     for order, (spec, row) in enumerate(zip(specs, rows, strict=True)):
         repeat = counts.get(spec.cell, 0)
@@ -230,9 +256,6 @@ def _sweep(
             repeat=repeat,
             order=order,
         )
-    df = rows_to_frame(rows)
-    write_results(df, path, suite=suite, sweep_id=sweep_id)
-    return df, path
 
 
 def rows_to_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
@@ -424,11 +447,13 @@ def sweep_summary(
     out: str | Path | None = None,
     timeout_s: float = 600.0,
     progress: bool = True,
+    instructions: bool = False,
 ) -> dict[str, Any]:
     """Run a sweep as :func:`run_sweep` does and return what ``lifelab sweep --json`` prints.
 
     Keys: path (the table written), rows, ok, failed (trial counts), sweep_id, suite, cells,
-    repeats, executor.
+    repeats, executor, instructions (whether trials were counted) and, when they were,
+    instructions_per_tick (the median over the ok trials).
     """
     df, path = _sweep(
         grid,
@@ -442,6 +467,7 @@ def sweep_summary(
         progress=progress,
         timeout_s=timeout_s,
         security=None,
+        instructions=instructions,
     )
     statuses = df["status"].to_list()
     return {
@@ -454,4 +480,6 @@ def sweep_summary(
         "cells": df["cell"].n_unique(),
         "repeats": repeats,
         "executor": executor,
+        "instructions": instructions,
+        **({"instructions_per_tick": df["instructions_per_tick"].median()} if instructions else {}),
     }

@@ -26,7 +26,13 @@ from lifelab.lab.results import (
     write_results,
     write_table,
 )
-from lifelab.lab.schema import ALL_COLUMNS, METADATA_KEY, RESULTS_SCHEMA_VERSION, polars_schema
+from lifelab.lab.schema import (
+    ALL_COLUMNS,
+    INSTRUCTION_COLUMNS,
+    METADATA_KEY,
+    RESULTS_SCHEMA_VERSION,
+    polars_schema,
+)
 from lifelab.lab.spec import TrialSpec
 from lifelab.lab.sweep import rows_to_frame
 
@@ -71,7 +77,7 @@ def test_write_read_round_trip(tmp_path):
     assert back.schema == polars_schema()
     assert back.equals(df)
     meta = read_metadata(path)
-    assert meta[METADATA_KEY] == CURRENT == "3"
+    assert meta[METADATA_KEY] == CURRENT == "4"
     assert meta["suite"] == "s" and meta["sweep_id"] == "w1"
     assert not list(path.parent.glob(".*tmp"))
 
@@ -226,6 +232,26 @@ def test_version_1_tables_upgrade_and_version_2_keeps_the_engine(tmp_path):
     assert sorted(both["engine"].to_list()) == ["compiled", "python", "python", "python"]
 
 
+def test_version_3_tables_load_with_null_instruction_counts(tmp_path):
+    """A version-3 table (no instruction columns) loads with them null; version 4 keeps them."""
+    df = make_table(2).with_columns(
+        instructions_per_tick=pl.Series([78_800.0, 78_801.0]),
+        instructions_tool=pl.lit("cachegrind 3.19.0"),
+    )
+    old = tmp_path / "v3.parquet"
+    df.drop(name for name, _ in INSTRUCTION_COLUMNS).write_parquet(
+        old, metadata={METADATA_KEY: "3"}
+    )
+    back = read_results(old)
+    assert back.schema == polars_schema()
+    assert back["instructions_per_tick"].null_count() == 2
+    assert back.drop(name for name, _ in INSTRUCTION_COLUMNS).equals(
+        df.drop(name for name, _ in INSTRUCTION_COLUMNS)
+    )
+    path = write_results(df, tmp_path / "v4.parquet", suite="s", sweep_id="w1")
+    assert read_results(path)["instructions_per_tick"].to_list() == [78_800.0, 78_801.0]
+
+
 def test_a_version_1_table_with_an_engine_column_is_refused(tmp_path):
     """An engine column under version-1 metadata is a mislabelled table, not data to overwrite."""
     path = tmp_path / "odd.parquet"
@@ -306,7 +332,11 @@ def test_results_tables_are_kind_results_with_the_legacy_key_kept(tmp_path):
     meta = read_metadata(path)
     assert (meta[KIND_KEY], meta[VERSION_KEY], meta[METADATA_KEY]) == ("results", CURRENT, CURRENT)
     table = read_table(path)
-    assert (table.kind, table.version, table.metadata["sweep_id"]) == ("results", 3, "w1")
+    assert (table.kind, table.version, table.metadata["sweep_id"]) == (
+        "results",
+        RESULTS_SCHEMA_VERSION,
+        "w1",
+    )
     assert (read_table(GOLDEN).kind, read_table(GOLDEN).version) == ("results", 1)
 
 

@@ -205,11 +205,34 @@ def test_bad_engines_are_refused_by_name():
 def test_a_version_1_spec_means_the_python_engine():
     """Version 1 specs predate engines: they read as engine="python"; one naming it is refused."""
     data = TrialSpec(ticks=1_000, engine="python").to_dict()
-    assert data["version"] == SPEC_VERSION == 2
-    old = {k: v for k, v in data.items() if k != "engine"} | {"version": 1}
+    assert data["version"] == SPEC_VERSION == 3
+    old = {k: v for k, v in data.items() if k not in ("engine", "instructions")} | {"version": 1}
     assert TrialSpec.from_dict(old) == TrialSpec(ticks=1_000, engine="python")
     with pytest.raises(ValueError, match="version-1"):
         TrialSpec.from_dict({**old, "engine": "compiled"})
+
+
+def test_instructions_is_a_measurement_option_not_a_cell():
+    """A counted trial is the same cell as an uncounted one; version 2 specs read as uncounted;
+    a run directory (whose threads make counts vary) is refused; a non-bool is refused."""
+    counted = TrialSpec(ticks=1_000, instructions=True)
+    assert counted.cell == TrialSpec(ticks=1_000).cell
+    assert counted.params() == TrialSpec(ticks=1_000).params()
+    assert TrialSpec.from_json(counted.to_json()) == counted
+    v2 = {k: v for k, v in counted.to_dict().items() if k != "instructions"} | {"version": 2}
+    assert TrialSpec.from_dict(v2) == TrialSpec(ticks=1_000)
+    with pytest.raises(ValueError, match="version-2 trial spec has no 'instructions'"):
+        TrialSpec.from_dict({**v2, "instructions": True})
+    with pytest.raises(ValueError, match="without a run directory"):
+        TrialSpec(ticks=1_000, instructions=True, config={"snapshot_every": 100})
+    with pytest.raises(TypeError, match="True or False"):
+        TrialSpec(ticks=1_000, instructions=1)
+    assert [
+        s.instructions for s in expand({"batch_size": [1, 2]}, base={"instructions": True})
+    ] == [
+        True,
+        True,
+    ]
 
 
 def test_from_json_refuses_other_versions_and_unknown_fields():

@@ -1,6 +1,7 @@
 """Sweeps: a grid run trial by trial into one table, locally and on a Dask cluster."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from lifelab._argtypes import split_gc_modes, sweep_grid
 from lifelab.cli import build_parser, main
 from lifelab.exceptions import LifelabError
 from lifelab.lab import spawn
+from lifelab.lab.instructions import VALGRIND_MISSING
 from lifelab.lab.results import ResultsExistsError, read_metadata, read_results
 from lifelab.lab.schema import ALL_COLUMNS, polars_schema
 from lifelab.lab.spec import expand
@@ -393,3 +395,70 @@ def test_importing_the_lab_starts_nothing():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     assert out.strip() == "[] 1"
+
+
+needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None, reason=VALGRIND_MISSING)
+
+
+@needs_valgrind
+def test_a_counted_sweep_fills_the_instruction_columns(tmp_path, capsys):
+    """``sweep --instructions``: every ok row has its measured ticks' instructions per tick and
+    per event (two engines: the compiled one's counts pin numba's CPU), the tool named; the same
+    cells uncounted leave the columns null."""
+    out = tmp_path / "counted.parquet"
+    argv = ["--engine", "python,compiled", "--ticks", "200", "--warmup-ticks", "50"]
+    summary = _sweep_json(capsys, [*argv, "--repeats", "1", "--out", str(out), "--instructions"])
+    assert summary["ok"] == 2 and summary["instructions"] is True
+    df = read_results(out)
+    python, compiled = (df.filter(pl.col("engine") == e).row(0, named=True) for e in df["engine"])
+    # The Python engine costs tens of thousands of instructions a tick, the compiled a few
+    # thousand (DESIGN §3: ~78 800 and ~1 850 at the defaults); per event is about the same.
+    assert 20_000 < python["instructions_per_tick"] < 300_000
+    assert 300 < compiled["instructions_per_tick"] < 20_000
+    for row in (python, compiled):
+        assert row["instructions_per_event"] == pytest.approx(
+            row["instructions_per_tick"] * row["ticks"] / row["events"], rel=0.2
+        )
+        assert row["instructions_tool"].startswith("cachegrind ")
+    assert summary["instructions_per_tick"] == pytest.approx(df["instructions_per_tick"].median())
+    plain = tmp_path / "plain.parquet"
+    _sweep_json(
+        capsys, ["--engine", "python", "--ticks", "100", "--repeats", "1", "--out", str(plain)]
+    )
+    assert read_results(plain)["instructions_per_tick"].null_count() == 1
+
+
+def test_a_counted_sweep_without_valgrind_stops_before_any_trial(monkeypatch, tmp_path, capsys):
+    """No valgrind: one line saying how to install it, exit 2, no trial run and no file."""
+    from lifelab.lab import instructions
+
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
+    ran = []
+    monkeypatch.setattr("lifelab.lab.sweep.run_trial_row", lambda *a, **k: ran.append(a))
+    out = tmp_path / "never.parquet"
+    argv = ["sweep", "--ticks", "100", "--repeats", "1", "--out", str(out), "--instructions"]
+    assert main(argv) == 2
+    assert VALGRIND_MISSING in capsys.readouterr().err
+    assert not ran and not out.exists()
+
+
+def test_a_failed_count_fails_the_trial_with_the_reason(monkeypatch, tmp_path):
+    """A count that breaks makes a failed row naming it, not a crash of the sweep."""
+    from lifelab.lab import instructions
+    from lifelab.lab.bench_realtime import BenchProcessError
+
+    def broken(spec, **_):
+        raise BenchProcessError("valgrind: out of memory")
+
+    monkeypatch.setattr(instructions, "valgrind_path", lambda: "/usr/bin/valgrind")
+    monkeypatch.setattr(instructions, "count_trial", broken)
+    df = run_sweep(
+        {"batch_size": 1},
+        repeats=1,
+        base={"ticks": 100, "engine": "python"},
+        out=tmp_path / "t.parquet",
+        progress=False,
+        instructions=True,
+    )
+    assert df["status"].to_list() == ["failed"]
+    assert "counting instructions: valgrind: out of memory" in df["error"][0]

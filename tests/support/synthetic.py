@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 
-from lifelab.lab.schema import STAGE_NAMES, polars_schema
+from lifelab.lab.schema import INSTRUCTION_COLUMNS, STAGE_NAMES, polars_schema
 
 _DEFAULTS = {
     "String": "",
@@ -82,6 +82,8 @@ def make_results(
             cpu_iowait_pct=0.1,
             cpu_time_s=0.98 * 2000 / ticks_per_s,
         )
+        # Not counted (no valgrind run), as a sweep without instructions=True leaves them.
+        row.update(dict.fromkeys(name for name, _ in INSTRUCTION_COLUMNS))
         for i in range(10):
             row[f"rate_decile_{i}_ticks_per_s"] = ticks_per_s * (1.0 - 0.005 * i)
         for j, stage in enumerate(STAGE_NAMES):
