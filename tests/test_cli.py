@@ -146,6 +146,21 @@ def test_compare_help_names_the_default_metrics_of_stats():
     assert cli.COMPARE_DEFAULT_METRICS == stats.DEFAULT_METRICS
 
 
+def test_compare_min_effect_defaults_by_measure(capsys):
+    """--min-effect left out is None (stats picks 1 % for instruction counts, 5 % for the rest),
+    and --help says both defaults; a number given is passed on as it is."""
+    from lifelab.lab import stats
+
+    parser = build_parser()
+    assert parser.parse_args(["compare", "a", "b"]).min_effect is None
+    assert parser.parse_args(["compare", "a", "b", "--min-effect", "0.05"]).min_effect == 0.05
+    with pytest.raises(SystemExit):
+        parser.parse_args(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"{stats.INSTRUCTIONS_MIN_EFFECT} for instruction counts" in text
+    assert f"{stats.MIN_EFFECT} for the others" in text
+
+
 def test_help_loads_no_heavy_library():
     """Building the parser imports no numpy, polars or numba (handlers import what they use)."""
     code = (

@@ -5,7 +5,11 @@ A cell is one set of parameters, repeated (see :mod:`lifelab.lab.schema`). Trial
 and skewed, so everything here is built on the median: :func:`summarize` reports its spread and a
 bootstrap confidence interval, :func:`compare` the ratio of medians with a bootstrap interval and a
 verdict. A change is called only when the interval excludes 1 *and* the change is at least
-``min_effect`` (5 % by default): statistically real but tiny changes are not worth a red CI build.
+``min_effect``: statistically real but tiny changes are not worth a red CI build. The default
+minimum depends on what the metric measures (:func:`metric_measure`): 5 % for wall-clock times,
+memory and counts, 1 % for instruction counts, which repeat within 0.4 % where wall clock on a
+shared machine swings 15-30 %. Where a cell has instruction counts on both sides, they decide
+and its wall-clock throughput is shown but does not decide (see :func:`compare`).
 
 :func:`median_ci` is the one bootstrap interval of a median in lifelab: the summaries here, the
 error bars of :mod:`lifelab.lab.plots`, the report's tables and the ablation tables all call it.
@@ -46,7 +50,9 @@ from lifelab.lab.schema import PARAM_COLUMNS
 __all__ = [
     "DEFAULT_METRICS",
     "DEFAULT_RESAMPLES",
+    "INSTRUCTIONS_MIN_EFFECT",
     "LOADED_CHOICES",
+    "MIN_EFFECT",
     "compare",
     "compare_files",
     "compare_summary",
@@ -54,6 +60,7 @@ __all__ = [
     "format_table",
     "higher_is_better",
     "median_ci",
+    "metric_measure",
     "paired_ratio_ci",
     "regressions",
     "summarize",
@@ -61,6 +68,7 @@ __all__ = [
 ]
 
 DEFAULT_METRICS: tuple[str, ...] = (
+    "instructions_per_tick",  # first: where a table has counts, they decide (see compare)
     "ticks_per_s",
     "tick_p50_us",
     "tick_p99_us",
@@ -69,6 +77,11 @@ DEFAULT_METRICS: tuple[str, ...] = (
 )
 
 DEFAULT_RESAMPLES = 2000  # bootstrap resamples: the interval's ends move < 1 % between seeds
+# The smallest |ratio - 1| called a change when compare is given none: instruction counts repeat
+# within 0.002 % (Python engine) and 0.4 % (compiled), so 1 % is far outside their noise and a
+# 3 % change is seen; wall clock on this machine swings 15-30 %, so anything else needs 5 %.
+MIN_EFFECT = 0.05
+INSTRUCTIONS_MIN_EFFECT = 0.01
 # What to do with trials that ran on a loaded machine (lifelab.lab.load.is_loaded).
 LOADED_CHOICES = ("keep", "drop")
 
@@ -77,38 +90,78 @@ TOO_FEW = "too few trials"  # the verdict reads "too few trials (n = 2 < 5)"
 # The parameters that best name a cell, first; comparison_table keeps these over linked ones.
 _CELL_ORDER = ("engine", "batch_size", "gc_mode", "memory_capacity", "events_per_tick")
 BETTER, WORSE, SAME = "better", "worse", "none"
+# What a metric measures (metric_measure): each verdict names it.
+INSTRUCTION_COUNT, WALL_CLOCK, MEMORY, COUNT = "instruction count", "wall clock", "memory", "count"
+_MEASURES = (INSTRUCTION_COUNT, WALL_CLOCK, MEMORY, COUNT)
 
-# Which way is good, by the unit suffix of the metric name; the first matching suffix wins, so
-# "_per_s" must come before "_s". Names without a unit suffix are listed in _LOWER_IS_BETTER.
-_DIRECTION_BY_SUFFIX: tuple[tuple[str, bool], ...] = (
-    ("_per_s", True),  # throughput: ticks_per_s, events_per_s, rate_decile_*_ticks_per_s
-    ("_ratio", True),  # last_decile_ratio: late rate / early rate, 1 = steady, < 1 = slowing down
-    ("_us", False),  # latency
-    ("_ms", False),  # pauses
-    ("_s", False),  # wall time
-    ("_mb", False),  # memory
-    ("_share", False),  # one stage's share of the tick (shares sum to 1: read with care)
+# Instruction counts per unit of work (lifelab.lab.instructions): fewer is better.
+_INSTRUCTIONS_PREFIX = "instructions_per_"
+# Which way is good and what is measured, by the unit suffix of the metric name; the first
+# matching suffix wins, so "_per_s" must come before "_s". Names without a unit suffix are
+# listed in _LOWER_IS_BETTER.
+_BY_SUFFIX: tuple[tuple[str, bool, str], ...] = (
+    ("_per_s", True, WALL_CLOCK),  # throughput: ticks_per_s, events_per_s, rate_decile_*_per_s
+    ("_ratio", True, WALL_CLOCK),  # last_decile_ratio: late rate / early rate, < 1 = slowing
+    ("_us", False, WALL_CLOCK),  # latency
+    ("_ms", False, WALL_CLOCK),  # pauses
+    ("_s", False, WALL_CLOCK),  # wall time
+    ("_mb", False, MEMORY),
+    ("_share", False, WALL_CLOCK),  # a stage's share of the tick (shares sum to 1: read with care)
 )
-_LOWER_IS_BETTER = frozenset(
-    {"gc_collections", "gc_gen0", "gc_gen1", "gc_gen2", "memory_active", "archive_size"}
-)
+_LOWER_IS_BETTER = {
+    "gc_collections": COUNT,
+    "gc_gen0": COUNT,
+    "gc_gen1": COUNT,
+    "gc_gen2": COUNT,
+    "memory_active": MEMORY,
+    "archive_size": MEMORY,
+}
+# Wall-clock throughput: in a cell whose instructions_per_tick was compared, these rows are
+# shown but do not decide (compare).
+_THROUGHPUT = frozenset({"ticks_per_s", "events_per_s"})
+_THROUGHPUT_PREFIX = "rate_decile_"
+_DECIDING_COUNT = "instructions_per_tick"  # the count that, compared in a cell, overrules them
 
 
 def higher_is_better(metric: str) -> bool:
     """Whether a larger value of ``metric`` is an improvement (throughput) or a worsening.
 
+    Instruction counts (``instructions_per_tick``, ``instructions_per_event``, any
+    ``instructions_per_*``) are better lower, like times, sizes and counts.
+
     Raises:
         ConfigError: the name has no known unit suffix, so its direction cannot be told.
     """
+    return _kind(metric)[0]
+
+
+def metric_measure(metric: str) -> str:
+    """What ``metric`` measures, which each :func:`compare` verdict names.
+
+    "instruction count" (``instructions_per_*``), "wall clock" (``*_per_s``, ``*_us``, ``*_ms``,
+    ``*_s``, ``*_ratio``, ``*_share``), "memory" (``*_mb``, ``memory_active``, ``archive_size``)
+    or "count" (``gc_collections``, ``gc_gen*``).
+
+    Raises:
+        ConfigError: the name has no known unit suffix, so what it measures cannot be told.
+    """
+    return _kind(metric)[1]
+
+
+def _kind(metric: str) -> tuple[bool, str]:
+    """(higher is better, measure) of ``metric``, from its prefix, name or unit suffix."""
+    if metric.startswith(_INSTRUCTIONS_PREFIX):
+        return False, INSTRUCTION_COUNT
     if metric in _LOWER_IS_BETTER:
-        return False
-    for suffix, higher in _DIRECTION_BY_SUFFIX:
+        return False, _LOWER_IS_BETTER[metric]
+    for suffix, higher, measure in _BY_SUFFIX:
         if metric.endswith(suffix):
-            return higher
-    suffixes = ", ".join(s for s, _ in _DIRECTION_BY_SUFFIX)
+            return higher, measure
+    suffixes = ", ".join(s for s, _, _ in _BY_SUFFIX)
     raise ConfigError(
         f"metric {metric!r}: cannot tell whether higher is better; name it with a unit suffix "
-        f"({suffixes}) or use one of {sorted(_LOWER_IS_BETTER)}"
+        f"({suffixes}), start it with {_INSTRUCTIONS_PREFIX!r} or use one of "
+        f"{sorted(_LOWER_IS_BETTER)}"
     )
 
 
@@ -270,7 +323,7 @@ def compare(
     candidate: pl.DataFrame,
     metrics: Sequence[str] = DEFAULT_METRICS,
     *,
-    min_effect: float = 0.05,
+    min_effect: float | None = None,
     confidence: float = 0.95,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
@@ -282,21 +335,33 @@ def compare(
 
     Only cells with "ok" trials in both tables are compared (list the others with
     :func:`unmatched_cells`). Returns one row per (cell, metric): the ``by`` columns (default: the
-    parameter columns present in both tables), ``metric``, ``n_baseline``, ``n_candidate``,
+    parameter columns present in both tables), ``metric``, ``measure`` (:func:`metric_measure`:
+    "instruction count", "wall clock", "memory" or "count"), ``n_baseline``, ``n_candidate``,
     ``baseline_median``, ``candidate_median``, ``ratio`` (candidate / baseline), a bootstrap
     interval of the ratio (``ci_low``, ``ci_high``; each side resampled independently), ``verdict``
-    ("faster", "slower", "no significant change" or "too few trials (n = 2 < 5)") and ``change``
-    ("better", "worse" or "none").
+    ("faster", "slower", "no significant change" or "too few trials (n = 2 < 5)"), ``change``
+    ("better", "worse" or "none") and ``decides`` (whether the row counts in :func:`regressions`).
 
     A change is significant when the interval excludes 1, ``|ratio - 1| >= min_effect`` and both
     sides have at least ``min_n`` values; its direction comes from :func:`higher_is_better`: a
-    lower ``ticks_per_s`` or a higher ``tick_p99_us`` is "slower". Below about five values a side
-    the bootstrap interval of a median is little more than the sample's range and calls far more
-    than its nominal share of A/A comparisons significant (about a third at n = 2, 5-9 % at
-    n = 3-4 with min_effect 0.05), so such cells get no verdict whatever the data: their verdict
-    says "too few trials" and the smaller n, so it is never mistaken for a measured "no change".
-    "faster"/"slower" is the verdict for every metric, memory included; ``change`` says the same
-    in words that also fit memory and counts.
+    lower ``ticks_per_s`` or a higher ``tick_p99_us`` or ``instructions_per_tick`` is "slower".
+    ``min_effect=None`` takes :data:`INSTRUCTIONS_MIN_EFFECT` (1 %) for instruction counts and
+    :data:`MIN_EFFECT` (5 %) for every other metric; a number applies to all metrics. Below about
+    five values a side the bootstrap interval of a median is little more than the sample's range
+    and calls far more than its nominal share of A/A comparisons significant (about a third at
+    n = 2, 5-9 % at n = 3-4 with min_effect 0.05), so such cells get no verdict whatever the
+    data: their verdict says "too few trials" and the smaller n, so it is never mistaken for a
+    measured "no change". "faster"/"slower" is the verdict for every metric, memory included;
+    ``change`` says the same in words that also fit memory and counts.
+
+    Instruction counts decide where present: in a cell where ``instructions_per_tick`` was
+    compared (both sides have counts, whatever its verdict), the wall-clock throughput rows
+    (``ticks_per_s``, ``events_per_s``, ``rate_decile_*``) are computed and shown but have
+    ``decides`` False, so :func:`regressions` leaves them out. Both answer "how much work is a
+    tick", and the counts see 3 % where throughput on a shared machine swings 15-30 %. Every
+    other row decides: latency, memory and GC rows (tails, pauses and memory are not in the
+    counts), and throughput in a cell without counts on both sides, or when
+    ``instructions_per_tick`` is not among ``metrics``.
 
     ``loaded="drop"`` leaves out, on both sides, the trials that ran on a loaded machine
     (:func:`lifelab.lab.load.is_loaded`); :func:`compare_summary` says how many.
@@ -305,13 +370,14 @@ def compare(
     _check_loaded(loaded)
     if loaded == "drop":
         baseline, candidate = _split_loaded(baseline)[0], _split_loaded(candidate)[0]
-    if not (min_effect >= 0 and math.isfinite(min_effect)):
+    if min_effect is not None and not (min_effect >= 0 and math.isfinite(min_effect)):
         raise ConfigError(f"min_effect must be a finite number >= 0, got {min_effect!r}")
     if min_n < 1:
         raise ConfigError(f"min_n must be >= 1, got {min_n!r}")
     keys = _group_columns([baseline, candidate], by)
     names = _metric_columns([baseline, candidate], metrics)
-    directions = {m: higher_is_better(m) for m in names}
+    kinds = {m: _kind(m) for m in names}
+    effects = {m: _min_effect(kinds[m][1], min_effect) for m in names}
     base = {(key, m): v for key, m, v in _samples(baseline, keys, names)}
     rows = []
     for key, metric, cand in _samples(candidate, keys, names):
@@ -324,12 +390,12 @@ def compare(
         ratio = float(_ratio(np.array([cand_median]), np.array([ref_median]))[0])
         low, high = _interval(_ratio(cand_boot, ref_boot), confidence)
         n = min(ref.size, cand.size)
-        significant = (low > 1 or high < 1) and abs(ratio - 1) >= min_effect
+        significant = (low > 1 or high < 1) and abs(ratio - 1) >= effects[metric]
         if n < min_n:
             verdict, change = f"{TOO_FEW} (n = {n} < {min_n})", SAME
         elif not significant:
             verdict, change = NO_CHANGE, SAME
-        elif (ratio > 1) == directions[metric]:
+        elif (ratio > 1) == kinds[metric][0]:
             verdict, change = FASTER, BETTER
         else:
             verdict, change = SLOWER, WORSE
@@ -337,6 +403,7 @@ def compare(
             {
                 **dict(zip(keys, key, strict=True)),
                 "metric": metric,
+                "measure": kinds[metric][1],
                 "n_baseline": ref.size,
                 "n_candidate": cand.size,
                 "baseline_median": ref_median,
@@ -348,22 +415,33 @@ def compare(
                 "change": change,
             }
         )
+    counted = {tuple(row[k] for k in keys) for row in rows if row["metric"] == _DECIDING_COUNT}
+    for row in rows:
+        row["decides"] = not (
+            _is_throughput(row["metric"]) and tuple(row[k] for k in keys) in counted
+        )
     schema = {
         **{k: baseline.schema[k] for k in keys},
         "metric": pl.String,
+        "measure": pl.String,
         "n_baseline": pl.Int64,
         "n_candidate": pl.Int64,
         **dict.fromkeys(["baseline_median", "candidate_median", "ratio"], pl.Float64),
         **dict.fromkeys(["ci_low", "ci_high"], pl.Float64),
         "verdict": pl.String,
         "change": pl.String,
+        "decides": pl.Boolean,
     }
     return pl.DataFrame(rows, schema=schema)
 
 
 def regressions(table: pl.DataFrame) -> pl.DataFrame:
-    """The rows of a :func:`compare` table whose change is a significant worsening."""
-    return table.filter(pl.col("change") == WORSE)
+    """The rows of a :func:`compare` table whose change is a significant worsening and decides.
+
+    A throughput row that instruction counts overrule (``decides`` False) is not a regression,
+    however slow it reads.
+    """
+    return table.filter(pl.col("decides") & (pl.col("change") == WORSE))
 
 
 def unmatched_cells(
@@ -407,15 +485,19 @@ def compare_summary(
     candidate_path: str | Path,
     *,
     metrics: Sequence[str] | None = None,
-    min_effect: float = 0.05,
+    min_effect: float | None = None,
     min_n: int = 5,
     loaded: str = "keep",
 ) -> tuple[dict[str, Any], str]:
     """Compare two results files as ``lifelab compare`` does: its ``--json`` object and its text.
 
-    The object counts ``regressions`` (a CI gate fails when it is not 0), ``improvements`` and
-    comparisons with ``too_few_trials``, and holds every compared and unmatched row; the text is
-    the aligned table and the closing lines the command prints without ``--json``. With
+    The object counts ``regressions`` (a CI gate fails when it is not 0) and ``improvements``
+    among the rows that decide (see :func:`compare`), and comparisons with ``too_few_trials``;
+    ``by_metric`` gives per metric its ``measure``, the ``cells`` compared, how many were
+    ``slower``, ``faster``, ``no_change`` or ``too_few``, and in how many it ``decides``;
+    ``min_effect`` is the number given, or by measure the defaults used; ``rows`` and
+    ``unmatched`` hold every compared and unmatched row. The text is the aligned table and the
+    closing lines the command prints without ``--json``, one per metric and a total. With
     ``loaded="drop"`` trials that ran on a loaded machine are left out of both files (as in
     ``lifelab compare --drop-loaded``) and ``dropped_loaded`` counts them per side.
 
@@ -439,15 +521,20 @@ def compare_summary(
         )
     worse = regressions(table).height
     too_few = table.filter(pl.min_horizontal("n_baseline", "n_candidate") < min_n).height
+    names = sorted(set(table["metric"]), key=list(metrics).index)
+    by_metric = {name: _metric_counts(table.filter(pl.col("metric") == name)) for name in names}
     result = {
         "baseline": str(baseline_path),
         "candidate": str(candidate_path),
-        "metrics": sorted(set(table["metric"]), key=list(metrics).index),
-        "min_effect": min_effect,
+        "metrics": names,
+        "min_effect": (
+            min_effect if min_effect is not None else {m: _min_effect(m, None) for m in _MEASURES}
+        ),
         "compared": table.height,
         "regressions": worse,
-        "improvements": table.filter(pl.col("change") == BETTER).height,
+        "improvements": table.filter(pl.col("decides") & (pl.col("change") == BETTER)).height,
         "too_few_trials": too_few,
+        "by_metric": by_metric,
         "loaded": loaded,
         "dropped_loaded": dropped,
         "rows": _json_rows(table),
@@ -468,8 +555,43 @@ def compare_summary(
             f"left out {dropped['baseline']} baseline and {dropped['candidate']} candidate "
             f"trials that ran on a loaded machine ({LOADED_RULE})"
         )
-    lines.append(f"{worse} significant regressions in {table.height} comparisons")
+    for name, counts in by_metric.items():
+        lines.append(_metric_line(name, counts))
+    overruled = table.filter(~pl.col("decides")).height
+    total = f"{worse} significant regressions in {table.height} comparisons"
+    if overruled:
+        total += f" ({overruled} not deciding: instruction counts decide)"
+    lines.append(total)
     return result, "\n".join(lines)
+
+
+def _metric_counts(rows: pl.DataFrame) -> dict[str, Any]:
+    """The ``by_metric`` entry of one metric's rows of a :func:`compare` table."""
+    verdicts = rows["verdict"].to_list()
+    return {
+        "measure": rows["measure"][0],
+        "cells": rows.height,
+        "slower": verdicts.count(SLOWER),
+        "faster": verdicts.count(FASTER),
+        "no_change": verdicts.count(NO_CHANGE),
+        "too_few": sum(v.startswith(TOO_FEW) for v in verdicts),
+        "decides": int(rows["decides"].sum()),
+    }
+
+
+def _metric_line(metric: str, counts: dict[str, Any]) -> str:
+    """One closing line of ``lifelab compare``: a metric's verdicts, counted over its cells."""
+    cells = counts["cells"]
+    line = (
+        f"{metric} ({counts['measure']}): {cells} {'cell' if cells == 1 else 'cells'}, "
+        f"{counts['slower']} slower, {counts['faster']} faster, "
+        f"{counts['no_change']} no significant change"
+    )
+    if counts["too_few"]:
+        line += f", {counts['too_few']} too few trials"
+    if counts["decides"] < cells:
+        line += f"; not deciding in {cells - counts['decides']} (instruction counts decide)"
+    return line
 
 
 def _read_input(path: str | Path) -> pl.DataFrame:
@@ -484,8 +606,10 @@ def format_table(table: pl.DataFrame, *, labels: Sequence[str] | None = None) ->
     """A compact aligned text rendering of a :func:`compare` table, one line per row.
 
     Cells are labelled (unless ``labels`` are given) by the parameters that differ between rows,
-    so constant columns, such as a long ``config_json``, do not crowd the screen. Significant
-    verdicts are written in capitals (FASTER, SLOWER) so they stand out of the column.
+    so constant columns, such as a long ``config_json``, do not crowd the screen. Each verdict
+    names its measure, e.g. "SLOWER (wall clock)" or "no significant change (instruction
+    count)"; significant verdicts of deciding rows are written in capitals (FASTER, SLOWER) so
+    they stand out of the column, and rows that do not decide say so.
     """
     if labels is None:
         labels = _cell_labels(table.select(table.columns[: table.columns.index("metric")]))
@@ -500,7 +624,7 @@ def format_table(table: pl.DataFrame, *, labels: Sequence[str] | None = None) ->
                 f"{row['candidate_median']:.4g}",
                 f"{row['ratio']:.3f}",
                 f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]",
-                _shout(row["verdict"]),
+                _verdict_text(row),
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
@@ -517,9 +641,10 @@ def comparison_table(table: pl.DataFrame) -> pl.DataFrame:
     """A :func:`compare` table for reading: each row labelled by the cell parameters that vary.
 
     Keeps the parameter columns whose values differ between rows (constant ones, such as a long
-    ``config_json``, are dropped; "cell" when none varies), then ``metric``, ``n`` (the smaller
-    side), ``baseline_median``, ``candidate_median``, ``ratio``, ``ci_low``, ``ci_high`` and
-    ``verdict``, sorted by metric then cell. Show it with :func:`lifelab.lab.display.show_table`,
+    ``config_json``, are dropped; "cell" when none varies), then ``metric``, ``measure``, ``n``
+    (the smaller side), ``baseline_median``, ``candidate_median``, ``ratio``, ``ci_low``,
+    ``ci_high``, ``verdict`` and ``decides`` (False where instruction counts overrule the row),
+    sorted by metric then cell. Show it with :func:`lifelab.lab.display.show_table`,
     which also makes the significant verdicts stand out.
     """
     keys = table.columns[: table.columns.index("metric")]
@@ -539,7 +664,9 @@ def comparison_table(table: pl.DataFrame) -> pl.DataFrame:
     stats = ["baseline_median", "candidate_median", "ratio", "ci_low", "ci_high", "verdict"]
     order = {m: i for i, m in enumerate(dict.fromkeys(table["metric"].to_list()))}
     out = out.with_columns(_order=pl.col("metric").replace_strict(order, default=len(order)))
-    return out.sort(["_order", *label], maintain_order=True).select(*label, "metric", "n", *stats)
+    return out.sort(["_order", *label], maintain_order=True).select(
+        *label, "metric", "measure", "n", *stats, "decides"
+    )
 
 
 # -- internals -------------------------------------------------------------------------------------
@@ -550,9 +677,33 @@ def _determines(table: pl.DataFrame, a: str, b: str) -> bool:
     return int(table.group_by(a).agg(pl.col(b).n_unique()).get_column(b).max() or 0) <= 1
 
 
-def _shout(verdict: str) -> str:
-    """A significant verdict in capitals; the others as they are."""
-    return verdict.upper() if verdict in (FASTER, SLOWER) else verdict
+def _verdict_text(row: dict[str, Any]) -> str:
+    """A row's verdict naming its measure: "SLOWER (wall clock)", "too few trials (n = 2 < 5;
+    instruction count)", "slower (wall clock; not deciding: instruction counts decide)".
+
+    Only a significant verdict that decides is written in capitals.
+    """
+    verdict, notes = row["verdict"], [row["measure"]]
+    if verdict.endswith(")"):  # "too few trials (n = 2 < 5)": one pair of brackets for all notes
+        verdict, _, note = verdict[:-1].partition(" (")
+        notes.insert(0, note)
+    if not row["decides"]:
+        notes.append("not deciding: instruction counts decide")
+    elif verdict in (FASTER, SLOWER):
+        verdict = verdict.upper()
+    return f"{verdict} ({'; '.join(notes)})"
+
+
+def _min_effect(measure: str, given: float | None) -> float:
+    """The smallest change called for a metric of ``measure``: ``given``, or its default."""
+    if given is not None:
+        return given
+    return INSTRUCTIONS_MIN_EFFECT if measure == INSTRUCTION_COUNT else MIN_EFFECT
+
+
+def _is_throughput(metric: str) -> bool:
+    """A wall-clock throughput metric, which instruction counts overrule in :func:`compare`."""
+    return metric in _THROUGHPUT or metric.startswith(_THROUGHPUT_PREFIX)
 
 
 def _check_options(*, confidence: float, resamples: int, seed: int) -> None:

@@ -32,10 +32,12 @@ DEFAULT_RESULTS = "data/results"
 DEFAULT_OUT = "docs/performance"
 DPI = 110
 
-# Metrics of the summary table: (column, header with unit).
+# Metrics of the summary table: (column, header with unit). A column shows only when the
+# suite's table has values in it (instructions_per_tick: trials run with instruction counting).
 KEY_METRICS = (
     ("events_per_s", "events/s"),
     ("ticks_per_s", "ticks/s"),
+    ("instructions_per_tick", "instructions/tick"),
     ("tick_p50_us", "tick p50 (µs)"),
     ("tick_p99_us", "tick p99 (µs)"),
     ("peak_rss_mb", "peak RSS (MB)"),

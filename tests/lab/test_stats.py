@@ -232,10 +232,13 @@ def test_bad_options_are_refused():
         ("gc_collections", False),
         ("archive_size", False),
         ("stage_io_share", False),
+        ("instructions_per_tick", False),
+        ("instructions_per_event", False),
+        ("instructions_per_decay", False),
     ],
 )
 def test_higher_is_better_follows_the_unit_suffix(metric, higher):
-    """Throughput (`_per_s`) is better higher; times, sizes and counts are better lower."""
+    """Throughput (`_per_s`) is better higher; times, sizes, counts and instructions lower."""
     assert stats.higher_is_better(metric) is higher
 
 
@@ -243,6 +246,32 @@ def test_higher_is_better_refuses_a_name_without_a_unit():
     """A metric whose direction is unknown is an error, not a guess."""
     with pytest.raises(ConfigError, match="unit suffix"):
         stats.higher_is_better("events")
+    with pytest.raises(ConfigError, match="unit suffix"):
+        stats.metric_measure("instructions_tool")  # the tool's name, not a measurement
+
+
+@pytest.mark.parametrize(
+    ("metric", "measure"),
+    [
+        ("instructions_per_tick", "instruction count"),
+        ("instructions_per_event", "instruction count"),
+        ("ticks_per_s", "wall clock"),
+        ("rate_decile_3_ticks_per_s", "wall clock"),
+        ("tick_p99_us", "wall clock"),
+        ("gc_pause_ms", "wall clock"),
+        ("wall_s", "wall clock"),
+        ("last_decile_ratio", "wall clock"),
+        ("stage_io_share", "wall clock"),
+        ("peak_rss_mb", "memory"),
+        ("memory_active", "memory"),
+        ("archive_size", "memory"),
+        ("gc_collections", "count"),
+        ("gc_gen2", "count"),
+    ],
+)
+def test_metric_measure_names_what_each_metric_measures(metric, measure):
+    """Instruction counts, wall-clock times, memory and GC counts are told apart by name."""
+    assert stats.metric_measure(metric) == measure
 
 
 # -- compare ---------------------------------------------------------------------------------------
@@ -373,6 +402,7 @@ def test_comparison_table_labels_rows_by_the_varying_parameters():
         "batch_size",
         "gc_mode",
         "metric",
+        "measure",
         "n",
         "baseline_median",
         "candidate_median",
@@ -380,9 +410,11 @@ def test_comparison_table_labels_rows_by_the_varying_parameters():
         "ci_low",
         "ci_high",
         "verdict",
+        "decides",
     ]
     assert view.height == 4 and set(view["verdict"]) == {"slower"}
     assert view["n"].to_list() == [6] * 4
+    assert set(view["measure"]) == {"wall clock"} and view["decides"].all()
 
 
 def test_ratio_from_zero_is_one_or_infinite():
@@ -413,6 +445,156 @@ def test_compare_refuses_bad_arguments():
         stats.compare(base, base, ["ticks_per_s"], min_effect=-0.1)
     with pytest.raises(ConfigError, match="tick_p99_us"):
         stats.compare(base, base, ["tick_p99_us"])
+
+
+# -- instruction counts ----------------------------------------------------------------------------
+# Counts repeat within 0.002 % (Python engine) and 0.4 % (compiled); wall clock swings 15-30 %.
+
+
+def _counted(seed: int, *, instructions: float = 79_000.0, ticks: float = 1000.0, **kw):
+    """Ten trials of one cell with instruction counts (0.001 % noise) and 20 %-noisy ticks/s."""
+    return _trials(
+        {
+            "instructions_per_tick": _noisy(seed, 10, median=instructions, spread=1e-5),
+            "ticks_per_s": _noisy(seed + 100, 10, median=ticks, spread=0.2),
+            "tick_p99_us": _noisy(seed + 200, 10, median=50.0, spread=0.05),
+        },
+        **kw,
+    )
+
+
+def test_instruction_counts_see_three_percent_where_wall_clock_cannot():
+    """3 % more instructions is "slower" and a regression; 20 %-noisy ticks/s is no change, and
+    does not decide in a cell with counts, while latency still does."""
+    table = stats.compare(_counted(1), _counted(2, instructions=79_000.0 * 1.03))
+    assert table["metric"].to_list() == ["instructions_per_tick", "ticks_per_s", "tick_p99_us"]
+    counts = _one(table, metric="instructions_per_tick")
+    assert (counts["measure"], counts["verdict"], counts["change"]) == (
+        "instruction count",
+        "slower",
+        "worse",
+    )
+    assert counts["ratio"] == pytest.approx(1.03, abs=1e-4) and counts["decides"]
+    ticks = _one(table, metric="ticks_per_s")
+    assert (ticks["measure"], ticks["verdict"], ticks["decides"]) == (
+        "wall clock",
+        "no significant change",
+        False,
+    )
+    assert _one(table, metric="tick_p99_us")["decides"]
+    assert stats.regressions(table)["metric"].to_list() == ["instructions_per_tick"]
+
+
+def test_throughput_that_instruction_counts_overrule_is_no_regression():
+    """Wall clock reading 40 % slower in a cell whose counts did not move is shown, not counted;
+    without the counts the same rows decide and it is a regression."""
+    base, cand = _counted(1), _counted(2, ticks=600.0)
+    table = stats.compare(base, cand)
+    ticks = _one(table, metric="ticks_per_s")
+    assert ticks["verdict"] == "slower" and not ticks["decides"]
+    assert _one(table, metric="instructions_per_tick")["verdict"] == "no significant change"
+    assert stats.regressions(table).is_empty()
+    plain = stats.compare(base.drop("instructions_per_tick"), cand.drop("instructions_per_tick"))
+    assert plain["decides"].all()
+    assert stats.regressions(plain)["metric"].to_list() == ["ticks_per_s"]
+    # Counts named but throughput not: nothing to overrule; throughput alone: it decides.
+    alone = stats.compare(base, cand, ["ticks_per_s"])
+    assert stats.regressions(alone).height == 1
+
+
+def test_throughput_decides_in_cells_without_counts_on_both_sides():
+    """Only a cell whose instructions_per_tick was compared hands the decision to the counts."""
+    base = pl.concat([_counted(1, batch_size=16), _counted(3, batch_size=64)])
+    cand = pl.concat(
+        [
+            _counted(2, ticks=600.0, batch_size=16),
+            _counted(4, ticks=600.0, batch_size=64).with_columns(
+                instructions_per_tick=pl.lit(None, dtype=pl.Float64)
+            ),
+        ]
+    )
+    table = stats.compare(base, cand, ["instructions_per_tick", "ticks_per_s"])
+    assert table.select("batch_size", "metric", "decides").rows() == [
+        (16, "instructions_per_tick", True),
+        (16, "ticks_per_s", False),
+        (64, "ticks_per_s", True),
+    ]
+    assert stats.regressions(table)["batch_size"].to_list() == [64]
+
+
+def test_a_a_instruction_counts_and_wall_clock_both_say_no_change():
+    """The same code twice (counts equal within 0.01 %, ticks/s 20 % noise): no significant
+    change on both metrics, and the counts never call one over 20 seeds."""
+    table = stats.compare(_counted(1), _counted(2))
+    assert set(table["verdict"]) == {"no significant change"}
+    assert stats.regressions(table).is_empty()
+    for seed in range(20):
+        a, b = (
+            _trials({"instructions_per_tick": _noisy(s, 5, median=79_000.0, spread=1e-4)})
+            for s in (2 * seed, 2 * seed + 1)
+        )
+        assert _one(stats.compare(a, b))["verdict"] == "no significant change"
+
+
+def test_compiled_engine_counts_call_three_percent_but_not_their_noise():
+    """At the compiled engine's 0.4 % repeatability, 1 % is outside the noise and 3 % is seen."""
+    for seed in range(20):
+        a, b, c = (
+            _trials({"instructions_per_tick": _noisy(3 * seed + i, 5, median=m, spread=0.002)})
+            for i, m in enumerate((1850.0, 1850.0, 1850.0 * 0.97))
+        )
+        assert _one(stats.compare(a, b))["verdict"] == "no significant change"
+        assert _one(stats.compare(a, c))["verdict"] == "faster"
+
+
+def test_min_effect_defaults_by_measure_and_a_number_applies_to_all():
+    """None: 1 % for instruction counts, 5 % for wall clock; a number is used for every metric."""
+    assert (stats.MIN_EFFECT, stats.INSTRUCTIONS_MIN_EFFECT) == (0.05, 0.01)
+    base = _trials(
+        {
+            "instructions_per_tick": _noisy(1, 10, median=79_000.0, spread=1e-5),
+            "tick_p99_us": _noisy(2, 10, median=50.0, spread=0.002),
+        }
+    )
+    cand = base.with_columns(pl.col("instructions_per_tick", "tick_p99_us") * 1.03)
+    default = stats.compare(base, cand)
+    assert default["verdict"].to_list() == ["slower", "no significant change"]
+    assert stats.compare(base, cand, min_effect=0.05)["verdict"].to_list() == [
+        "no significant change",
+        "no significant change",
+    ]
+    assert stats.compare(base, cand, min_effect=0.02)["verdict"].to_list() == ["slower"] * 2
+
+
+def test_an_all_null_count_column_is_skipped_like_an_absent_one():
+    """Tables written without counting (null counts) compare as tables without the column."""
+    base, cand = (
+        _trials({"ticks_per_s": _noisy(s, 6), "tick_p99_us": _noisy(s + 1, 6, median=50.0)})
+        for s in (1, 3)
+    )
+    nulls = pl.lit(None, dtype=pl.Float64).alias("instructions_per_tick")
+    plain = stats.compare(base, cand)
+    assert plain.equals(stats.compare(base.with_columns(nulls), cand.with_columns(nulls)))
+    assert plain["metric"].to_list() == ["ticks_per_s", "tick_p99_us"]
+    assert plain["decides"].all()
+    summary = stats.summarize(base.with_columns(nulls))
+    assert summary["metric"].to_list() == ["ticks_per_s", "tick_p99_us"]
+
+
+def test_format_table_verdicts_name_their_measure():
+    """Each verdict says what it rests on; overruled rows say they do not decide."""
+    table = stats.compare(_counted(1), _counted(2, instructions=79_000.0 * 1.03, ticks=600.0))
+    text = stats.format_table(table)
+    lines = {line.split()[1]: line for line in text.splitlines()[1:]}
+    assert lines["instructions_per_tick"].endswith("SLOWER (instruction count)")
+    assert lines["ticks_per_s"].endswith(
+        "slower (wall clock; not deciding: instruction counts decide)"
+    )
+    assert lines["tick_p99_us"].endswith("no significant change (wall clock)")
+    few = stats.compare(
+        _trials({"peak_rss_mb": [40.0, 41.0]}), _trials({"peak_rss_mb": [80.0, 81.0]})
+    )
+    assert stats.format_table(few).splitlines()[1].endswith("too few trials (n = 2 < 5; memory)")
 
 
 # -- files and the command -------------------------------------------------------------------------
@@ -463,7 +645,12 @@ def test_compare_command_exits_1_on_a_regression(tmp_path, capsys):
     metrics = ["ticks_per_s", "tick_p99_us"]
     result, text = stats.compare_summary(a, b, metrics=metrics)
     assert result["regressions"] == 2 and result["compared"] == 4
-    assert "batch_size=16" in text and "SLOWER" in text and "2 significant regressions" in text
+    assert "batch_size=16" in text and "SLOWER (wall clock)" in text
+    assert text.splitlines()[-3:] == [
+        "ticks_per_s (wall clock): 2 cells, 2 slower, 0 faster, 0 no significant change",
+        "tick_p99_us (wall clock): 2 cells, 0 slower, 0 faster, 2 no significant change",
+        "2 significant regressions in 4 comparisons",
+    ]
     assert cli.main(["compare", a, b, "--metric", metrics[0], "--metric", metrics[1]]) == 1
     assert capsys.readouterr().out == text + "\n"
 
@@ -477,7 +664,69 @@ def test_compare_command_exits_0_without_a_regression(tmp_path, capsys):
     result = json.loads(out[0])
     assert result["metrics"] == ["ticks_per_s", "tick_p99_us"]
     assert result["rows"][0]["verdict"] == "no significant change"
+    assert result["rows"][0]["measure"] == "wall clock" and result["rows"][0]["decides"]
+    assert result["min_effect"] == {
+        "instruction count": 0.01,
+        "wall clock": 0.05,
+        "memory": 0.05,
+        "count": 0.05,
+    }
     assert cli.main(["compare", b, a, "--min-effect", "0.5"]) == 0
+
+
+def _write_counted(tmp_path, **candidate) -> tuple[str, str]:
+    """Two cells with instruction counts each side: the candidate's built with ``candidate``."""
+    paths = str(tmp_path / "base.parquet"), str(tmp_path / "cand.parquet")
+    pl.concat([_counted(b, batch_size=b) for b in (16, 64)]).write_parquet(paths[0])
+    pl.concat([_counted(b + 1, batch_size=b, **candidate) for b in (16, 64)]).write_parquet(
+        paths[1]
+    )
+    return paths
+
+
+def test_compare_command_decides_by_instruction_counts(tmp_path, capsys):
+    """3 % more instructions fails the gate and says so per metric, in text and JSON; ticks/s
+    reading 40 % slower is shown but does not decide."""
+    a, b = _write_counted(tmp_path, instructions=79_000.0 * 1.03, ticks=600.0)
+    result, text = stats.compare_summary(a, b)
+    assert result["metrics"] == ["instructions_per_tick", "ticks_per_s", "tick_p99_us"]
+    assert (result["regressions"], result["improvements"], result["compared"]) == (2, 0, 6)
+    assert result["by_metric"]["instructions_per_tick"] == {
+        "measure": "instruction count",
+        "cells": 2,
+        "slower": 2,
+        "faster": 0,
+        "no_change": 0,
+        "too_few": 0,
+        "decides": 2,
+    }
+    assert result["by_metric"]["ticks_per_s"]["slower"] == 2
+    assert result["by_metric"]["ticks_per_s"]["decides"] == 0
+    assert "SLOWER (instruction count)" in text
+    assert "slower (wall clock; not deciding: instruction counts decide)" in text
+    assert text.splitlines()[-4:] == [
+        "instructions_per_tick (instruction count): 2 cells, 2 slower, 0 faster, "
+        "0 no significant change",
+        "ticks_per_s (wall clock): 2 cells, 2 slower, 0 faster, 0 no significant change; "
+        "not deciding in 2 (instruction counts decide)",
+        "tick_p99_us (wall clock): 2 cells, 0 slower, 0 faster, 2 no significant change",
+        "2 significant regressions in 6 comparisons (2 not deciding: instruction counts decide)",
+    ]
+    assert cli.main(["compare", a, b]) == 1
+    assert capsys.readouterr().out == text + "\n"
+    assert cli.main(["compare", a, b, "--min-effect", "0.05", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["min_effect"] == 0.05 and result["regressions"] == 0
+    assert result["by_metric"]["instructions_per_tick"]["no_change"] == 2
+
+
+def test_compare_command_a_a_with_counts_passes(tmp_path, capsys):
+    """The same code twice, with counts: no significant change on both measures, exit 0."""
+    a, b = _write_counted(tmp_path)
+    assert cli.main(["compare", a, b, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for metric in ("instructions_per_tick", "ticks_per_s"):
+        assert result["by_metric"][metric]["no_change"] == 2, metric
 
 
 def test_compare_summary_refuses_tables_with_no_common_cell(tmp_path):

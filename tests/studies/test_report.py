@@ -302,3 +302,31 @@ def test_quiet_or_unmeasured_tables_say_nothing_about_load(tmp_path):
     assert "0 of 2 trials ran on a loaded machine" in text and "loaded)" not in text
     text = report.build_report(old / "results", old / "docs", timestamp=False).read_text()
     assert "loaded" not in text
+
+
+def test_instruction_counts_get_a_column_only_where_measured(tmp_path):
+    """Counts show as instructions/tick after ticks/s; a table without them (null counts, or
+    written before the columns existed) gives byte for byte the README it gave before."""
+    from lifelab.lab.schema import INSTRUCTION_COLUMNS
+
+    names = [name for name, _ in INSTRUCTION_COLUMNS]
+    # Trials run without counting have null counts (the synthetic builder fills in zeros).
+    unmeasured = _small().with_columns(pl.lit(None, dtype=pl.Float64).alias(n) for n in names[:2])
+    counted = _small().with_columns(
+        instructions_per_tick=pl.Series([79_000.0, 79_010.0]),
+        instructions_tool=pl.lit("cachegrind 3.19.0"),
+    )
+    texts = {}
+    for label, df in (
+        ("old", _small().drop(names)),
+        ("null", unmeasured),
+        ("counted", counted),
+    ):
+        root = tmp_path / label / "results"
+        _write(root, df)
+        readme = report.build_report(root, tmp_path / label / "docs", timestamp=False)
+        texts[label] = readme.read_text(encoding="utf-8").replace(str(root), "ROOT")
+    assert texts["null"] == texts["old"]
+    assert "instructions/tick" not in texts["old"]
+    assert "| n | events/s | ticks/s | instructions/tick | tick p50 (µs) |" in texts["counted"]
+    assert "| 79,005 (79,000–79,010) |" in texts["counted"]
