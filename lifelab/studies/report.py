@@ -179,6 +179,7 @@ def _build(root: Path, out_dir: Path, *, timestamp: bool) -> _Built:
     df = df.with_columns(pl.col("suite").fill_null("unnamed"))
     figures: list[Path] = []
     lines += _targets(root)
+    lines += _aa_check(root)
     lines += _sources(df)
     for (suite,), rows in _partition(df, ["suite"]):
         lines += _suite_section(str(suite), rows, out_dir, figures)
@@ -442,6 +443,40 @@ def _targets(root: Path) -> list[str]:
         shown = "—" if value is None else _number(value)
         goal = f"{r['direction']} {_number(r['threshold'])} {r['unit']}"
         lines.append(_md_row([r["target"], shown, goal, f"**{r['verdict']}**", r["measured_by"]]))
+    return [*lines, ""]
+
+
+def _aa_check(root: Path) -> list[str]:
+    """The newest A/A run and planted change (lifelab.studies.aa), each verdict with its measure;
+    nothing when no A/A run is recorded under ``root/aa``."""
+    from lifelab.studies import aa
+
+    pair = aa.load_pair(root / aa.SUITE)
+    if pair is None:
+        return []
+    lines = [
+        "## A/A check",
+        "",
+        f"The same code measured twice, the trials of the two arms interleaved (run `{pair.pair}`, "
+        "`lifelab experiment run experiments/aa_check.toml`), through the gate every change "
+        "goes through (`lifelab compare`). The honest verdict is *no significant change*; "
+        "where both arms have instruction counts they decide, the wall clock is shown beside.",
+        "",
+    ]
+    lines += [f"- {line}" for line in aa.sentences(aa.verdicts(pair))]
+    planted = aa.load_pair(root / aa.SUITE / "planted")
+    if planted is not None:
+        change = planted.b["events_per_tick"].median() / planted.a["events_per_tick"].median()
+        lines += [
+            "",
+            f"A planted change (run `{planted.pair}`): arm B lives {change - 1:.1%} more events "
+            "per tick, about as much more work per tick; the gate should call it on the "
+            "instruction count.",
+            "",
+        ]
+        lines += [
+            f"- {line}" for line in aa.sentences(aa.verdicts(planted, by=("engine", "batch_size")))
+        ]
     return [*lines, ""]
 
 

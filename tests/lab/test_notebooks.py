@@ -20,9 +20,9 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_there_are_seven_notebooks():
-    """The seven notebooks of the performance documentation are present."""
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"]
+def test_there_are_eight_notebooks():
+    """The eight notebooks of the performance documentation are present."""
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
