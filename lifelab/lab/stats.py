@@ -355,12 +355,12 @@ def compare(
     ``change`` says the same in words that also fit memory and counts.
 
     Instruction counts decide where present: in a cell where ``instructions_per_tick`` was
-    compared (both sides have counts, whatever its verdict), the wall-clock throughput rows
-    (``ticks_per_s``, ``events_per_s``, ``rate_decile_*``) are computed and shown but have
-    ``decides`` False, so :func:`regressions` leaves them out. Both answer "how much work is a
-    tick", and the counts see 3 % where throughput on a shared machine swings 15-30 %. Every
-    other row decides: latency, memory and GC rows (tails, pauses and memory are not in the
-    counts), and throughput in a cell without counts on both sides, or when
+    compared with a verdict (both sides have at least ``min_n`` counts), the wall-clock
+    throughput rows (``ticks_per_s``, ``events_per_s``, ``rate_decile_*``) are computed and
+    shown but have ``decides`` False, so :func:`regressions` leaves them out. Both answer "how
+    much work is a tick", and the counts see 3 % where throughput on a shared machine swings
+    15-30 %. Every other row decides: latency, memory and GC rows (tails, pauses and memory are
+    not in the counts), and throughput in a cell without counts on both sides, or when
     ``instructions_per_tick`` is not among ``metrics``.
 
     ``loaded="drop"`` leaves out, on both sides, the trials that ran on a loaded machine
@@ -415,7 +415,12 @@ def compare(
                 "change": change,
             }
         )
-    counted = {tuple(row[k] for k in keys) for row in rows if row["metric"] == _DECIDING_COUNT}
+    # Counts with a verdict of their own overrule throughput; "too few trials" overrules nothing.
+    counted = {
+        tuple(row[k] for k in keys)
+        for row in rows
+        if row["metric"] == _DECIDING_COUNT and not row["verdict"].startswith(TOO_FEW)
+    }
     for row in rows:
         row["decides"] = not (
             _is_throughput(row["metric"]) and tuple(row[k] for k in keys) in counted

@@ -522,6 +522,20 @@ def test_throughput_decides_in_cells_without_counts_on_both_sides():
     assert stats.regressions(table)["batch_size"].to_list() == [64]
 
 
+def test_counts_too_few_for_a_verdict_overrule_nothing():
+    """Two counted trials a side ("too few trials") leave the decision to the ten timed ones."""
+    base, cand = _counted(1), _counted(2, ticks=600.0)
+    keep_two = pl.int_range(pl.len()) < 2
+    few_base, few_cand = (
+        t.with_columns(instructions_per_tick=pl.when(keep_two).then("instructions_per_tick"))
+        for t in (base, cand)
+    )
+    table = stats.compare(few_base, few_cand)
+    assert _one(table, metric="instructions_per_tick")["verdict"].startswith("too few trials")
+    assert _one(table, metric="ticks_per_s")["decides"]
+    assert stats.regressions(table)["metric"].to_list() == ["ticks_per_s"]
+
+
 def test_a_a_instruction_counts_and_wall_clock_both_say_no_change():
     """The same code twice (counts equal within 0.01 %, ticks/s 20 % noise): no significant
     change on both metrics, and the counts never call one over 20 seeds."""
