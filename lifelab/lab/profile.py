@@ -16,6 +16,14 @@ switches sampling on after warm-up). The output folder then holds:
 - ``summary.json``: format version, environment, the worker's clock readings, the analysis
   numbers, the hot spots and the one-paragraph summary.
 
+The two tables are written and read like every lifelab table, by
+:func:`lifelab.lab.results.write_table` and :func:`~lifelab.lab.results.read_table`: kinds
+``profile_functions`` and ``profile_lines``, version :data:`PROFILE_FORMAT_VERSION`, and a
+SHA-256 checked before polars decodes a byte, so a damaged table is refused with
+:class:`~lifelab.lab.results.ResultsSchemaError` naming the file (polars can abort the
+interpreter on a corrupt parquet file). Tables written before that (no kind, no checksum) still
+load, unverified.
+
 The tables are read from the raw profile by :mod:`lifelab.lab.profile_tables` (see there for
 their columns and the tolerant reading of Scalene's JSON); this module analyses them.
 
@@ -51,6 +59,7 @@ from lifelab.lab.profile_tables import (
     read_cprofile,
     read_scalene_json,
 )
+from lifelab.lab.results import read_table, write_table
 from lifelab.lab.spawn import SOURCE_ROOT, WorkerError, WorkerTimeout, run_worker
 
 if TYPE_CHECKING:
@@ -71,7 +80,8 @@ __all__ = [
 # History: 1 — profile.prof | scalene-profile.json, functions.parquet, lines.parquet (Scalene),
 # summary.json with format_version, tool, profiler_version, worker, analysis, hot_spots, summary.
 # Later additions within version 1, absent from older files and read as unknown: worker.engine
-# (and the analysis' engine).
+# (and the analysis' engine); the tables' kind, version and checksum (write_table), absent from
+# older tables, which read_table reads as kind "plain", version 0, unverified.
 PROFILE_FORMAT_VERSION = 1
 TOOLS = ("cprofile", "scalene")
 DEFAULT_PROFILE_ROOT = Path("data") / "runs" / "profiles"
@@ -80,6 +90,8 @@ WORKER_MODULE = "lifelab.lab._profile_worker"
 SUMMARY_FILE = "summary.json"
 FUNCTIONS_FILE = "functions.parquet"
 LINES_FILE = "lines.parquet"
+FUNCTIONS_KIND = "profile_functions"  # the tables' kinds for write_table / read_table
+LINES_KIND = "profile_lines"
 RAW_FILE = {"cprofile": "profile.prof", "scalene": "scalene-profile.json"}
 _WORKER_RESULT = ".worker-result.json"
 
@@ -398,12 +410,24 @@ def _finish(
         "lifelab_version": __version__,
         "ticks": str(ticks),
     }
-    table_path = folder / FUNCTIONS_FILE
-    functions.write_parquet(table_path, metadata=parquet_meta)
+    # Not replace=True: _make_out already refused a folder holding a profile, and a table that
+    # appeared since is another writer's (write_table refuses it: a FileExistsError).
+    table_path = write_table(
+        functions,
+        folder / FUNCTIONS_FILE,
+        kind=FUNCTIONS_KIND,
+        version=PROFILE_FORMAT_VERSION,
+        metadata=parquet_meta,
+    )
     lines_path = None
     if tool == "scalene":
-        lines_path = folder / LINES_FILE
-        lines.write_parquet(lines_path, metadata=parquet_meta)
+        lines_path = write_table(
+            lines,
+            folder / LINES_FILE,
+            kind=LINES_KIND,
+            version=PROFILE_FORMAT_VERSION,
+            metadata=parquet_meta,
+        )
     meta: dict[str, Any] = {
         "format_version": PROFILE_FORMAT_VERSION,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -443,9 +467,16 @@ def _finish(
 
 
 def load_profile(folder: str | Path) -> ProfileResult:
-    """Open a profile folder written by :func:`profile` (tables and summary, no re-parsing)."""
-    import polars as pl
+    """Open a profile folder written by :func:`profile` (tables and summary, no re-parsing).
 
+    The tables' checksums are checked before they are decoded; tables written before checksums
+    load unverified.
+
+    Raises:
+        ProfileError: No summary, or a profile format this lifelab does not read.
+        ResultsSchemaError: A table is damaged (checksum mismatch, not parquet), of another
+            kind, or of a newer version.
+    """
     folder = Path(folder)
     try:
         meta = json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8"))
@@ -464,12 +495,17 @@ def load_profile(folder: str | Path) -> ProfileResult:
         tool=meta["tool"],
         profile_path=folder / files.get("profile", RAW_FILE[meta["tool"]]),
         table_path=folder / FUNCTIONS_FILE,
-        functions=pl.read_parquet(folder / FUNCTIONS_FILE),
-        lines=pl.read_parquet(lines_path) if lines_path is not None else empty_lines(),
+        functions=_read_profile_table(folder / FUNCTIONS_FILE, FUNCTIONS_KIND),
+        lines=empty_lines() if lines_path is None else _read_profile_table(lines_path, LINES_KIND),
         ticks=int(meta.get("ticks", 0)),
         lines_path=lines_path,
         meta=meta,
     )
+
+
+def _read_profile_table(path: Path, kind: str) -> pl.DataFrame:
+    """A profile table's rows, checksum checked; an older raw table (kind plain) as stored."""
+    return read_table(path, kind=kind, max_version=PROFILE_FORMAT_VERSION).data
 
 
 # -- analysis --------------------------------------------------------------------------------------

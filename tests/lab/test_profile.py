@@ -1,6 +1,7 @@
 """Profiles: cProfile and Scalene workers, their tables, tolerant reading and the analysis."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -11,14 +12,27 @@ from lifelab.cli import build_parser, main
 from lifelab.config import LifeConfig
 from lifelab.lab.profile import (
     FUNCTIONS_FILE,
+    FUNCTIONS_KIND,
     LINES_FILE,
+    LINES_KIND,
+    PROFILE_FORMAT_VERSION,
     SUMMARY_FILE,
     WORKER_MODULE,
     ProfileError,
+    _finish,
     _run_worker,
     load_profile,
     profile,
     read_scalene_json,
+)
+from lifelab.lab.results import (
+    CHECKSUM_KEY,
+    KIND_KEY,
+    PLAIN,
+    VERSION_KEY,
+    ResultsSchemaError,
+    read_metadata,
+    read_table,
 )
 from lifelab.life.loop import Life
 
@@ -259,6 +273,120 @@ def test_scalene_json_unknown_shapes():
     assert functions.is_empty() and lines.is_empty() and info["notes"] == []
     with pytest.raises(ProfileError, match="JSON object"):
         read_scalene_json([1, 2, 3])  # type: ignore[arg-type]
+
+
+# -- the tables on disk: kind, version, checksum ------------------------------------------------
+
+# Loads a profile folder in a child process, so that a polars abort on a damaged table (the very
+# thing the checksum prevents) fails the test instead of killing pytest.
+_LOAD_IN_CHILD = """
+import sys
+from lifelab.lab.profile import load_profile
+from lifelab.lab.results import ResultsSchemaError
+try:
+    result = load_profile(sys.argv[1])
+except ResultsSchemaError as exc:
+    print(exc)
+    sys.exit(3)
+print("loaded", result.functions.height, result.lines.height)
+"""
+
+
+def _load_in_child(folder) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _LOAD_IN_CHILD, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _scalene_folder(folder):
+    """A Scalene profile folder made from ODD_SCALENE by the real writer (no Scalene needed)."""
+    folder.mkdir()
+    raw = folder / "scalene-profile.json"
+    raw.write_text(json.dumps(ODD_SCALENE))
+    worker = {"ticks": 10, "clock": "simulated", "wall_s": 0.1}
+    return _finish(folder, "scalene", "9.9", raw, worker, 0, False)
+
+
+def test_profile_tables_carry_kind_version_and_checksum(tmp_path):
+    """Both tables are write_table tables: kind, version, a checksum that verifies, the profile's
+    own keys kept; load_profile reads them back and refuses one table in the other's place."""
+    result = _scalene_folder(tmp_path / "p")
+    expected = {
+        result.table_path: (FUNCTIONS_KIND, result.functions),
+        result.lines_path: (LINES_KIND, result.lines),
+    }
+    for path, (kind, data) in expected.items():
+        meta = read_metadata(path)
+        assert len(meta[CHECKSUM_KEY]) == 64
+        assert (meta[KIND_KEY], meta[VERSION_KEY]) == (kind, str(PROFILE_FORMAT_VERSION))
+        assert meta["profiler"] == "scalene" and meta["ticks"] == "10"
+        assert meta["lifelab.profile.format_version"] == str(PROFILE_FORMAT_VERSION)
+        table = read_table(path)
+        assert table.verified and table.kind == kind and table.data.equals(data)
+    assert result.lines.height == 2
+    names = sorted(p.name for p in (tmp_path / "p").iterdir())  # no writer's temporary files
+    assert names == [FUNCTIONS_FILE, LINES_FILE, "scalene-profile.json", SUMMARY_FILE]
+    again = load_profile(tmp_path / "p")
+    assert again.functions.equals(result.functions) and again.lines.equals(result.lines)
+    assert again.summary() == result.summary()
+    shutil.copy(result.lines_path, result.table_path)
+    with pytest.raises(ResultsSchemaError, match="not a 'profile_functions' table"):
+        load_profile(tmp_path / "p")
+
+
+def test_cprofile_table_carries_a_checksum(tmp_path):
+    """A real cProfile run writes a verified functions table and no lines table."""
+    result = profile(tool="cprofile", out=tmp_path / "p", ticks=100, warmup=0)
+    table = read_table(result.table_path, kind=FUNCTIONS_KIND)
+    assert table.verified and table.data.equals(result.functions)
+    assert read_metadata(result.table_path)["profiler"] == "cprofile"
+    assert not (tmp_path / "p" / LINES_FILE).exists()
+
+
+@pytest.mark.parametrize("name", [FUNCTIONS_FILE, LINES_FILE])
+def test_a_profile_table_with_a_flipped_byte_is_refused_naming_the_file(tmp_path, name):
+    """One flipped byte in the middle of a table: load_profile (in a child process, so an abort
+    cannot take pytest down) refuses the folder with ResultsSchemaError naming the file."""
+    _scalene_folder(tmp_path / "p")
+    intact = _load_in_child(tmp_path / "p")
+    assert intact.returncode == 0, intact.stderr[-2000:]
+    assert intact.stdout.split()[0] == "loaded"
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "p", copy)
+    blob = bytearray((copy / name).read_bytes())
+    blob[len(blob) // 2] ^= 0x10
+    (copy / name).write_bytes(bytes(blob))
+    damaged = _load_in_child(copy)
+    assert damaged.returncode == 3, (damaged.returncode, damaged.stdout, damaged.stderr[-2000:])
+    assert "checksum mismatch" in damaged.stdout
+    assert str(copy / name) in damaged.stdout
+
+
+def test_an_old_raw_profile_folder_still_loads(tmp_path):
+    """Tables written before write_table (bare write_parquet: no kind, no checksum) load as
+    before, unverified, read as plain version 0."""
+    result = _scalene_folder(tmp_path / "p")
+    old_meta = {  # what the writer stored before checksums
+        "lifelab.profile.format_version": "1",
+        "profiler": "scalene",
+        "profiler_version": "9.9",
+        "lifelab_version": "0.1.0",
+        "ticks": "10",
+    }
+    for path in (result.table_path, result.lines_path):
+        data = pl.read_parquet(path)
+        path.unlink()
+        data.write_parquet(path, metadata=old_meta)
+        table = read_table(path)
+        assert (table.kind, table.version, table.verified) == (PLAIN, 0, False)
+        assert CHECKSUM_KEY not in read_metadata(path)
+    again = load_profile(tmp_path / "p")
+    assert again.functions.equals(result.functions) and again.lines.equals(result.lines)
+    assert again.summary() == result.summary()
 
 
 def _profile_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
