@@ -568,7 +568,10 @@ def cmd_bench_realtime(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_bench_degradation(args: argparse.Namespace) -> dict[str, Any]:
     from lifelab.lab.bench_degradation import bench_degradation
 
-    with _progress(args.rounds + 3, "bench degradation", "step") as bar:
+    # The captures and the untimed round, the rounds; with --instructions a warm-up and a
+    # count of each state (bench_degradation's progress steps).
+    steps = args.rounds + 3 + (3 if args.instructions else 0)
+    with _progress(steps, "bench degradation", "step") as bar:
         return bench_degradation(
             ticks=args.ticks,
             memory_capacity=args.memory_capacity,
@@ -577,6 +580,7 @@ def cmd_bench_degradation(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed,
             rounds=args.rounds,
             sample_ticks=args.sample_ticks,
+            instructions=args.instructions,
             progress=lambda text: (bar.set_postfix_str(text), bar.update()),
         )
 
@@ -700,7 +704,10 @@ def _bench_realtime_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _bench_degradation_arguments(p: argparse.ArgumentParser) -> None:
-    from lifelab.lab.bench_degradation import DEFAULT_ROUNDS  # stdlib-only at import
+    from lifelab.lab.bench_degradation import (  # stdlib-only at import
+        DEFAULT_ROUNDS,
+        INSTRUCTION_TICKS_MAX,
+    )
 
     p.add_argument(
         "--ticks", type=int_at_least(20), default=1_000_000, help="length of the run (1000000)"
@@ -722,6 +729,15 @@ def _bench_degradation_arguments(p: argparse.ArgumentParser) -> None:
         help="ticks timed per state and round (a tenth of --ticks)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed (0)")
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="after the timed rounds, also count each state's instructions per tick under "
+        "valgrind over the same window (--sample-ticks, at most "
+        f"{INSTRUCTION_TICKS_MAX['python']} python, {INSTRUCTION_TICKS_MAX['compiled']} "
+        "compiled) and report instructions_ratio (start / end; below 1 the end does more work "
+        "per tick)",
+    )
     add_engine_option(p)
 
 

@@ -7,14 +7,20 @@ Usage: ``python -m lifelab.lab._instructions_worker SPEC_JSON``. The spec says w
 - ``{"kind": "memory", "op": "decay"|"spill"|"search", "entries": E, "count": K, "seed": S}``:
   build the bench-memory workload of ``E`` entries (:mod:`lifelab.lab.bench_memory`), then do
   ``K`` decay passes over it, spill ``K`` entries of it in one ``enforce_capacity`` call, or run
-  ``K`` archive searches on an archive of it.
+  ``K`` archive searches on an archive of it;
+- ``{"kind": "resume", "run_dir": DIR, "ticks": N}``: copy the run directory ``DIR`` (a state
+  that :mod:`lifelab.lab.bench_degradation` kept) to a temporary one, resume the organism there
+  as that bench's timed rounds do (snapshots and tick logs off), live ``N`` ticks, and close
+  without a final snapshot (:func:`run_resume` says why).
 
 Two runs of one spec that differ only in ``N`` or ``K`` do the same work up to the end of the
 shorter one (every random draw is made in order, one operation at a time), so the difference of
-their instruction counts is the cost of the extra operations alone. The worker prints one JSON
-line: ``ops`` (N or K), ``events`` (events processed over the N ticks; None for memory), the
-``engine`` that ran, and ``numba_cpu_name`` / ``numba_cpu_features`` when numba was loaded (the
-manager pins them under valgrind, whose virtual CPU would otherwise miss numba's cache).
+their instruction counts is the cost of the extra operations alone (``resume``: up to the archive
+writer's wake-ups, see :func:`run_resume`). The worker prints one JSON line: ``ops`` (N or K),
+``events`` (events processed over the N ticks; None for memory), the ``engine`` that ran,
+``writer_wakeups`` (``resume`` only), and ``numba_cpu_name`` / ``numba_cpu_features`` when numba
+was loaded (the manager pins them under valgrind, whose virtual CPU would otherwise miss numba's
+cache).
 """
 
 from __future__ import annotations
@@ -49,6 +55,48 @@ def run_loop(spec: dict[str, Any]) -> dict[str, Any]:
     finally:
         life.close()
     return {"ops": spec["ticks"], "events": events, "engine": life.engine}
+
+
+def run_resume(spec: dict[str, Any]) -> dict[str, Any]:
+    """Resume a fresh copy of ``run_dir`` and live ``ticks`` ticks; count the events.
+
+    Every run starts from the same bytes: resuming changes a run directory (the archive is cut
+    back to the snapshot, new rows are appended), so the kept state is never resumed in place.
+    The close writes no final snapshot: its cost depends on the state it captures, which is not
+    the same after two different ``ticks`` (the start state's memory grows over the window), so
+    it would not cancel in the difference; the bench's timed rounds do not time it either. The
+    archive is still flushed and closed, so every row spilled reaches the writer.
+
+    The archive writer thread gathers rows on a 0.1 s wall-clock timer, so how many times it
+    wakes up (``writer_wakeups`` in the output) depends on thread scheduling; the rows it copies
+    do not. Each wake-up costs 0.1-0.15 M instructions: :mod:`lifelab.lab.bench_degradation`
+    gives the spread that makes.
+    """
+    from lifelab.life.loop import Life
+
+    tmp = Path(tempfile.mkdtemp(prefix="lifelab-instructions-"))
+    try:
+        copy = tmp / "run"
+        shutil.copytree(spec["run_dir"], copy)
+        life = Life.resume(copy, snapshot_every=0, log_every=0)
+        persistence = life.persistence
+        assert persistence is not None  # a resumed Life always has its run directory
+        try:
+            events0 = life.events_processed
+            if spec["ticks"]:
+                life.run(spec["ticks"])
+            events = life.events_processed - events0
+        finally:
+            persistence.close(None)
+        return {
+            "ops": spec["ticks"],
+            "events": events,
+            "engine": life.engine,
+            # the count's noise (see the docstring): how often the archive writer woke up
+            "writer_wakeups": getattr(life.archive, "wakeups", None),
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_memory(spec: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run_loop(spec)
     elif kind == "memory":
         result = run_memory(spec)
+    elif kind == "resume":
+        result = run_resume(spec)
     else:
         print(f"lifelab instructions worker: unknown kind {kind!r}", file=sys.stderr)
         return 2

@@ -18,6 +18,31 @@ stretches side by side instead:
 Everything runs in this process, on the simulated clock. The timed ticks include what a run with
 a run directory does (the archive writer thread takes the spilled rows), with snapshots and tick
 logs off so the two states do the same I/O.
+
+With ``instructions``, the two states are then also compared by instruction count, which the
+machine's load does not move (DESIGN.md §3): each is resumed in fresh interpreters under
+valgrind (:mod:`lifelab.lab.instructions`, worker kind ``resume``), living ``n1`` and ``n2``
+ticks, and the difference per tick is its count over the window n1..n2 (``n2 - n1`` =
+``sample_ticks``, capped at :data:`INSTRUCTION_TICKS_MAX` so a count stays near a minute). The
+ratio is start / end, so it reads like the wall-clock ``ratio``: below 1, the end state does more
+work per tick.
+
+How far a count repeats: the archive writer thread wakes on a 0.1 s wall-clock timer and each
+wake-up costs 0.1-0.15 M instructions (the hand-off, the GIL, the commit), so how many there are
+varies with scheduling (13-23 in one 3 000-tick Python run, the count rising with them), and more
+of them fall on a tick under valgrind than in a normal run. The runtime has no synchronous
+archive that would remove it. Measured here (valgrind 3.19, 2-core VM, 3-4 counts of each state):
+
+- Python engine, ``--ticks 20000 --memory-capacity 10000``, ticks 1 000-3 000: 81 911-82 424
+  instructions per tick from the start (spread 0.6 %), 81 467-81 683 from the end (0.3 %);
+  ``instructions_ratio`` 1.005.
+- Compiled engine, ``--ticks 200000 --memory-capacity 100000``, ticks 1 000-21 000: 2 376-2 385
+  from the start (0.4 %), 2 084-2 095 from the end (0.5 %); ``instructions_ratio`` 1.14. The
+  first tenth holds the organism's youth, dearer per tick: counted from the start state, 2 745
+  per tick over ticks 1 000-5 000, 2 286 over 5 000-21 000, 1 903 over 21 000-41 000.
+
+So read an ``instructions_ratio`` to about ±1 % at these windows (without a run directory the
+Python engine's loop count repeats within 0.002 %: :mod:`lifelab.lab.instructions`).
 """
 
 from __future__ import annotations
@@ -34,9 +59,15 @@ from lifelab.config import LifeConfig
 
 # The runtime (numpy, numba) is imported inside the functions: `lifelab --help` reads this module.
 
-__all__ = ["DEFAULT_ROUNDS", "bench_degradation"]
+__all__ = ["DEFAULT_ROUNDS", "INSTRUCTION_TICKS_MAX", "bench_degradation"]
 
 DEFAULT_ROUNDS = 7
+# The counted window by engine: at most this many ticks (valgrind runs the Python engine ~50x
+# slower; its count over 10 000 ticks takes about half a minute, the compiled engine's over
+# 200 000 about as long, mostly numba's import), after INSTRUCTION_SHORT_TICKS ticks (or the
+# window, if shorter) that both runs of a count live first.
+INSTRUCTION_TICKS_MAX = {"python": 10_000, "compiled": 200_000}
+INSTRUCTION_SHORT_TICKS = 1_000
 
 
 def bench_degradation(
@@ -49,6 +80,7 @@ def bench_degradation(
     rounds: int = DEFAULT_ROUNDS,
     sample_ticks: int | None = None,
     root: str | Path | None = None,
+    instructions: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Time the first and the last tenth of a ``ticks``-tick run side by side; see the module.
@@ -58,11 +90,20 @@ def bench_degradation(
     median ticks/s of each state, ``ratio`` (end / start; 1.0 is no degradation) with
     ``ratio_ci_low``/``ratio_ci_high`` (95 %), each round's ticks/s (``start_rates``,
     ``end_rates``) and ``round_ratios``. ``progress`` is told what
-    is being done ("live 900000 ticks", "round 3/7").
+    is being done ("live 900000 ticks", "round 3/7"): ``rounds + 3`` steps, 3 more with
+    ``instructions``.
+
+    With ``instructions`` (valgrind; see the module), also ``instructions_per_tick_start`` and
+    ``instructions_per_tick_end`` over the same window of ``instruction_ticks`` ticks,
+    ``instructions_ratio`` (start / end; 1.0 is no degradation), ``instructions_tool`` and
+    ``instruction_runs`` (each state's two runs: ``ops`` ticks, ``instructions``, ``events``);
+    all None without it.
 
     Raises:
         ValueError: ``ticks`` < 20, ``rounds`` < 2, or ``sample_ticks`` outside [1, ticks / 2].
         ConfigError: a LifeConfig field out of range (memory_capacity, events_per_tick, engine).
+        ValgrindMissing: ``instructions`` without valgrind installed (before any work).
+        BenchProcessError: a valgrind worker failed.
     """
     from lifelab.lab.stats import paired_ratio_ci
 
@@ -81,6 +122,11 @@ def bench_degradation(
         snapshot_every=0,  # only the snapshots asked for: both states do the same I/O
         log_every=0,
     )
+    tool = None
+    if instructions:
+        from lifelab.lab.instructions import valgrind_version
+
+        tool = f"cachegrind {valgrind_version()}"  # no valgrind: refused before the long run
     say = progress or (lambda _text: None)
     folder = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="lifelab-degr-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,6 +144,7 @@ def bench_degradation(
                 rate = _time_from(state, folder / f"round-{r}", sample)
                 if r:
                     rates[state["name"]].append(rate)
+        counts = _count_instructions(start, end, engine, sample, say) if instructions else {}
     finally:
         if root is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -125,6 +172,12 @@ def bench_degradation(
         "start_rates": rates["start"],
         "end_rates": rates["end"],
         "round_ratios": [e / s for e, s in zip(rates["end"], rates["start"], strict=True)],
+        "instructions_per_tick_start": counts.get("start"),
+        "instructions_per_tick_end": counts.get("end"),
+        "instructions_ratio": counts["start"] / counts["end"] if counts else None,
+        "instructions_tool": tool,
+        "instruction_ticks": counts.get("ticks"),
+        "instruction_runs": counts.get("runs"),
     }
 
 
@@ -145,6 +198,36 @@ def _capture(config: LifeConfig, folder: Path, name: str, ticks: int) -> dict[st
         }
     finally:
         life.close()
+
+
+def _count_instructions(
+    start: dict[str, Any], end: dict[str, Any], engine: str, sample: int, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Instructions per tick of each state over one window of ticks after resuming it."""
+    from lifelab.lab.instructions import count_window, per_op, warm_up
+
+    say("warm-up for the instruction counts (no valgrind)")
+    specs = {s["name"]: {"kind": "resume", "run_dir": str(s["run_dir"])} for s in (start, end)}
+    n1, n2 = _window(engine, sample)
+    # Each state's own warm-up, so the code paths of both are compiled before valgrind.
+    warm = {name: warm_up({**spec, "ticks": n2}) for name, spec in specs.items()}
+    ran = warm["end"][1]["engine"]
+    if ran != engine:  # no numba: the compiled engine ran as the Python one
+        n1, n2 = _window(ran, sample)
+    out: dict[str, Any] = {"ticks": n2 - n1, "runs": {}}
+    for name, spec in specs.items():
+        say(f"{name}: {n1} and {n2} ticks under valgrind")
+        short, long, _ = count_window(spec, "ticks", n1, n2, env=warm[name][0])
+        out[name] = per_op(short, long)["instructions_per_op"]
+        out["runs"][name] = [short.to_dict(), long.to_dict()]
+    return out
+
+
+def _window(engine: str, sample: int) -> tuple[int, int]:
+    """(n1, n2) ticks of the two runs of a count: ``sample`` ticks capped for the engine."""
+    ticks = min(sample, INSTRUCTION_TICKS_MAX["python" if engine == "python" else "compiled"])
+    n1 = min(INSTRUCTION_SHORT_TICKS, ticks)
+    return n1, n1 + ticks
 
 
 def _time_from(state: dict[str, Any], scratch: Path, ticks: int) -> float:

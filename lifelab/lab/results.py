@@ -72,6 +72,7 @@ __all__ = [
     "Table",
     "add_checksum",
     "load_results",
+    "null_columns",
     "read_metadata",
     "read_results",
     "read_table",
@@ -538,20 +539,21 @@ def _load_v1(df: pl.DataFrame, path: Path) -> pl.DataFrame:
 
 def _load_v2(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     """Versions 1 and 2 had no load columns: the load was not measured, so they are null."""
-    return _load_v3(_null_columns(df, LOAD_COLUMNS), path)
+    return _load_v3(null_columns(df, LOAD_COLUMNS), path)
 
 
 def _load_v3(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     """Versions 1 to 3 had no instruction columns: no trial was counted, so they are null."""
-    return _null_columns(df, INSTRUCTION_COLUMNS)
+    return null_columns(df, INSTRUCTION_COLUMNS)
 
 
 def _load_v4(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     return df
 
 
-def _null_columns(df: pl.DataFrame, columns: tuple[tuple[str, str], ...]) -> pl.DataFrame:
-    """``df`` with each of ``columns`` it lacks added as nulls of its dtype."""
+def null_columns(df: pl.DataFrame, columns: tuple[tuple[str, str], ...]) -> pl.DataFrame:
+    """``df`` with each of ``columns`` (name, polars dtype name) it lacks added as nulls of its
+    dtype: how a reader upgrades a table written before those columns existed."""
     import polars as pl
 
     absent = [(name, dtype) for name, dtype in columns if name not in df.columns]

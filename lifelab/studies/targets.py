@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 __all__ = [
+    "DEGRADATION_VERSION",
     "PLAIN_TABLES",
     "TABLE_VERSION",
     "TARGETS",
@@ -46,6 +47,18 @@ PLAIN_TABLES = (
 )
 # The version of those tables' columns, as write_table records it; the first written with one.
 TABLE_VERSION = 1
+# The degradation table's, since its columns changed. 1: one row per timed round (round,
+# start_ticks_per_s, end_ticks_per_s, ticks, sample_ticks, memory_capacity). 2: adds the
+# instruction counts of the run, the same on every row and null when not counted
+# (_DEGRADATION_INSTRUCTIONS); a version 1 table reads with them null.
+DEGRADATION_VERSION = 2
+_DEGRADATION_INSTRUCTIONS = (
+    ("instructions_per_tick_start", "Float64"),
+    ("instructions_per_tick_end", "Float64"),
+    ("instructions_ratio", "Float64"),
+    ("instructions_tool", "String"),
+    ("instruction_ticks", "Int64"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +75,9 @@ class Target:
     # The measured value's 95 % interval, when the tables give one: the verdict is then "pass"
     # or "fail" only when the whole interval is on one side of the threshold, else "undecided".
     interval: Callable[[dict[str, pl.DataFrame]], tuple[float, float] | None] | None = None
+    # What else the tables say about it, added to ``how`` when there is something (e.g. the
+    # instruction counts beside a wall-clock verdict); never part of the verdict.
+    note: Callable[[dict[str, pl.DataFrame]], str | None] | None = None
 
 
 def _median(
@@ -164,6 +180,7 @@ TARGETS: tuple[Target, ...] = (
         "bench degradation: the first and last tenth of a run at memory capacity 100 000, "
         "resumed from snapshots and timed side by side (1 M ticks with --full)",
         interval=lambda t: _paired(t)[1],
+        note=lambda t: _instruction_note(t),
     ),
     Target(
         "bytes per active entry",
@@ -258,6 +275,22 @@ def _paired(t: dict[str, pl.DataFrame]) -> tuple[float | None, tuple[float, floa
     return ratio, (low, high)
 
 
+def _instruction_note(t: dict[str, pl.DataFrame]) -> str | None:
+    """The degradation table's instruction counts in words, when it has them."""
+    df = t.get("degradation")
+    if df is None or "instructions_ratio" not in df.columns:
+        return None
+    counted = df.drop_nulls("instructions_ratio")
+    if counted.height == 0:
+        return None
+    row = counted.row(0, named=True)  # one run: the same counts on every row
+    return (
+        f"instructions per tick (valgrind, ticks {row['instruction_ticks']:,} of each state): "
+        f"{row['instructions_per_tick_start']:,.0f} start, {row['instructions_per_tick_end']:,.0f}"
+        f" end, ratio {row['instructions_ratio']:.3f}"
+    )
+
+
 def _verdict(target: Target, value: float, interval: tuple[float, float] | None) -> str:
     """pass / fail; with an interval, "undecided" while it straddles the threshold."""
     low, high = interval if interval is not None else (value, value)
@@ -282,6 +315,10 @@ def check_targets(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
         except Exception:  # a table of an unexpected shape is "no data", not a crash
             value, interval = None, None
         verdict = "no data" if value is None else _verdict(t, value, interval)
+        try:
+            note = t.note(tables) if t.note is not None else None
+        except Exception:  # likewise: no note rather than no report
+            note = None
         rows.append(
             {
                 "target": t.name,
@@ -290,7 +327,7 @@ def check_targets(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
                 "unit": t.unit,
                 "direction": ">=" if t.higher_is_better else "<=",
                 "verdict": verdict,
-                "measured_by": t.how,
+                "measured_by": t.how if note is None else f"{t.how}; {note}",
             }
         )
     return pl.DataFrame(rows, schema_overrides={"measured": pl.Float64})
@@ -303,7 +340,7 @@ def load_tables(root: str | Path = "data/results") -> dict[str, pl.DataFrame]:
 
     import polars as pl
 
-    from lifelab.lab.results import load_results, read_table, table_files
+    from lifelab.lab.results import load_results, null_columns, read_table, table_files
 
     root = Path(root)
     out: dict[str, pl.DataFrame] = {}
@@ -316,7 +353,10 @@ def load_tables(root: str | Path = "data/results") -> dict[str, pl.DataFrame]:
     for name in PLAIN_TABLES:
         files = table_files(root, f"{name}.parquet")
         if files:
-            out[name] = read_table(files[-1], kind=name, max_version=TABLE_VERSION).data
+            version = DEGRADATION_VERSION if name == "degradation" else TABLE_VERSION
+            out[name] = read_table(files[-1], kind=name, max_version=version).data
+    if "degradation" in out:
+        out["degradation"] = null_columns(out["degradation"], _DEGRADATION_INSTRUCTIONS)
     return out
 
 
@@ -444,19 +484,36 @@ def run_degradation_trials(
     ticks: int = 1_000_000,
     memory_capacity: int = 100_000,
     rounds: int = 7,
+    instructions: bool = False,
     out: str | Path | None = None,
 ) -> pl.DataFrame:
     """``bench degradation`` once: one row per timed round (start and end ticks/s).
 
-    With ``out`` the table is written to ``out/degradation.parquet`` (kind ``degradation``),
-    replacing the last one of that kind. The long-run target reads it.
+    With ``instructions`` each state's instructions per tick are counted too (valgrind; the
+    columns of :data:`DEGRADATION_VERSION` 2, the same on every row; null without it). Without
+    valgrind only the rounds are measured (a warning says how to install it). With ``out`` the
+    table is written to ``out/degradation.parquet`` (kind ``degradation``), replacing the last
+    one of that kind. The long-run target reads it: its verdict is the rounds' paired
+    interval, the instruction ratio is shown beside it.
     """
+    import warnings
+
     import polars as pl
 
     from lifelab.lab.bench_degradation import bench_degradation
     from lifelab.lab.results import write_table
 
-    run = bench_degradation(ticks=ticks, memory_capacity=memory_capacity, rounds=rounds)
+    if instructions:
+        from lifelab.lab.instructions import ValgrindMissing, valgrind_path
+
+        try:
+            valgrind_path()
+        except ValgrindMissing as exc:
+            warnings.warn(f"instruction counts skipped: {exc}", stacklevel=2)
+            instructions = False
+    run = bench_degradation(
+        ticks=ticks, memory_capacity=memory_capacity, rounds=rounds, instructions=instructions
+    )
     df = pl.DataFrame(
         {
             "round": list(range(1, rounds + 1)),
@@ -465,11 +522,13 @@ def run_degradation_trials(
             "ticks": [ticks] * rounds,
             "sample_ticks": [run["sample_ticks"]] * rounds,
             "memory_capacity": [memory_capacity] * rounds,
-        }
+            **{name: [run[name]] * rounds for name, _ in _DEGRADATION_INSTRUCTIONS},
+        },
+        schema_overrides={name: getattr(pl, dtype) for name, dtype in _DEGRADATION_INSTRUCTIONS},
     )
     if out is not None:
         path = Path(out) / "degradation.parquet"
-        write_table(df, path, kind="degradation", version=TABLE_VERSION, replace=True)
+        write_table(df, path, kind="degradation", version=DEGRADATION_VERSION, replace=True)
     return df
 
 

@@ -199,3 +199,46 @@ def test_memory_ops_are_counted():
     assert out["instructions_per_spilled_entry"] > 0
     assert out["instructions_per_search"] is None
     assert set(out["instruction_runs"]) == {"decay", "spill"}
+
+
+def test_the_resume_worker_repeats_the_same_ticks_from_the_same_bytes(tmp_path, capsys):
+    """Kind ``resume``: a run of 60 ticks does the 30 of a shorter run and 30 more, as one
+    continuous resume does, and the kept state is not changed (each run resumes a copy)."""
+    from lifelab.config import LifeConfig
+    from lifelab.lab import _instructions_worker as worker
+    from lifelab.life.loop import Life
+
+    state = tmp_path / "state"
+    config = LifeConfig(
+        engine="python",
+        memory_capacity=200,
+        events_per_tick=2.0,
+        snapshot_every=0,
+        log_every=0,
+        run_dir=str(state),
+    )
+    with Life(config) as life:
+        life.run(300)  # memory full: rows spill to the archive every tick
+
+    def contents():
+        return {p.relative_to(state): p.read_bytes() for p in state.rglob("*") if p.is_file()}
+
+    kept = contents()
+    short = worker.run_resume({"kind": "resume", "run_dir": str(state), "ticks": 30})
+    long = worker.run_resume({"kind": "resume", "run_dir": str(state), "ticks": 60})
+    assert contents() == kept
+    shutil.copytree(state, tmp_path / "copy")
+    with Life.resume(tmp_path / "copy") as life:
+        start = life.events_processed
+        life.run(30)
+        first = life.events_processed - start
+        life.run(30)
+        both = life.events_processed - start
+    assert (short["ops"], short["events"]) == (30, first)
+    assert (long["ops"], long["events"]) == (60, both)
+    assert 0 < first < both and short["engine"] == long["engine"] == "python"
+    assert short["writer_wakeups"] >= 1  # the archive writer took the spilled rows
+    spec = {"kind": "resume", "run_dir": str(state), "ticks": 30}
+    assert worker.main([json.dumps(spec)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (printed["ops"], printed["events"]) == (30, first)

@@ -208,3 +208,98 @@ def test_noise_summary_and_its_figure():
         "instructions_per_tick: spread 0.10%",
         "wall_ns_per_tick: spread 30.00%",
     ]
+
+
+def _degradation_run(**kwargs):
+    """What bench_degradation returns, without running it (3 rounds; counts when asked)."""
+    counted = kwargs.get("instructions", False)
+    return {
+        "start_rates": [1.0e6, 1.2e6, 0.9e6],
+        "end_rates": [0.99e6, 1.2e6, 0.9e6],
+        "sample_ticks": kwargs["ticks"] // 10,
+        "instructions_per_tick_start": 2_000.0 if counted else None,
+        "instructions_per_tick_end": 2_040.0 if counted else None,
+        "instructions_ratio": 2_000 / 2_040 if counted else None,
+        "instructions_tool": "cachegrind 3.19.0" if counted else None,
+        "instruction_ticks": 20_000 if counted else None,
+    }
+
+
+@pytest.mark.parametrize("counted", [True, False])
+def test_the_degradation_table_round_trips_with_and_without_counts(counted, monkeypatch, tmp_path):
+    """run_degradation_trials stores the instruction columns (null when not counted); the
+    long-run target's verdict is the rounds', its "measured by" names the counts when present."""
+    from lifelab.lab import bench_degradation, instructions
+    from lifelab.studies.targets import DEGRADATION_VERSION, run_degradation_trials
+
+    monkeypatch.setattr(bench_degradation, "bench_degradation", _degradation_run)
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: "/usr/bin/valgrind")
+    written = run_degradation_trials(
+        ticks=200_000, rounds=3, instructions=counted, out=tmp_path / "targets"
+    )
+    stored = read_table(tmp_path / "targets" / "degradation.parquet")
+    assert (stored.kind, stored.version, stored.verified) == ("degradation", 2, True)
+    assert DEGRADATION_VERSION == 2
+    tables = load_tables(tmp_path)
+    assert tables["degradation"].equals(written)
+    assert tables["degradation"]["instructions_ratio"].dtype == pl.Float64
+    assert tables["degradation"]["instruction_ticks"].dtype == pl.Int64
+    row = check_targets(tables).filter(pl.col("target") == "no degradation over a long run")
+    how = next(t.how for t in TARGETS if t.name == "no degradation over a long run")
+    assert row["verdict"][0] in ("pass", "undecided", "fail")
+    if counted:
+        assert tables["degradation"]["instructions_ratio"].to_list() == [2_000 / 2_040] * 3
+        assert row["measured_by"][0] == (
+            f"{how}; instructions per tick (valgrind, ticks 20,000 of each state): "
+            "2,000 start, 2,040 end, ratio 0.980"
+        )
+    else:
+        assert tables["degradation"]["instructions_ratio"].null_count() == 3
+        assert row["measured_by"][0] == how
+
+
+def test_a_version_1_degradation_table_reads_with_null_counts(tmp_path):
+    """Tables written before the instruction columns still read, with the columns null, and
+    judge the target as before; a version newer than this lifelab reads is refused."""
+    start = [1.0e6, 1.1e6, 0.9e6]
+    old = pl.DataFrame(
+        {
+            "round": [1, 2, 3],
+            "start_ticks_per_s": start,
+            "end_ticks_per_s": [s * 0.8 for s in start],
+            "ticks": [1_000_000] * 3,
+            "sample_ticks": [100_000] * 3,
+            "memory_capacity": [100_000] * 3,
+        }
+    )
+    write_table(old, tmp_path / "targets" / "degradation.parquet", kind="degradation", version=1)
+    df = load_tables(tmp_path)["degradation"]
+    assert df["instructions_per_tick_start"].null_count() == 3
+    assert df["instructions_tool"].dtype == pl.String
+    assert df.drop(
+        "instructions_per_tick_start",
+        "instructions_per_tick_end",
+        "instructions_ratio",
+        "instructions_tool",
+        "instruction_ticks",
+    ).equals(old)
+    row = check_targets({"degradation": df}).filter(
+        pl.col("target") == "no degradation over a long run"
+    )
+    assert (row["verdict"][0], row["measured"][0]) == ("fail", pytest.approx(0.8))
+    newer = tmp_path / "z-newer" / "degradation.parquet"  # sorts last: the one read
+    write_table(old, newer, kind="degradation", version=3)
+    with pytest.raises(ResultsSchemaError, match="newer than this lifelab reads"):
+        load_tables(tmp_path)
+
+
+def test_degradation_trials_without_valgrind_warn_and_time(monkeypatch, tmp_path):
+    """instructions=True without valgrind: a warning, the rounds alone, null counts."""
+    from lifelab.lab import bench_degradation, instructions
+    from lifelab.studies.targets import run_degradation_trials
+
+    monkeypatch.setattr(bench_degradation, "bench_degradation", _degradation_run)
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
+    with pytest.warns(UserWarning, match="apt-get install valgrind"):
+        df = run_degradation_trials(ticks=200_000, rounds=3, instructions=True)
+    assert df["instructions_ratio"].null_count() == 3 and df.height == 3
