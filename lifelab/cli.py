@@ -476,11 +476,7 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
             return bench_persisted(
                 ticks=args.ticks,
                 rounds=args.rounds,
-                events_per_tick=args.events_per_tick,
-                batch_size=args.batch_size,
-                memory_capacity=args.memory_capacity,
-                seed=args.seed,
-                engine=engine,
+                **_workload(args, engine),
                 snapshot_every=args.snapshot_every or 10_000,
                 log_every=args.log_every or 1_000,
                 progress=bar.update,
@@ -489,16 +485,23 @@ def cmd_bench_loop(args: argparse.Namespace) -> dict[str, Any]:
     with _progress(args.ticks, "bench loop") as bar:
         return bench_loop(
             ticks=args.ticks,
-            events_per_tick=args.events_per_tick,
-            batch_size=args.batch_size,
-            memory_capacity=args.memory_capacity,
+            **_workload(args, engine),
             gc=args.gc,
-            seed=args.seed,
-            engine=engine,
             baseline=args.baseline,
             progress=bar.update,
             **extra,
         )
+
+
+def _workload(args: argparse.Namespace, engine: str | None) -> dict[str, Any]:
+    """The organism every ``bench loop`` variant measures, from its options."""
+    return {
+        "events_per_tick": args.events_per_tick,
+        "batch_size": args.batch_size,
+        "memory_capacity": args.memory_capacity,
+        "seed": args.seed,
+        "engine": engine,
+    }
 
 
 def _bench_loop_instructions(
@@ -516,12 +519,8 @@ def _bench_loop_instructions(
     with _progress(2, "bench loop --instructions", "step") as bar:
         result = bench_loop_instructions(
             ticks=None if isinstance(args.ticks, _Default) else args.ticks,  # engine's default
-            events_per_tick=args.events_per_tick,
-            batch_size=args.batch_size,
-            memory_capacity=args.memory_capacity,
+            **_workload(args, engine),
             gc=args.gc,
-            seed=args.seed,
-            engine=engine,
             progress=_step(bar),
             **extra,
         )

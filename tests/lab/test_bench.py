@@ -121,3 +121,31 @@ def test_measure_runs_a_built_organism_as_bench_loop_does():
         assert life.state.ticks == 107
     finally:
         life.close()
+
+
+def test_cli_bench_loop_variants_measure_the_workload_asked_for(monkeypatch, capsys):
+    """Plain, --persisted and --instructions take the same workload options from the command
+    line (events per tick, batch size, capacity, seed, engine)."""
+    from lifelab.lab import bench, instructions
+
+    seen = {}
+
+    def record(name):
+        def fake(**kw):
+            seen[name] = kw
+            return {"engine": kw.get("engine")}
+
+        return fake
+
+    monkeypatch.setattr(bench, "bench_loop", record("plain"))
+    monkeypatch.setattr(bench, "bench_persisted", record("persisted"))
+    monkeypatch.setattr(instructions, "bench_loop_instructions", record("instructions"))
+    workload = ["--events-per-tick", "3", "--batch-size", "8", "--memory-capacity", "500"]
+    common = ["bench", "loop", "--ticks", "100", *workload, "--seed", "7", "--engine", "python"]
+    for extra in ([], ["--persisted"], ["--instructions"]):
+        assert main([*common, *extra, "--json"]) == 0
+    capsys.readouterr()
+    for name in ("plain", "persisted", "instructions"):
+        kw = seen[name]
+        assert (kw["events_per_tick"], kw["batch_size"], kw["memory_capacity"]) == (3.0, 8, 500)
+        assert (kw["seed"], kw["engine"], kw["ticks"]) == (7, "python", 100), name
