@@ -470,8 +470,8 @@ def _aa_check(root: Path) -> list[str]:
         lines += [
             "",
             f"A planted change (run `{planted.pair}`): arm B lives {change - 1:.1%} more events "
-            "per tick, about as much more work per tick; the gate should call it on the "
-            "instruction count.",
+            "per tick (less extra work per tick than that: much of a tick's cost does not grow "
+            "with its events); the gate should call it on the instruction count.",
             "",
         ]
         lines += [
