@@ -81,9 +81,13 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+_NOT_CODE = (":(exclude)data",)  # pathspecs git status ignores for "dirty"
+
+
 def git_state(root: Path = SOURCE_ROOT) -> tuple[str, bool]:
     """(commit, dirty) of the lifelab checkout at ``root``; ("unknown", False) if it is not one.
 
+    Dirty: a file other than under ``data/`` is modified, staged or untracked.
     Only a repository whose top level is ``root`` itself counts, so an installed copy that happens
     to sit inside some other repository does not report that repository's commit.
     """
@@ -93,7 +97,10 @@ def git_state(root: Path = SOURCE_ROOT) -> tuple[str, bool]:
     commit = _git(root, "rev-parse", "HEAD")
     if not commit:
         return "unknown", False
-    status = _git(root, "status", "--porcelain", "--untracked-files=normal")
+    # Dirty means the code differs from the commit: results and runs written under data/ (a
+    # sweep's own tables among them) are left out, or every trial after a sweep's first table
+    # appeared would read as dirty and be reported apart from its own sweep's first trials.
+    status = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".", *_NOT_CODE)
     return commit, bool(status)
 
 
