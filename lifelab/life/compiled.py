@@ -34,7 +34,7 @@ import numpy as np
 from lifelab.exceptions import StageError
 from lifelab.life.clock import ClockStopped, RealtimeClock, futex_syscall
 from lifelab.life.rng import BLOCK, BlockStream
-from lifelab.observe.metrics import N_MARKS
+from lifelab.observe.metrics import MARK_IO, N_MARKS
 
 if TYPE_CHECKING:
     from lifelab.life.loop import Life
@@ -617,7 +617,7 @@ class CompiledEngine:
             if si[k.I_SAMPLED_TICK] == tick and si[k.I_NMARKS]:
                 # a sampled tick: its io stage is this call (in cycles, like the marks)
                 io_cycles = (time.perf_counter_ns() - t0) / self._ns_per_cycle()
-                self.marks[si[k.I_NMARKS] - 1, k.MK_IO] += int(io_cycles)
+                self.marks[si[k.I_NMARKS] - 1, MARK_IO] += int(io_cycles)
             self._fold_marks()
             si[k.I_IO_DUE] = min(life._io_due, _NEVER)
             self._load_light()

@@ -49,23 +49,21 @@ from lifelab.life.events import ECHO, RECOVERY
 from lifelab.life.rng import BLOCK
 from lifelab.life.state import ADAPTATION_HISTORY, CIRCADIAN_PERIOD_S, ENERGY_MAX
 from lifelab.memory.active import KIND_EVENT, KIND_FEEDBACK, SECONDS_PER_DAY, ActiveMemory
-from lifelab.observe.metrics import end_mark
+from lifelab.observe.metrics import (  # where a sampled tick's marks go (one row of marks)
+    MARK_FEEDBACK,
+    MARK_IO,
+    MARK_PERCEIVE,
+    MARK_PERIODIC,
+    MARK_POLICY,
+    MARK_REMEMBER,
+    MARK_RESPOND,
+    MARK_START,
+    MARK_TIME,
+)
 
 # Every table and constant comes from the module that defines it for the Python engine.
 # NOTE: numba's cache is keyed on this file, not on the modules these constants come from; a
 # change to one of them must touch this file (or clear __pycache__) to recompile.
-
-# The marks of a sampled tick (one row of ``marks``): its start, then the end of each stage, at
-# the index end_mark() gives, resolved here once (numba compiles them in as constants).
-MK_START = 0
-MK_PERCEIVE = end_mark("perceive")
-MK_TIME = end_mark("time")
-MK_RESPOND = end_mark("respond")
-MK_REMEMBER = end_mark("remember")
-MK_FEEDBACK = end_mark("feedback")
-MK_PERIODIC = end_mark("periodic")
-MK_POLICY = end_mark("policy")
-MK_IO = end_mark("io")
 
 # -- slots --------------------------------------------------------------------------------------
 # configuration, floats (dt is an argument: in real time it changes every tick)
@@ -769,7 +767,7 @@ def run_ticks(
             break
         if sampled:
             mk = marks[si[I_NMARKS]]
-            mk[MK_START] = _cycles()
+            mk[MARK_START] = _cycles()
 
         # -- time --
         si[I_TICKS] = tick
@@ -835,7 +833,7 @@ def run_ticks(
             si[I_Q_COUNT] -= take
             n += take
         if sampled:
-            mk[MK_PERCEIVE] = _cycles()
+            mk[MARK_PERCEIVE] = _cycles()
 
         # -- subjective time (meaning.smooth_intensity, meaning.subjective_rate) --
         if n == 0:
@@ -852,7 +850,7 @@ def run_ticks(
         rate = 0.1 if rate < 0.1 else 3.0 if rate > 3.0 else rate
         sf[S_SUBJ] += dt * rate
         if sampled:
-            mk[MK_TIME] = _cycles()
+            mk[MARK_TIME] = _cycles()
 
         # -- respond: appraise, decide, apply (behavior.respond) --
         kept = 0
@@ -928,7 +926,7 @@ def run_ticks(
             si[I_REC_HEAD] = head
             si[I_REC_COUNT] = count
         if sampled:
-            mk[MK_RESPOND] = _cycles()
+            mk[MARK_RESPOND] = _cycles()
 
         # -- remember and register feedback --
         if kept:
@@ -985,7 +983,7 @@ def run_ticks(
                 fb_b[1, b] = f
                 si[I_FB_N] += 1
         if sampled:
-            mk[MK_REMEMBER] = _cycles()
+            mk[MARK_REMEMBER] = _cycles()
 
         # -- collect due feedback (Life._collect_feedback), then maybe an echo --
         b = tick & bucket_mask
@@ -1044,7 +1042,7 @@ def run_ticks(
         else:
             si[I_SINCE_ECHO] += 1
         if sampled:
-            mk[MK_FEEDBACK] = _cycles()
+            mk[MARK_FEEDBACK] = _cycles()
 
         # -- periodic: decay, learning, adaptation --
         # tick % every == 0, kept as the next due tick (no division per tick, see count above)
@@ -1062,7 +1060,7 @@ def run_ticks(
             refresh_params(tp)
             si[I_LEARNED] = 1
         if sampled:
-            mk[MK_PERIODIC] = _cycles()
+            mk[MARK_PERIODIC] = _cycles()
 
         # -- policy: weakness, mortality, the capacity bound --
         if (
@@ -1081,9 +1079,9 @@ def run_ticks(
         if si[I_NEXT_ID] - si[I_SPILLED] > ci[K_CAPACITY]:
             _enforce_capacity(si, ci, out_i, out_f, m_sig, m_w, m_ts, m_type, rec, victims)
         if sampled:
-            mk[MK_POLICY] = _cycles()
+            mk[MARK_POLICY] = _cycles()
             # the io stage runs in Python after the kernel returns, which adds its time
-            mk[MK_IO] = mk[MK_POLICY]
+            mk[MARK_IO] = mk[MARK_POLICY]
             si[I_NMARKS] += 1
             si[I_SAMPLED_TICK] = tick
             g = si[I_GAP]

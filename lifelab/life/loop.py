@@ -46,24 +46,23 @@ from lifelab.life.rng import BlockStream, check_position, streams_for_seed
 from lifelab.life.state import SelfState, StateView, recovery_efficiency
 from lifelab.memory.active import KIND_EVENT, KIND_FEEDBACK, ActiveMemory, check_columns
 from lifelab.memory.archive import Archive, MemoryArchive
-from lifelab.observe.metrics import Metrics, end_mark
+from lifelab.observe.metrics import (
+    MARK_FEEDBACK,
+    MARK_IO,
+    MARK_PERCEIVE,
+    MARK_PERIODIC,
+    MARK_POLICY,
+    MARK_REMEMBER,
+    MARK_RESPOND,
+    MARK_TIME,
+    Metrics,
+)
 from lifelab.store.digest import digest_of
 from lifelab.store.persistence import NEVER, Persistence
 from lifelab.store.rundir import DEFAULT_ROOT, RunDir
 from lifelab.store.snapshot import Capture, check_int, check_number, invalid_field, load_newest
 
 __all__ = ["Life"]
-
-# Where a sampled tick's marks hold the end of each stage (Metrics.begin_tick), resolved once
-# here: each stage boundary of _tick names its stage and costs one store at a constant index.
-_PERCEIVE = end_mark("perceive")
-_TIME = end_mark("time")
-_RESPOND = end_mark("respond")
-_REMEMBER = end_mark("remember")
-_FEEDBACK = end_mark("feedback")
-_PERIODIC = end_mark("periodic")
-_POLICY = end_mark("policy")
-_IO = end_mark("io")
 
 
 def _seeded_life_id(gen: np.random.Generator) -> str:
@@ -198,15 +197,15 @@ class Life:
         s.ticks = tick
         age = s.age + dt
         s.age = age
-        # Every metrics_every-th tick is timed stage by stage (m[_PERCEIVE] = the end of perceive,
-        # and so on); the other ticks pay one comparison per stage boundary (measured ≤ 1 % at
-        # one event per tick).
+        # Every metrics_every-th tick is timed stage by stage (m[MARK_PERCEIVE] = the end of
+        # perceive, and so on); the other ticks pay one comparison per stage boundary (measured
+        # ≤ 1 % at one event per tick).
         m = self.metrics.begin_tick() if tick >= self._sample_at else None
 
         types, intensities = self._perceive()
         n = len(types)
         if m is not None:
-            m[_PERCEIVE] = perf_counter_ns()
+            m[MARK_PERCEIVE] = perf_counter_ns()
 
         if n == 0:
             peak = None
@@ -219,21 +218,21 @@ class Life:
         s.last_event_intensity = smoothed = meaning.smooth_intensity(s.last_event_intensity, peak)
         s.subjective_time += dt * meaning.subjective_rate(smoothed, s.stability, s.energy)
         if m is not None:
-            m[_TIME] = perf_counter_ns()
+            m[MARK_TIME] = perf_counter_ns()
 
         kept = self._respond(types, intensities, n, age) if n else None
         if m is not None:
-            m[_RESPOND] = perf_counter_ns()
+            m[MARK_RESPOND] = perf_counter_ns()
         if kept:
             self._remember(kept, tick, age)
         if m is not None:
-            m[_REMEMBER] = perf_counter_ns()
+            m[MARK_REMEMBER] = perf_counter_ns()
 
         if tick in self.feedback.pending:
             self._collect_feedback(tick, age)
         self._maybe_echo()
         if m is not None:
-            m[_FEEDBACK] = perf_counter_ns()
+            m[MARK_FEEDBACK] = perf_counter_ns()
 
         if tick % cfg.decay_every == 0:
             self.memory.decay(age)
@@ -244,7 +243,7 @@ class Life:
             behavior.adapt(s)
             self._refresh_params()
         if m is not None:
-            m[_PERIODIC] = perf_counter_ns()
+            m[MARK_PERIODIC] = perf_counter_ns()
 
         weak_e, weak_s, weak_i = self._weak_at
         if s.energy <= weak_e or s.stability <= weak_s or s.integrity <= weak_i:
@@ -255,11 +254,11 @@ class Life:
         if mem.next_id - mem.spilled > cfg.memory_capacity:
             mem.enforce_capacity()
         if m is not None:
-            m[_POLICY] = perf_counter_ns()
+            m[MARK_POLICY] = perf_counter_ns()
         if tick >= self._io_due:
             self._io(tick)
         if m is not None:
-            m[_IO] = perf_counter_ns()
+            m[MARK_IO] = perf_counter_ns()
             self._sample_at = tick + self.metrics.next_gap()
             self.metrics.end_tick(m)
 

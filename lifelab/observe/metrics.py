@@ -19,7 +19,22 @@ from lifelab.observe.gcmode import GcWatch
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["N_MARKS", "STAGES", "LogHistogram", "Metrics", "end_mark"]
+__all__ = [
+    "MARK_FEEDBACK",
+    "MARK_IO",
+    "MARK_PERCEIVE",
+    "MARK_PERIODIC",
+    "MARK_POLICY",
+    "MARK_REMEMBER",
+    "MARK_RESPOND",
+    "MARK_START",
+    "MARK_TIME",
+    "N_MARKS",
+    "STAGES",
+    "LogHistogram",
+    "Metrics",
+    "end_mark",
+]
 
 # The stages of a tick, in order. A sampled tick records N_MARKS clock readings ("marks"): its
 # start, then the end of each stage; end_mark() says where each stage's end is.
@@ -34,6 +49,20 @@ def end_mark(stage: str) -> int:
     path is one store at a constant index that names its stage (no lookup per tick).
     """
     return STAGES.index(stage) + 1
+
+
+# Where a sampled tick's marks hold its start and the end of each stage, resolved once for both
+# engines: a stage boundary of the Python tick or of the compiled kernel (which numba compiles in
+# as constants) is one store at the constant index that names its stage.
+MARK_START = 0
+MARK_PERCEIVE = end_mark("perceive")
+MARK_TIME = end_mark("time")
+MARK_RESPOND = end_mark("respond")
+MARK_REMEMBER = end_mark("remember")
+MARK_FEEDBACK = end_mark("feedback")
+MARK_PERIODIC = end_mark("periodic")
+MARK_POLICY = end_mark("policy")
+MARK_IO = end_mark("io")
 
 
 _SUB = 8  # buckets per power of two

@@ -111,24 +111,27 @@ def test_metrics_keep_only_what_they_measure():
 
 
 def test_each_stage_boundary_names_its_stage():
-    """The Python engine's and the kernel's mark constants are end_mark() of their stage: every
-    mark after the start is written, once, at its stage's place."""
+    """The mark constants both engines use are end_mark() of their stage, and every mark after
+    the start is written, once, at its stage's place in the Python tick and in the kernel."""
     import inspect
 
     from lifelab.life import loop
+    from lifelab.observe import metrics
 
     assert len(STAGES) + 1 == N_MARKS
     assert [end_mark(s) for s in STAGES] == list(range(1, N_MARKS))
+    assert metrics.MARK_START == 0
     tick = inspect.getsource(loop.Life._tick)
     for stage in STAGES:
-        assert getattr(loop, f"_{stage.upper()}") == end_mark(stage)
-        assert tick.count(f"m[_{stage.upper()}] = perf_counter_ns()") == 1, stage
+        assert getattr(metrics, f"MARK_{stage.upper()}") == end_mark(stage)
+        assert getattr(loop, f"MARK_{stage.upper()}") == end_mark(stage)
+        assert tick.count(f"m[MARK_{stage.upper()}] = perf_counter_ns()") == 1, stage
     kernel = pytest.importorskip("lifelab.life.kernel")  # needs numba
-    assert kernel.MK_START == 0
+    assert kernel.MARK_START == 0
     run_ticks = inspect.getsource(kernel)
     for stage in STAGES:
-        assert getattr(kernel, f"MK_{stage.upper()}") == end_mark(stage)
-        assert run_ticks.count(f"mk[MK_{stage.upper()}] = ") == 1, stage
+        assert getattr(kernel, f"MARK_{stage.upper()}") == end_mark(stage)
+        assert run_ticks.count(f"mk[MARK_{stage.upper()}] = ") == 1, stage
 
 
 def test_metrics_do_not_change_the_trajectory():
