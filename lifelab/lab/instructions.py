@@ -411,11 +411,11 @@ def count_trial(
         lifelab.lab.spawn.WorkerCancelled: ``cancel`` was set.
     """
     tool = f"cachegrind {valgrind_version()}"
-    # As the trial worker: no run directory unless the spec asks (it cannot, with instructions).
-    changes = {} if "log_every" in dict(spec.config) else {"log_every": 0}
     work = {
         "kind": "loop",
-        "config": spec.life_config(**changes).to_dict(),
+        # No run directory, as the trial worker runs it: a counted spec has refused
+        # snapshot_every and log_every, and log_every=0 overrides LifeConfig's default.
+        "config": spec.life_config(log_every=0).to_dict(),
         "warmup": spec.warmup_ticks,
         "gc": spec.gc_mode,
     }
