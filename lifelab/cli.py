@@ -515,7 +515,7 @@ def _bench_loop_instructions(
             "--instructions counts the bare loop: drop --persisted, --baseline, "
             "--snapshot-every and --log-every"
         )
-    # Two steps (the warm-up, then both valgrind runs at once), each reported as it starts.
+    # Two steps: the warm-up, then both valgrind runs at once.
     with _progress(2, "bench loop --instructions", "step") as bar:
         result = bench_loop_instructions(
             ticks=None if isinstance(args.ticks, _Default) else args.ticks,  # engine's default
@@ -529,8 +529,9 @@ def _bench_loop_instructions(
 
 
 def _step(bar: Any) -> Any:
-    """A progress callback for benches that report steps by name: the bar shows the step being
-    done and counts the ones finished (the first call starts the first step)."""
+    """A progress callback for benches that report steps by name as each starts (bench
+    degradation, perfcheck, the --instructions benches): the bar shows the step being done and
+    counts the ones finished; the caller counts the last one when the bench returns."""
     started = False
 
     def step(text: str) -> None:
@@ -571,7 +572,7 @@ def cmd_bench_degradation(args: argparse.Namespace) -> dict[str, Any]:
     # count of each state (bench_degradation's progress steps).
     steps = args.rounds + 3 + (3 if args.instructions else 0)
     with _progress(steps, "bench degradation", "step") as bar:
-        return bench_degradation(
+        result = bench_degradation(
             ticks=args.ticks,
             memory_capacity=args.memory_capacity,
             events_per_tick=args.events_per_tick,
@@ -580,8 +581,10 @@ def cmd_bench_degradation(args: argparse.Namespace) -> dict[str, Any]:
             rounds=args.rounds,
             sample_ticks=args.sample_ticks,
             instructions=args.instructions,
-            progress=lambda text: (bar.set_postfix_str(text), bar.update()),
+            progress=_step(bar),
         )
+        bar.update()
+    return result
 
 
 def cmd_bench_import(args: argparse.Namespace) -> dict[str, Any]:
@@ -1172,8 +1175,9 @@ def cmd_perfcheck(args: argparse.Namespace) -> tuple[dict[str, Any], Exit]:
             baseline=args.baseline,
             threshold=args.threshold,
             update=args.update,
-            progress=lambda name: (bar.set_postfix_str(name), bar.update()),
+            progress=_step(bar),
         )
+        bar.update()
     if not args.json:
         print(f"instructions per tick vs {result['baseline']} (threshold {args.threshold:.0%})")
         for name, row in result["workloads"].items():
